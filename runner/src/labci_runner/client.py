@@ -1,0 +1,234 @@
+"""HTTP client for the runner ⇄ server protocol (docs/runner-protocol.md).
+
+`ServerClient` speaks with the runner token (register, heartbeat, fetch_job);
+`AttemptChannel` speaks for one job attempt with its short-lived job token (start, logs,
+step, complete). Transport errors and 5xx are retried with bounded exponential backoff;
+4xx are not: 401 → `Unauthorized`, 409 → `StaleAttempt`, others → `ServerRejected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from labci_runner.errors import ServerRejected, ServerUnavailable, StaleAttempt, Unauthorized
+
+logger = logging.getLogger(__name__)
+
+MAX_TRIES = 6
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 5.0
+REQUEST_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What `register` returns, stored in runner.json."""
+
+    runner_id: int
+    runner_token: str
+    queue_name: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A fetched job attempt; `job` is the raw `labci_spec.Job` JSON."""
+
+    job_id: int
+    attempt: int
+    job_token: str
+    clone_url: str
+    commit_sha: str
+    ref: str | None
+    workflow_name: str | None
+    job: dict[str, Any]
+    env: dict[str, str]
+    timeout_s: float | None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Assignment:
+        return cls(
+            job_id=int(body["job_id"]),
+            attempt=int(body["attempt"]),
+            job_token=str(body["job_token"]),
+            clone_url=str(body["clone_url"]),
+            commit_sha=str(body["commit_sha"]),
+            ref=body.get("ref"),
+            workflow_name=body.get("workflow_name"),
+            job=dict(body["job"]),
+            env={str(k): str(v) for k, v in (body.get("env") or {}).items()},
+            timeout_s=body.get("timeout_s"),
+        )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])[:200]
+    return str(body)[:200]
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 401:
+        raise Unauthorized(status, _detail(response))
+    if status == 409:
+        raise StaleAttempt(status, _detail(response))
+    raise ServerRejected(status, _detail(response))
+
+
+async def send_with_retries(
+    http: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """Send one request; retry transport errors and 5xx with exponential backoff."""
+    delay_s = BACKOFF_FIRST_S
+    problem = ""
+    for try_no in range(1, MAX_TRIES + 1):
+        try:
+            response = await http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            if response.status_code < 500:
+                _raise_for_status(response)
+                return response
+            problem = f"{response.status_code} {_detail(response)}"
+        if try_no < MAX_TRIES:
+            logger.warning(
+                "%s %s failed (%s), retry %d in %.1fs", method, url, problem, try_no, delay_s
+            )
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, BACKOFF_MAX_S)
+    raise ServerUnavailable(f"{method} {url}: {problem} (after {MAX_TRIES} tries)")
+
+
+class ServerClient:
+    """The runner's long-lived HTTP client; use as an async context manager."""
+
+    def __init__(
+        self,
+        server_url: str,
+        runner_token: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.runner_token = runner_token
+        self.http = httpx.AsyncClient(
+            base_url=server_url.rstrip("/"), timeout=REQUEST_TIMEOUT_S, transport=transport
+        )
+
+    async def __aenter__(self) -> ServerClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.http.aclose()
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.runner_token}"}
+
+    async def register(
+        self, registration_token: str, *, name: str, labels: list[str], slots: int
+    ) -> Registration:
+        body = {
+            "registration_token": registration_token,
+            "name": name,
+            "labels": labels,
+            "slots": slots,
+        }
+        response = await send_with_retries(self.http, "POST", "/api/v1/runners/register", json=body)
+        data = response.json()
+        return Registration(int(data["runner_id"]), str(data["runner_token"]), data["queue_name"])
+
+    async def heartbeat(
+        self, running: list[tuple[int, int]], *, slots: int, labels: list[str]
+    ) -> list[tuple[int, int]]:
+        """Renew the leases of `running`; return the (job_id, attempt) pairs to cancel."""
+        body = {
+            "running": [{"job_id": j, "attempt": a} for j, a in running],
+            "slots": slots,
+            "labels": labels,
+        }
+        response = await send_with_retries(
+            self.http, "POST", "/api/v1/runners/heartbeat", json=body, headers=self._auth()
+        )
+        cancel = response.json().get("cancel") or []
+        return [(int(c["job_id"]), int(c["attempt"])) for c in cancel]
+
+    async def fetch_job(self, job_id: int, attempt: int) -> Assignment:
+        response = await send_with_retries(
+            self.http,
+            "GET",
+            f"/api/v1/runner/jobs/{job_id}",
+            params={"attempt": attempt},
+            headers=self._auth(),
+        )
+        return Assignment.from_json(response.json())
+
+    def channel(self, assignment: Assignment) -> AttemptChannel:
+        return AttemptChannel(
+            self.http, assignment.job_id, assignment.attempt, assignment.job_token
+        )
+
+
+class AttemptChannel:
+    """Reports of one job attempt, authorised by its job token; 409 means stop."""
+
+    def __init__(self, http: httpx.AsyncClient, job_id: int, attempt: int, job_token: str) -> None:
+        self.http = http
+        self.job_id = job_id
+        self.attempt = attempt
+        self._headers = {"Authorization": f"Bearer {job_token}"}
+
+    async def _post(self, suffix: str, body: dict[str, Any]) -> None:
+        url = f"/api/v1/runner/jobs/{self.job_id}{suffix}"
+        await send_with_retries(
+            self.http, "POST", url, json={"attempt": self.attempt, **body}, headers=self._headers
+        )
+
+    async def start(self) -> None:
+        await self._post("/start", {})
+
+    async def logs(self, lines: list[dict[str, Any]]) -> None:
+        await self._post("/logs", {"lines": lines})
+
+    async def step(
+        self,
+        index: int,
+        *,
+        status: str,
+        exit_code: int | None = None,
+        started_at: float | None = None,
+        finished_at: float | None = None,
+    ) -> None:
+        body = {
+            "status": status,
+            "exit_code": exit_code,
+            "started_at": started_at,
+            "finished_at": finished_at,
+        }
+        await self._post(f"/steps/{index}", body)
+
+    async def complete(
+        self,
+        outcome: str,
+        *,
+        reason: str | None = None,
+        metrics: dict[str, float] | None = None,
+        metrics_error: str | None = None,
+    ) -> None:
+        body = {
+            "outcome": outcome,
+            "reason": reason,
+            "metrics": metrics,
+            "metrics_error": metrics_error,
+        }
+        await self._post("/complete", body)

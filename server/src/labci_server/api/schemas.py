@@ -1,0 +1,53 @@
+"""Request and response shapes of the HTTP API, apart from the tables."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class RegisterRequest(BaseModel):
+    registration_token: str
+    name: str = Field(max_length=200)
+    labels: list[str] = Field(default_factory=list, max_length=64)
+    slots: int = Field(1, ge=1, le=256)
+
+
+class RunningJob(BaseModel):
+    job_id: int
+    attempt: int
+
+
+class HeartbeatRequest(BaseModel):
+    running: list[RunningJob] = Field(default_factory=list)
+    slots: int = Field(1, ge=1, le=256)
+    labels: list[str] = Field(default_factory=list, max_length=64)
+
+
+class AttemptBody(BaseModel):
+    attempt: int
+
+
+class LogLineIn(BaseModel):
+    seq: int = Field(ge=0)
+    step: int = -1
+    stream: str = "stdout"
+    text: str
+    ts: float
+
+
+class LogsRequest(AttemptBody):
+    lines: list[LogLineIn]
+
+
+class StepRequest(AttemptBody):
+    status: str
+    exit_code: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class CompleteRequest(AttemptBody):
+    outcome: str
+    reason: str | None = Field(None, max_length=2000)
+    metrics: dict[str, float] | None = None
+    metrics_error: str | None = Field(None, max_length=2000)

@@ -1,0 +1,67 @@
+"""Webhook endpoints: GitHub deliveries and the local `git` forge's triggers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from ..context import ServerContext
+from ..errors import ConfigError, LabciError
+from ..webhooks.github import to_new_event, verify_delivery
+from ..webhooks.gitlocal import to_local_event, verify_local
+from ..webhooks.ingest import store_event
+from .deps import get_context
+
+router = APIRouter()
+
+MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps its own deliveries at 25 MB
+
+
+class PayloadTooLarge(LabciError):
+    status_code = 413
+
+
+async def read_capped(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def webhook_secret(sc: ServerContext) -> str:
+    if sc.settings.webhook_secret is None:
+        raise ConfigError("LABCI_WEBHOOK_SECRET is not set; webhooks cannot be verified")
+    return sc.settings.webhook_secret.get_secret_value()
+
+
+@router.post("/webhooks/github")
+async def github_webhook(request: Request, sc: ServerContext = Depends(get_context)) -> JSONResponse:
+    body = await read_capped(request)
+    event = verify_delivery(request.headers, body, webhook_secret(sc))
+    if event.event == "ping":
+        return JSONResponse({"ok": True, "message": "pong"})
+    new = to_new_event(event)
+    if isinstance(new, str):
+        return JSONResponse({"ignored": new}, status_code=202)
+    return await _stored(sc, await store_event(sc, new))
+
+
+@router.post("/webhooks/git")
+async def git_trigger(request: Request, sc: ServerContext = Depends(get_context)) -> JSONResponse:
+    body = await read_capped(request)
+    data = verify_local(request.headers.get("x-hub-signature-256"), body, webhook_secret(sc))
+    new = to_local_event(data, pr_number=data.get("pr_number"))
+    return await _stored(sc, await store_event(sc, new))
+
+
+async def _stored(sc: ServerContext, event_id: int | None) -> JSONResponse:
+    content: dict[str, Any] = {"event_id": event_id, "duplicate": event_id is None}
+    return JSONResponse(content, status_code=202)

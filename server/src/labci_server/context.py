@@ -1,0 +1,32 @@
+"""The long-lived clients a stage function needs, created once per process and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from .forge.base import Forge
+from .forge.outbox import OutboxPolicy
+from .settings import Settings
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+    forges: dict[str, Forge]
+
+    @property
+    def outbox_policy(self) -> OutboxPolicy:
+        return OutboxPolicy(
+            min_backoff_s=self.settings.outbox_min_backoff_s,
+            max_backoff_s=self.settings.outbox_max_backoff_s,
+            max_attempts=self.settings.outbox_max_attempts,
+        )
+
+    def run_url(self, run_id: int | None) -> str:
+        return f"{self.settings.public_url.rstrip('/')}/runs/{run_id}"

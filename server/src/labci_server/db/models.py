@@ -1,0 +1,184 @@
+"""Every table of labci. SQL is the source of truth; Redis only carries dispatch.
+
+Times are Unix seconds (float) so SQLite and PostgreSQL store and compare them alike.
+Uniqueness that matters for exactly-once behaviour is enforced here, by the database:
+the webhook delivery id, one run per (event, workflow), one job per (run, job key),
+one outbox message per (repository, commit, context, state).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def now_s() -> float:
+    return time.time()
+
+
+TERMINAL_JOB_STATES = ("success", "failure", "error", "cancelled", "timed_out")
+
+
+class Repository(SQLModel, table=True):
+    __tablename__ = "repositories"
+    __table_args__ = (UniqueConstraint("provider", "full_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str  # "github" | "git"
+    full_name: str  # owner/name; for the git provider, the bare repository's name
+    clone_url: str
+    created_at: float = Field(default_factory=now_s)
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: str = Field(unique=True, max_length=200)
+    provider: str
+    kind: str  # "push" | "pull_request"
+    action: str | None = None
+    repository_id: int = Field(foreign_key="repositories.id", index=True)
+    commit_sha: str
+    branch: str  # pushed branch, or the PR's head branch
+    base_branch: str | None = None
+    base_sha: str | None = None
+    pr_number: int | None = None
+    state: str = Field(default="received", index=True)  # received | planned | failed
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    received_at: float = Field(default_factory=now_s)
+    planned_at: float | None = None
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("event_id", "workflow_path"),)
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="events.id", index=True)
+    repository_id: int = Field(foreign_key="repositories.id", index=True)
+    workflow_path: str
+    workflow_name: str
+    commit_sha: str = Field(index=True)
+    trigger: str
+    branch: str
+    pr_number: int | None = None
+    state: str = "pending"  # pending | running | finished
+    conclusion: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: float = Field(default_factory=now_s)
+    finished_at: float | None = None
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("run_id", "job_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    job_key: str
+    context: str  # labci/<workflow>/<job>
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    runs_on: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    env: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    timeout_s: int
+    state: str = Field(default="pending", index=True)
+    attempt: int = 1
+    runner_id: int | None = Field(default=None, foreign_key="runners.id", index=True)
+    job_token_hash: str | None = None
+    lease_expires_at: float | None = None
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: float = Field(default_factory=now_s)
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class Step(SQLModel, table=True):
+    __tablename__ = "steps"
+    __table_args__ = (UniqueConstraint("job_id", "attempt", "index"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id", index=True)
+    attempt: int
+    index: int
+    name: str
+    status: str = "pending"
+    exit_code: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class LogLine(SQLModel, table=True):
+    __tablename__ = "log_lines"
+    __table_args__ = (UniqueConstraint("job_id", "attempt", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id", index=True)
+    attempt: int
+    seq: int
+    step: int
+    stream: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    ts: float
+
+
+class Metric(SQLModel, table=True):
+    __tablename__ = "metrics"
+    __table_args__ = (UniqueConstraint("job_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id", index=True)
+    attempt: int
+    name: str
+    value: float
+
+
+class Runner(SQLModel, table=True):
+    __tablename__ = "runners"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    labels: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    slots: int = 1
+    token_hash: str = Field(unique=True)
+    queue_name: str = ""
+    last_heartbeat_at: float | None = None
+    created_at: float = Field(default_factory=now_s)
+
+
+class RegistrationToken(SQLModel, table=True):
+    __tablename__ = "registration_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True)
+    expires_at: float
+    used_at: float | None = None
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("repository_id", "commit_sha", "context", "state"),)
+    id: int | None = Field(default=None, primary_key=True)
+    repository_id: int = Field(foreign_key="repositories.id", index=True)
+    kind: str = "status"
+    commit_sha: str
+    context: str
+    state: str
+    description: str
+    target_url: str | None = None
+    status: str = Field(default="pending", index=True)  # pending | sent | dead | superseded
+    attempts: int = 0
+    next_attempt_at: float = Field(default_factory=now_s)
+    claimed_until: float | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: float = Field(default_factory=now_s)
+    sent_at: float | None = None
+
+
+class CommitStatus(SQLModel, table=True):
+    """Statuses of the local `git` forge, which has no server of its own to hold them."""
+
+    __tablename__ = "commit_statuses"
+    id: int | None = Field(default=None, primary_key=True)
+    repository_id: int = Field(foreign_key="repositories.id", index=True)
+    commit_sha: str = Field(index=True)
+    context: str
+    state: str
+    description: str
+    target_url: str | None = None
+    created_at: float = Field(default_factory=now_s)

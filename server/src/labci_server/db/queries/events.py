@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Any
+
+import time
+
+from sqlmodel import col, func, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..models import Event
+from ._insert import insert_ignore
+
+
+async def insert_event(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Store an event; None when its delivery id was seen before (a redelivery)."""
+    return await insert_ignore(session, Event, values, unique=["delivery_id"])
+
+
+async def get_event(session: AsyncSession, event_id: int) -> Event | None:
+    return await session.get(Event, event_id)
+
+
+async def unplanned_events(session: AsyncSession, *, received_before: float) -> list[Event]:
+    stmt = select(Event).where(Event.state == "received", Event.received_at < received_before)
+    return list((await session.exec(stmt.order_by(col(Event.id)))).all())
+
+
+async def pull_request_number(
+    session: AsyncSession, *, repository_id: int, head_branch: str, base_branch: str
+) -> int:
+    """The local forge's PR number for a head/base pair: reused if known, else the next one."""
+    known = (
+        await session.exec(
+            select(Event.pr_number).where(
+                Event.repository_id == repository_id,
+                Event.kind == "pull_request",
+                Event.branch == head_branch,
+                Event.base_branch == base_branch,
+            )
+        )
+    ).first()
+    if known is not None:
+        return known
+    highest = (
+        await session.exec(
+            select(func.max(Event.pr_number)).where(Event.repository_id == repository_id)
+        )
+    ).one()
+    return (highest or 0) + 1
+
+
+async def count_events(session: AsyncSession) -> int:
+    return (await session.exec(select(func.count()).select_from(Event))).one()
+
+
+async def mark_event(session: AsyncSession, event_id: int, *, from_state: str, to_state: str) -> bool:
+    """Move an event between states; False if it was not in `from_state` (someone else did it)."""
+    stmt = (
+        update(Event)
+        .where(col(Event.id) == event_id, col(Event.state) == from_state)
+        .values(state=to_state, planned_at=time.time())
+    )
+    result = await session.exec(stmt)  # type: ignore[call-overload]
+    return bool(result.rowcount == 1)

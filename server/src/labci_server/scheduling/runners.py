@@ -1,0 +1,133 @@
+"""Runner registration, heartbeats (which renew job leases) and handing out jobs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..context import ServerContext
+from ..db.models import Job, RegistrationToken, Runner
+from ..db.queries import jobs as job_queries
+from ..db.queries.events import get_event
+from ..db.queries.repositories import get_repository
+from ..db.queries.runners import registration_token_by_hash, runner_by_token_hash
+from ..db.queries.runs import get_run
+from ..errors import Conflict, Forbidden, NotFound, Unauthorized
+from ..queue import kick_scheduler
+from ..tokens import hash_token, new_token
+
+RUNNER_QUEUE_PREFIX = "labci:runner:"
+
+
+async def create_registration_token(sc: ServerContext) -> str:
+    token = new_token("labcireg")
+    async with sc.sessions() as session, session.begin():
+        session.add(
+            RegistrationToken(
+                token_hash=hash_token(token),
+                expires_at=time.time() + sc.settings.registration_token_ttl_s,
+            )
+        )
+    return token
+
+
+async def register_runner(
+    sc: ServerContext, *, registration_token: str, name: str, labels: list[str], slots: int
+) -> dict[str, Any]:
+    runner_token = new_token("labcirun")
+    async with sc.sessions() as session, session.begin():
+        reg = await registration_token_by_hash(session, hash_token(registration_token))
+        if reg is None or reg.used_at is not None or reg.expires_at < time.time():
+            raise Unauthorized("registration token is unknown, used or expired")
+        reg.used_at = time.time()
+        runner = Runner(name=name, labels=labels, slots=max(1, slots), token_hash=hash_token(runner_token))
+        session.add_all([reg, runner])
+        await session.flush()
+        runner.queue_name = f"{RUNNER_QUEUE_PREFIX}{runner.id}"
+        session.add(runner)
+    return {"runner_id": runner.id, "runner_token": runner_token, "queue_name": runner.queue_name}
+
+
+async def authenticate_runner(session: AsyncSession, token: str | None) -> Runner:
+    runner = await runner_by_token_hash(session, hash_token(token)) if token else None
+    if runner is None:
+        raise Unauthorized("unknown runner token")
+    return runner
+
+
+async def heartbeat(
+    sc: ServerContext, *, token: str | None, running: list[tuple[int, int]], slots: int, labels: list[str]
+) -> dict[str, Any]:
+    now = time.time()
+    cancel = []
+    async with sc.sessions() as session, session.begin():
+        runner = await authenticate_runner(session, token)
+        runner.last_heartbeat_at = now
+        runner.slots = max(1, slots)
+        runner.labels = labels or runner.labels
+        session.add(runner)
+        for job_id, attempt in running:
+            job = await job_queries.get_job(session, job_id)
+            if job is None or job.runner_id != runner.id or job.attempt != attempt or job.state not in ("queued", "running"):
+                cancel.append({"job_id": job_id, "attempt": attempt})
+                continue
+            job.lease_expires_at = now + sc.settings.lease_s
+            session.add(job)
+        has_pending = bool(await job_queries.pending_jobs(session, limit=1))
+    if has_pending and len(running) < slots:
+        await kick_scheduler(sc.redis)
+    return {"cancel": cancel, "lease_s": sc.settings.lease_s}
+
+
+async def fetch_job(sc: ServerContext, *, token: str | None, job_id: int, attempt: int) -> dict[str, Any]:
+    job_token = new_token("labcijob")
+    async with sc.sessions() as session, session.begin():
+        runner = await authenticate_runner(session, token)
+        job = await job_queries.get_job(session, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} does not exist")
+        if job.runner_id != runner.id:
+            raise Forbidden(f"job {job_id} is not assigned to this runner")
+        if job.attempt != attempt or job.state not in ("queued", "running"):
+            raise Conflict(f"job {job_id} attempt {attempt} is stale")
+        job.job_token_hash = hash_token(job_token)
+        job.lease_expires_at = time.time() + sc.settings.lease_s
+        session.add(job)
+        payload = await _job_payload(session, job)
+    return {**payload, "job_token": job_token}
+
+
+async def _job_payload(session: AsyncSession, job: Job) -> dict[str, Any]:
+    run = await get_run(session, job.run_id)
+    event = await get_event(session, run.event_id) if run else None
+    repo = await get_repository(session, run.repository_id) if run else None
+    if run is None or event is None or repo is None:
+        raise NotFound(f"job {job.id} has no run")
+    env = {
+        **job.env,
+        "LABCI_JOB_ID": str(job.id),
+        "LABCI_ATTEMPT": str(job.attempt),
+        "LABCI_RUN_ID": str(run.id),
+        "LABCI_REPOSITORY": repo.full_name,
+        "LABCI_COMMIT_SHA": run.commit_sha,
+        "LABCI_EVENT": run.trigger,
+        "LABCI_BRANCH": run.branch,
+        "LABCI_WORKFLOW": run.workflow_name,
+    }
+    if event.base_branch:
+        env["LABCI_BASE_BRANCH"] = event.base_branch
+    if run.pr_number is not None:
+        env["LABCI_PR_NUMBER"] = str(run.pr_number)
+    return {
+        "job_id": job.id,
+        "attempt": job.attempt,
+        "clone_url": repo.clone_url,
+        "commit_sha": run.commit_sha,
+        "ref": run.branch,
+        "workflow_name": run.workflow_name,
+        "job": job.spec,
+        "env": env,
+        "timeout_s": job.timeout_s,
+    }

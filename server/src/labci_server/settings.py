@@ -1,0 +1,66 @@
+"""Server settings: built once in `main()` or `create_app()` and passed down.
+
+Every name is part of the stable interface in shared/design.md; every field carries a
+description, and a test fails when one is missing or the README does not mention it.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LABCI_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./labci.db",
+        description="Database URL; sqlite:///path or postgresql://user@host/db. "
+        "The async driver is added automatically.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL for the arq queues. Unset under `labci dev`/`labci demo`: "
+        "an embedded Redis is started.",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL where people reach this server; used in commit status links.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret for X-Hub-Signature-256; `labci serve` requires it."
+    )
+    github_api_url: str = Field(
+        "https://api.github.com", description="GitHub REST API base URL."
+    )
+    github_token: SecretStr | None = Field(
+        None, description="Token used to read workflow files and post commit statuses."
+    )
+    github_app_id: str | None = Field(None, description="GitHub App id (with the private key).")
+    github_private_key: SecretStr | None = Field(None, description="GitHub App private key (PEM).")
+    host: str = Field("127.0.0.1", description="Address `labci serve` binds to.")
+    port: int = Field(8000, description="Port `labci serve` listens on.")
+    lease_s: float = Field(
+        30.0, description="How long a running job's lease lasts without a runner heartbeat."
+    )
+    reaper_interval_s: float = Field(
+        5.0, description="How often the worker reaps expired leases and reconciles queues."
+    )
+    max_attempts: int = Field(
+        3, description="Attempts per job before a lost runner fails it for good."
+    )
+    poll_delay_s: float = Field(
+        0.02, description="How often the server worker polls its arq queue when idle."
+    )
+    outbox_min_backoff_s: float = Field(
+        2.0, description="First retry delay for a forge message that failed without a hint."
+    )
+    outbox_max_backoff_s: float = Field(
+        300.0, description="Longest retry delay for a forge message."
+    )
+    outbox_max_attempts: int = Field(
+        12, description="Attempts before a forge message is dead-lettered."
+    )
+    registration_token_ttl_s: float = Field(
+        3600.0, description="How long a runner registration token stays valid."
+    )

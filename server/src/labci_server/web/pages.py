@@ -1,0 +1,105 @@
+"""Plain HTML pages: recent runs, and one run with jobs, statuses, steps, logs and metrics.
+
+Everything shown that a pull request could control (branch names, logs, messages) goes
+through `html.escape`.
+"""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse
+
+from ..api.deps import get_context
+from ..context import ServerContext
+from ..results.views import run_detail, run_overview
+
+router = APIRouter()
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
+.success{color:#1a7f37}.failure,.error,.timed_out,.cancelled{color:#cf222e}.pending,.queued,.running{color:#9a6700}
+pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;max-height:30rem}.stderr{color:#cf222e}
+"""
+
+
+def page(title: str, body: str) -> HTMLResponse:
+    html = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><p><a href='/'>labci</a></p>{body}</body></html>"
+    )
+    return HTMLResponse(html)
+
+
+def when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + " UTC" if ts else "—"
+
+
+def state(value: str | None) -> str:
+    text = escape(value or "—")
+    return f"<span class='{text}'>{text}</span>"
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(sc: ServerContext = Depends(get_context)) -> HTMLResponse:
+    rows = "".join(_overview_row(row) for row in await run_overview(sc))
+    table = (
+        "<table><tr><th>run</th><th>repository</th><th>workflow</th><th>trigger</th>"
+        f"<th>branch</th><th>commit</th><th>jobs</th></tr>{rows}</table>"
+    )
+    return page("labci", f"<h1>Recent runs</h1>{table if rows else '<p>No runs yet.</p>'}")
+
+
+def _overview_row(row: dict[str, Any]) -> str:
+    run = row["run"]
+    jobs = ", ".join(f"{escape(j['job_key'])} {state(j['state'])}" for j in row["jobs"]) or state(run["conclusion"])
+    return (
+        f"<tr><td><a href='/runs/{run['id']}'>#{run['id']}</a></td><td>{escape(row['repository'])}</td>"
+        f"<td>{escape(run['workflow_name'])}</td><td>{escape(run['trigger'])}</td>"
+        f"<td>{escape(run['branch'])}</td><td><code>{escape(run['commit_sha'][:10])}</code></td><td>{jobs}</td></tr>"
+    )
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+async def run_page(run_id: int, sc: ServerContext = Depends(get_context)) -> HTMLResponse:
+    detail = await run_detail(sc, run_id)
+    run = detail["run"]
+    head = (
+        f"<h1>Run #{run['id']}: {escape(run['workflow_name'])}</h1>"
+        f"<p>{escape(detail['repository']['full_name'] if detail['repository'] else '')} · "
+        f"{escape(run['trigger'])} · branch {escape(run['branch'])} · commit <code>{escape(run['commit_sha'])}</code>"
+        f" · {state(run['state'])} {state(run['conclusion'])}</p>"
+    )
+    if run["error"]:
+        head += f"<pre>{escape(run['error'])}</pre>"
+    statuses = "".join(
+        f"<tr><td>{escape(m['context'])}</td><td>{state(m['state'])}</td><td>{escape(m['description'])}</td>"
+        f"<td>{escape(m['status'])}</td></tr>"
+        for m in detail["outbox"]
+    )
+    head += f"<h2>Commit statuses</h2><table><tr><th>context</th><th>state</th><th>description</th><th>delivery</th></tr>{statuses}</table>"
+    return page(f"run {run_id}", head + "".join(_job_section(j) for j in detail["jobs"]))
+
+
+def _job_section(row: dict[str, Any]) -> str:
+    job = row["job"]
+    metrics = "".join(f"<tr><td>{escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in row["metrics"].items())
+    steps = "".join(
+        f"<tr><td>{s['index']}</td><td>{escape(s['name'])}</td><td>{state(s['status'])}</td><td>{s['exit_code']}</td></tr>"
+        for s in row["steps"]
+    )
+    logs = "\n".join(
+        f"<span class='{escape(line['stream'])}'>{escape(line['text'])}</span>" for line in row["logs"]
+    )
+    return (
+        f"<h2 id='job-{job['id']}'>{escape(job['job_key'])} {state(job['state'])}</h2>"
+        f"<p>{escape(job['context'])} · attempt {job['attempt']} · started {when(job['started_at'])} · "
+        f"finished {when(job['finished_at'])}{' · ' + escape(job['reason']) if job['reason'] else ''}</p>"
+        f"<h3>Metrics</h3><table>{metrics or '<tr><td>none</td></tr>'}</table>"
+        f"<h3>Steps</h3><table><tr><th>#</th><th>name</th><th>status</th><th>exit</th></tr>{steps}</table>"
+        f"<h3>Log</h3><pre>{logs}</pre>"
+    )

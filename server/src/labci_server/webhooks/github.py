@@ -1,0 +1,116 @@
+"""GitHub webhooks: verify the signature, turn the delivery into an Event, store it.
+
+Only `X-Hub-Signature-256` is accepted (the SHA-1 header is ignored, so a delivery that
+carries only SHA-1 is unsigned and refused). The comparison is gidgethub's, which uses
+`hmac.compare_digest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gidgethub
+from gidgethub.sansio import Event as GitHubEvent
+
+from ..errors import BadRequest, Unauthorized
+
+PR_ACTIONS = ("opened", "synchronize", "reopened")
+NULL_SHA = "0" * 40
+SIGNATURE_HEADER = "x-hub-signature-256"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A forge event in labci's words, ready to be stored."""
+
+    delivery_id: str
+    provider: str
+    kind: str
+    action: str | None
+    repo_full_name: str
+    clone_url: str
+    commit_sha: str
+    branch: str
+    base_branch: str | None = None
+    base_sha: str | None = None
+    pr_number: int | None = None
+
+
+def verify_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> GitHubEvent:
+    lowered = {k.lower(): v for k, v in headers.items() if k.lower() != "x-hub-signature"}
+    if not lowered.get(SIGNATURE_HEADER):
+        raise Unauthorized("missing X-Hub-Signature-256")
+    if not lowered.get("x-github-delivery"):
+        raise BadRequest("missing X-GitHub-Delivery")
+    lowered.setdefault("content-type", "application/json")
+    try:
+        return GitHubEvent.from_http(lowered, body, secret=secret)
+    except gidgethub.ValidationFailure as exc:
+        raise Unauthorized("signature does not match") from exc
+    except gidgethub.BadRequest as exc:
+        raise BadRequest(f"body is not a JSON webhook delivery: {exc}") from exc
+
+
+def to_new_event(event: GitHubEvent) -> NewEvent | str:
+    """The event labci acts on, or the reason it is ignored."""
+    data = event.data
+    if not isinstance(data, dict):
+        return "payload is not a JSON object"
+    try:
+        if event.event == "push":
+            return _push(event.delivery_id, data)
+        if event.event == "pull_request":
+            return _pull_request(event.delivery_id, data)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BadRequest(f"{event.event} payload lacks a field labci needs: {exc}") from exc
+    return f"event {event.event!r} is not acted on"
+
+
+def _repo(data: dict[str, Any]) -> tuple[str, str]:
+    repo = data["repository"]
+    return str(repo["full_name"]), str(repo["clone_url"])
+
+
+def _push(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
+    ref = str(data["ref"])
+    if not ref.startswith("refs/heads/"):
+        return f"push to {ref} is not a branch"
+    after = str(data["after"])
+    if after == NULL_SHA or data.get("deleted"):
+        return "branch deleted"
+    full_name, clone_url = _repo(data)
+    return NewEvent(
+        delivery_id=delivery_id,
+        provider="github",
+        kind="push",
+        action=None,
+        repo_full_name=full_name,
+        clone_url=clone_url,
+        commit_sha=after,
+        branch=ref.removeprefix("refs/heads/"),
+        base_sha=str(data.get("before") or "") or None,
+    )
+
+
+def _pull_request(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
+    action = data.get("action")
+    if action not in PR_ACTIONS:
+        return f"pull_request action {action!r} is not acted on"
+    pr = data["pull_request"]
+    # The base repository serves the head commit too (refs/pull/N/head), fork or not.
+    full_name, clone_url = _repo(data)
+    return NewEvent(
+        delivery_id=delivery_id,
+        provider="github",
+        kind="pull_request",
+        action=str(action),
+        repo_full_name=full_name,
+        clone_url=clone_url,
+        commit_sha=str(pr["head"]["sha"]),
+        branch=str(pr["head"]["ref"]),
+        base_branch=str(pr["base"]["ref"]),
+        base_sha=str(pr["base"]["sha"]),
+        pr_number=int(data.get("number") or pr["number"]),
+    )

@@ -1,0 +1,60 @@
+"""Events of the local `git` forge, sent by `labci trigger` (and the post-receive hook).
+
+The body is signed like a GitHub delivery (HMAC-SHA256 with LABCI_WEBHOOK_SECRET), so
+the same verification applies; the repository is a bare repository on this machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadRequest, Unauthorized
+from .github import NewEvent
+
+KINDS = ("push", "pull_request")
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_local(signature: str | None, body: bytes, secret: str) -> dict[str, Any]:
+    if not signature or not hmac.compare_digest(signature, sign(body, secret)):
+        raise Unauthorized("signature does not match")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadRequest("body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("body is not a JSON object")
+    return data
+
+
+def to_local_event(data: dict[str, Any], *, pr_number: int | None) -> NewEvent:
+    try:
+        kind = str(data["kind"])
+        repo_path = str(data["repo_path"])
+        new = NewEvent(
+            delivery_id=str(data["delivery_id"]),
+            provider="git",
+            kind=kind,
+            action="synchronize" if kind == "pull_request" else None,
+            repo_full_name=str(Path(repo_path).resolve()),
+            clone_url=repo_path,
+            commit_sha=str(data["commit_sha"]),
+            branch=str(data["branch"]),
+            base_branch=data.get("base_branch"),
+            base_sha=data.get("base_sha"),
+            pr_number=pr_number,
+        )
+    except KeyError as exc:
+        raise BadRequest(f"missing field {exc}") from exc
+    if kind not in KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
+    if kind == "pull_request" and not new.base_branch:
+        raise BadRequest("a pull_request needs base_branch")
+    return new

@@ -1,0 +1,55 @@
+"""Store a verified event and hand it to planning; the reply waits only for the commit."""
+
+from __future__ import annotations
+
+import logging
+
+from ..context import ServerContext
+from ..db.queries.events import insert_event, pull_request_number
+from ..db.queries.repositories import ensure_repository
+from ..queue import enqueue_plan
+from .github import NewEvent
+
+log = logging.getLogger(__name__)
+
+
+async def store_event(sc: ServerContext, new: NewEvent) -> int | None:
+    """Commit the event; returns its id, or None for a delivery seen before.
+
+    A failure to enqueue after the commit is not the forge's problem: the reconciler
+    plans every event left in `received`.
+    """
+    async with sc.sessions() as session, session.begin():
+        repo = await ensure_repository(
+            session, provider=new.provider, full_name=new.repo_full_name, clone_url=new.clone_url
+        )
+        pr_number = new.pr_number
+        if new.kind == "pull_request" and pr_number is None:
+            pr_number = await pull_request_number(
+                session,
+                repository_id=repo.id or 0,
+                head_branch=new.branch,
+                base_branch=new.base_branch or "",
+            )
+        event_id = await insert_event(
+            session,
+            {
+                "delivery_id": new.delivery_id,
+                "provider": new.provider,
+                "kind": new.kind,
+                "action": new.action,
+                "repository_id": repo.id,
+                "commit_sha": new.commit_sha,
+                "branch": new.branch,
+                "base_branch": new.base_branch,
+                "base_sha": new.base_sha,
+                "pr_number": pr_number,
+            },
+        )
+    if event_id is None:
+        return None
+    try:
+        await enqueue_plan(sc.redis, event_id)
+    except Exception:  # noqa: BLE001 — Redis trouble must not turn a stored event into a 5xx
+        log.exception("could not enqueue planning of event %s; the reconciler will", event_id)
+    return event_id

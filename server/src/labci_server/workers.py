@@ -1,0 +1,126 @@
+"""The server's arq worker (`labci worker`): planning, scheduling, outbox delivery, repair.
+
+Worker functions are thin: load arguments, call a stage function, return.
+Besides queued work, two loops run while the worker lives: the reconciler (every
+`reaper_interval_s`) and outbox delivery (every second, and on demand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from arq import Retry, func
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from .context import ServerContext
+from .db.engine import make_engine, make_sessionmaker
+from .db.queries.events import mark_event
+from .errors import ForgeRejected, ForgeUnavailable, PlanError
+from .forge.base import Forge
+from .forge.github import GitHubForge
+from .forge.gitlocal import GitLocalForge
+from .forge.outbox import deliver_due
+from .planning.planner import plan_event
+from .queue import SERVER_QUEUE, connect, deserialize, kick_outbox, serialize
+from .scheduling.reconciler import reconcile
+from .scheduling.scheduler import schedule_jobs
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+OUTBOX_INTERVAL_S = 1.0
+
+
+async def plan_event_task(ctx: dict[str, Any], event_id: int) -> int:
+    sc: ServerContext = ctx["labci"]
+    try:
+        run_ids = await plan_event(sc, event_id)
+    except ForgeUnavailable as exc:
+        raise Retry(defer=exc.retry_after_s or 2 * ctx["job_try"]) from exc
+    except (ForgeRejected, PlanError) as exc:
+        log.error("event %s cannot be planned: %s", event_id, exc)
+        async with sc.sessions() as session, session.begin():
+            await mark_event(session, event_id, from_state="received", to_state="failed")
+        return 0
+    if run_ids:
+        await schedule_jobs(sc)
+        await kick_outbox(sc.redis)
+    return len(run_ids)
+
+
+async def schedule_jobs_task(ctx: dict[str, Any]) -> int:
+    return await schedule_jobs(ctx["labci"])
+
+
+async def deliver_outbox_task(ctx: dict[str, Any]) -> int:
+    sc: ServerContext = ctx["labci"]
+    return await deliver_due(sc.sessions, sc.forges, sc.outbox_policy)
+
+
+async def _every(interval_s: float, action: Callable[[], Awaitable[Any]], name: str) -> None:
+    while True:
+        try:
+            await action()
+        except Exception:  # noqa: BLE001 — a failed pass is logged; the next one retries
+            log.exception("%s pass failed", name)
+        await asyncio.sleep(interval_s)
+
+
+def build_forges(settings: Settings, sc_sessions: Any, http: httpx.AsyncClient) -> dict[str, Forge]:
+    token = settings.github_token.get_secret_value() if settings.github_token else None
+    return {
+        "github": GitHubForge(http, api_url=settings.github_api_url, token=token),
+        "git": GitLocalForge(sc_sessions),
+    }
+
+
+def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
+    if settings.redis_url is None:
+        raise PlanError("LABCI_REDIS_URL is not set")
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        engine = make_engine(settings.database_url)
+        sessions = make_sessionmaker(engine)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+        redis = await connect(settings.redis_url or "")
+        sc = ServerContext(settings, sessions, redis, build_forges(settings, sessions, http))
+        ctx.update(labci=sc, engine=engine, http=http, labci_redis=redis)
+        if not burst:
+            ctx["loops"] = [
+                asyncio.create_task(_every(settings.reaper_interval_s, lambda: reconcile(sc), "reconcile")),
+                asyncio.create_task(
+                    _every(OUTBOX_INTERVAL_S, lambda: deliver_due(sessions, sc.forges, sc.outbox_policy), "outbox")
+                ),
+            ]
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        for task in ctx.get("loops", []):
+            task.cancel()
+        await asyncio.gather(*ctx.get("loops", []), return_exceptions=True)
+        await ctx["http"].aclose()
+        await ctx["labci_redis"].aclose()
+        await ctx["engine"].dispose()
+
+    return Worker(
+        functions=[
+            func(plan_event_task, name="plan_event", max_tries=20),
+            func(schedule_jobs_task, name="schedule_jobs"),
+            func(deliver_outbox_task, name="deliver_outbox"),
+        ],
+        queue_name=SERVER_QUEUE,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        poll_delay=settings.poll_delay_s,
+        max_jobs=20,
+        keep_result=0,
+        burst=burst,
+        handle_signals=not burst,
+    )

@@ -1,0 +1,32 @@
+"""Test-side GitHub stand-in (see docs: style guide section 7, design "What real means here").
+
+Needs the npm packages pinned in ``package.json``: ``npm ci --prefix tests/forge_standin``.
+"""
+
+from .app import ConnectionDroppedError, Recorded, Standin, create_standin
+from .openapi import OpenAPIChecker, OpenAPINotInstalledError
+from .server import StandinServer
+from .webhooks import (
+    encode,
+    headers,
+    load_examples,
+    pull_request_payload,
+    push_payload,
+    sign,
+)
+
+__all__ = [
+    "ConnectionDroppedError",
+    "OpenAPIChecker",
+    "OpenAPINotInstalledError",
+    "Recorded",
+    "Standin",
+    "StandinServer",
+    "create_standin",
+    "encode",
+    "headers",
+    "load_examples",
+    "pull_request_payload",
+    "push_payload",
+    "sign",
+]

@@ -1,0 +1,802 @@
+"""A GitHub stand-in for tests: the few REST endpoints labci calls, served from real git repos.
+
+Every request is recorded and checked against ``@octokit/openapi`` (see ``openapi.py``).
+Repositories are real bare repositories at ``repos_root/<owner>/<repo>.git``, read with the
+``git`` CLI. Statuses are kept in memory. Faults (error statuses, dropped connections, a crash
+after the status was stored) are injected on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import random
+import re
+import subprocess
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .openapi import OpenAPIChecker
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Fault = int | Literal["reset"]
+
+DOCS = "https://docs.github.com/rest"
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+STATUS_STATES = ("error", "failure", "pending", "success")
+MAX_DESCRIPTION = 140
+MAX_INLINE_CONTENT = 1024 * 1024  # GitHub returns encoding "none" above 1 MB
+_SHA = re.compile(r"[0-9a-f]{40}\Z")
+
+FAULT_MESSAGES = {
+    401: "Bad credentials",
+    403: "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
+    "again.",
+    404: "Not Found",
+    422: "Validation Failed",
+    429: "API rate limit exceeded",
+    500: "Server Error",
+    502: "Server Error",
+    503: "Service Unavailable",
+    504: "We couldn't respond to your request in time. Sorry about that.",
+}
+
+
+class ConnectionDroppedError(ConnectionError):
+    """Raised to the client when the app runs in-process (httpx.ASGITransport) and drops."""
+
+
+@dataclass
+class Recorded:
+    """One request as the stand-in saw it."""
+
+    method: str
+    path: str
+    query: dict[str, str | list[str]]
+    json: Any | None
+    headers: dict[str, str]  # lower-case names
+    received_at: float  # time.time() when the request reached the stand-in
+    body: bytes = b""
+    status: int | None = None  # None: the connection was dropped without a response
+    fault: str | None = None  # "fail_next", "fail_ratio", "crash_after_commit" or None
+    in_flight: int = 0  # mutations in flight with the same token, this one included
+
+    @property
+    def token(self) -> str | None:
+        return _token(self.headers.get("authorization", ""))
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.headers.get("user-agent")
+
+
+def _token(auth: str) -> str | None:
+    scheme, _, value = auth.strip().partition(" ")
+    if scheme.lower() in ("token", "bearer") and value.strip():
+        return value.strip()
+    return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error(status: int, message: str, doc: str = DOCS, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        {"message": message, "documentation_url": doc, "status": str(status), **extra}, status
+    )
+
+
+def _not_found(doc: str = DOCS) -> JSONResponse:
+    return _error(404, "Not Found", doc)
+
+
+class GitError(Exception):
+    pass
+
+
+def _git(repo: Path, *args: str) -> bytes:
+    proc = subprocess.run(["git", "--git-dir", str(repo), *args], capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise GitError(proc.stderr.decode(errors="replace").strip())
+    return proc.stdout
+
+
+def _resolve(repo: Path, ref: str, kind: str) -> str | None:
+    """Object name of ``ref`` peeled to ``kind`` (commit/tree), as GitHub resolves refs."""
+    if not ref or ref.startswith("-") or "\0" in ref:
+        return None
+    for candidate in (ref, f"refs/{ref}", f"refs/heads/{ref}", f"refs/tags/{ref}"):
+        try:
+            out = _git(repo, "rev-parse", "--verify", "--quiet", f"{candidate}^{{{kind}}}")
+        except GitError:
+            continue
+        return out.decode().strip()
+    return None
+
+
+def _ls_tree(repo: Path, treeish: str, *, recursive: bool, paths: Sequence[str] = ()) -> list:
+    args = ["ls-tree", "-z", "-l"]
+    if recursive:
+        args += ["-r", "-t"]
+    out = _git(repo, *args, treeish, "--", *paths)
+    entries = []
+    for rec in out.split(b"\0"):
+        if not rec:
+            continue
+        meta, _, name = rec.partition(b"\t")
+        mode, kind, sha, size = meta.decode().split()
+        entries.append((mode, kind, sha, None if size == "-" else int(size), name.decode()))
+    return entries
+
+
+@dataclass
+class _Faults:
+    fail_next: list[tuple[Fault, dict[str, str], Any, str | None]] = field(default_factory=list)
+    ratio: float = 0.0
+    rng: random.Random | None = None
+    ratio_statuses: tuple[Fault, ...] = (500, 502)
+    ratio_method: str | None = None
+    crash_after_commit: int = 0
+    crash_mode: Fault = "reset"
+
+
+class Standin:
+    """State and fault controls of one stand-in; ``.app`` is the ASGI application."""
+
+    def __init__(
+        self,
+        repos_root: Path,
+        checker: OpenAPIChecker,
+        *,
+        tokens: Collection[str] | None = None,
+        login: str = "labci-bot",
+        max_statuses_per_context: int = 1000,
+    ) -> None:
+        self.repos_root = Path(repos_root)
+        self.checker = checker
+        self.tokens = None if tokens is None else frozenset(tokens)
+        self.login = login
+        self.max_statuses_per_context = max_statuses_per_context
+        self.requests: list[Recorded] = []
+        self.violations: list[str] = []
+        # (owner, repo, sha) -> statuses in creation order (oldest first), as returned on POST
+        self.statuses: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        self.latency = 0.0  # seconds each request takes (after recording), for overlap tests
+        self._lock = threading.Lock()
+        self._faults = _Faults()
+        self._next_status_id = 1_000_000_001
+        self._in_flight: dict[str | None, int] = {}
+        self._rate_used = 0
+        self._routes: list[tuple[str, re.Pattern[str], Callable[..., Awaitable[Response]]]] = [
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/git/trees/(.+)"), self._get_tree),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/contents(?:/(.*))?"), self._get_contents),
+            ("POST", re.compile(r"/repos/([^/]+)/([^/]+)/statuses/(.+)"), self._post_status),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)/statuses"), self._list),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)/status"), self._combined),
+        ]
+
+    # -- fault injection -------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        n: int,
+        status: Fault = 502,
+        headers: Mapping[str, str] | None = None,
+        *,
+        body: Any = None,
+        method: str | None = None,
+    ) -> None:
+        """Answer the next ``n`` requests (only ``method`` ones if given) with ``status``.
+
+        ``status="reset"`` drops the connection instead. ``body`` defaults to GitHub's error
+        JSON for that status.
+        """
+        with self._lock:
+            self._faults.fail_next.extend(
+                [(status, dict(headers or {}), body, method and method.upper())] * n
+            )
+
+    def fail_ratio(
+        self,
+        ratio: float,
+        seed: int,
+        statuses: Sequence[Fault] = (500, 502),
+        *,
+        method: str | None = None,
+    ) -> None:
+        """Fail each request (only ``method`` ones if given) with probability ``ratio``."""
+        with self._lock:
+            self._faults.ratio = ratio
+            self._faults.rng = random.Random(seed)
+            self._faults.ratio_statuses = tuple(statuses)
+            self._faults.ratio_method = method and method.upper()
+
+    def crash_after_commit_next(self, n: int, mode: Fault = "reset") -> None:
+        """The next ``n`` successful status POSTs are stored, then the reply is lost.
+
+        ``mode="reset"`` drops the connection; an int answers with that status instead.
+        """
+        with self._lock:
+            self._faults.crash_after_commit += n
+            self._faults.crash_mode = mode
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults = _Faults()
+
+    def reset(self) -> None:
+        """Forget faults, recorded requests, violations and statuses."""
+        with self._lock:
+            self._faults = _Faults()
+            self.requests.clear()
+            self.violations.clear()
+            self.statuses.clear()
+            self.latency = 0.0
+
+    def _pick_fault(self, method: str) -> tuple[Fault, dict[str, str], Any, str] | None:
+        with self._lock:
+            f = self._faults
+            for i, (status, headers, body, only) in enumerate(f.fail_next):
+                if only is None or only == method:
+                    del f.fail_next[i]
+                    return status, headers, body, "fail_next"
+            if f.rng is not None and (f.ratio_method in (None, method)):
+                if f.rng.random() < f.ratio:
+                    return f.rng.choice(f.ratio_statuses), {}, None, "fail_ratio"
+        return None
+
+    def _take_crash(self) -> Fault | None:
+        with self._lock:
+            if self._faults.crash_after_commit > 0:
+                self._faults.crash_after_commit -= 1
+                return self._faults.crash_mode
+        return None
+
+    # -- queries for tests -----------------------------------------------------------------
+
+    def mutations(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method in MUTATING]
+
+    def status_posts(self, *, status: int | None = 201) -> list[Recorded]:
+        return [
+            r
+            for r in self.requests
+            if r.method == "POST" and "/statuses/" in r.path and r.status == status
+        ]
+
+    # -- ASGI ------------------------------------------------------------------------------
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        received_at = time.time()
+        request = Request(scope, receive)
+        raw = await request.body()
+        method = request.method.upper()
+        path = request.url.path
+        query: dict[str, str | list[str]] = {}
+        for k, v in parse_qsl(request.url.query, keep_blank_values=True):
+            prev = query.get(k)
+            query[k] = v if prev is None else [*([prev] if isinstance(prev, str) else prev), v]
+        body: Any = None
+        bad_json = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                bad_json = True
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        rec = Recorded(method, path, query, body, headers, received_at, raw)
+        token = rec.token
+        with self._lock:
+            self.requests.append(rec)
+            if method in MUTATING:
+                self._in_flight[token] = self._in_flight.get(token, 0) + 1
+                rec.in_flight = self._in_flight[token]
+        try:
+            problems = (
+                [f"{method} {path}: request body is not JSON"]
+                if bad_json
+                else self.checker.check(method, path, query, body)
+            )
+            if problems:
+                with self._lock:
+                    self.violations.extend(problems)
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            await self._respond(rec, request, send, bad_json)
+        finally:
+            if method in MUTATING:
+                with self._lock:
+                    self._in_flight[token] -= 1
+
+    async def _respond(self, rec: Recorded, request: Request, send: Send, bad_json: bool) -> None:
+        fault = self._pick_fault(rec.method)
+        if fault is not None:
+            status, headers, body, kind = fault
+            rec.fault = kind
+            if status == "reset":
+                await self._drop(send)
+                return
+            payload = body if body is not None else self._fault_body(int(status))
+            response = JSONResponse(payload, int(status), headers=self._headers(headers))
+            return await self._send(rec, response, request, send)
+
+        token = rec.token
+        if token is None:
+            return await self._send(rec, _error(401, "Requires authentication"), request, send)
+        if self.tokens is not None and token not in self.tokens:
+            return await self._send(rec, _error(401, "Bad credentials"), request, send)
+        if bad_json:
+            return await self._send(rec, _error(400, "Problems parsing JSON"), request, send)
+
+        for method, pattern, handler in self._routes:
+            m = pattern.fullmatch(rec.path)
+            if m and method == rec.method:
+                response = await handler(request, rec, *m.groups())
+                break
+        else:
+            with self._lock:
+                self.violations.append(f"unhandled endpoint: {rec.method} {rec.path}")
+            response = _not_found()
+
+        if getattr(response, "committed", False):
+            crash = self._take_crash()
+            if crash is not None:
+                rec.fault = "crash_after_commit"
+                if crash == "reset":
+                    await self._drop(send)
+                    return
+                response = JSONResponse(
+                    self._fault_body(int(crash)), int(crash), headers=self._headers({})
+                )
+        await self._send(rec, response, request, send)
+
+    def _fault_body(self, status: int) -> dict[str, Any]:
+        return {
+            "message": FAULT_MESSAGES.get(status, "Server Error"),
+            "documentation_url": DOCS,
+            "status": str(status),
+        }
+
+    def _headers(self, extra: Mapping[str, str]) -> dict[str, str]:
+        with self._lock:
+            self._rate_used += 1
+            used = self._rate_used
+        reset = int(time.time()) // 3600 * 3600 + 3600
+        headers = {
+            "x-github-request-id": uuid.uuid4().hex[:20].upper(),
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": str(max(0, 5000 - used)),
+            "x-ratelimit-used": str(used),
+            "x-ratelimit-reset": str(reset),
+            "x-ratelimit-resource": "core",
+            "x-github-api-version-selected": "2022-11-28",
+        }
+        headers.update({k.lower(): v for k, v in extra.items()})
+        return headers
+
+    async def _send(self, rec: Recorded, response: Response, request: Request, send: Send) -> None:
+        for k, v in self._headers({}).items():
+            response.headers.setdefault(k, v)
+        rec.status = response.status_code
+        await response(request.scope, request.receive, send)
+
+    async def _drop(self, send: Send) -> None:
+        """Close the connection without a response (uvicorn), or raise (in-process)."""
+        cycle = getattr(send, "__self__", None)
+        transport = getattr(cycle, "transport", None)
+        if transport is None:
+            raise ConnectionDroppedError("forge stand-in dropped the connection")
+        transport.close()
+        cycle.disconnected = True  # so uvicorn does not try to answer 500 on a closed socket
+
+    # -- repositories ----------------------------------------------------------------------
+
+    def _repo(self, owner: str, repo: str) -> tuple[str, str, Path] | None:
+        """(owner, repo, git dir) with GitHub's case-insensitive name lookup."""
+        if "/" in owner or "/" in repo or owner.startswith(".") or repo.startswith("."):
+            return None
+        exact = self.repos_root / owner / f"{repo}.git"
+        if exact.is_dir():
+            return owner, repo, exact
+        if not self.repos_root.is_dir():
+            return None
+        for o in self.repos_root.iterdir():
+            if o.name.lower() != owner.lower() or not o.is_dir():
+                continue
+            for r in o.iterdir():
+                if r.name.lower() == f"{repo}.git".lower() and r.is_dir():
+                    return o.name, r.name[: -len(".git")], r
+        return None
+
+    @staticmethod
+    def _base(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    # -- git/trees -------------------------------------------------------------------------
+
+    async def _get_tree(self, request: Request, rec: Recorded, owner: str, repo: str, ref: str):
+        doc = f"{DOCS}/git/trees#get-a-tree"
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        tree = await asyncio.to_thread(_resolve, gitdir, ref, "tree")
+        if tree is None:
+            return _error(404, "Not Found", doc)
+        recursive = "recursive" in rec.query
+        entries = await asyncio.to_thread(_ls_tree, gitdir, tree, recursive=recursive)
+        api = f"{self._base(request)}/repos/{owner}/{repo}/git"
+        items = []
+        for mode, kind, sha, size, name in entries:
+            item: dict[str, Any] = {"path": name, "mode": mode, "type": kind, "sha": sha}
+            if kind == "blob":
+                item["size"] = size
+                item["url"] = f"{api}/blobs/{sha}"
+            elif kind == "tree":
+                item["url"] = f"{api}/trees/{sha}"
+            items.append(item)
+        return JSONResponse(
+            {"sha": tree, "url": f"{api}/trees/{tree}", "tree": items, "truncated": False}
+        )
+
+    # -- contents --------------------------------------------------------------------------
+
+    async def _get_contents(
+        self, request: Request, rec: Recorded, owner: str, repo: str, path: str | None
+    ):
+        doc = f"{DOCS}/repos/contents#get-repository-content"
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        ref = rec.query.get("ref")
+        if isinstance(ref, list):
+            ref = ref[-1]
+        if not ref:
+            try:
+                head = await asyncio.to_thread(_git, gitdir, "symbolic-ref", "--short", "HEAD")
+            except GitError:
+                return _not_found(doc)
+            ref = head.decode().strip()
+        commit = await asyncio.to_thread(_resolve, gitdir, ref, "commit")
+        if commit is None:
+            return _error(404, f"No commit found for the ref {ref}", doc)
+        path = (path or "").strip("/")
+        base = self._base(request)
+        if path:
+            entries = await asyncio.to_thread(
+                _ls_tree, gitdir, commit, recursive=False, paths=[path]
+            )
+            entries = [e for e in entries if e[4] == path]
+            if not entries:
+                return _not_found(doc)
+            mode, kind, sha, size, _name = entries[0]
+        else:
+            mode, kind, sha, size = "040000", "tree", "", None
+        if kind == "tree":
+            listing = await asyncio.to_thread(
+                _ls_tree, gitdir, f"{commit}:{path}" if path else commit, recursive=False
+            )
+            return JSONResponse(
+                [
+                    self._content_entry(base, owner, repo, ref, e, f"{path}/{e[4]}".lstrip("/"))
+                    for e in listing
+                ]
+            )
+        entry = self._content_entry(base, owner, repo, ref, (mode, kind, sha, size, path), path)
+        if entry["type"] == "file":
+            data = await asyncio.to_thread(_git, gitdir, "cat-file", "blob", sha)
+            if len(data) > MAX_INLINE_CONTENT:
+                entry["content"], entry["encoding"] = "", "none"
+            else:
+                b64 = base64.b64encode(data).decode()
+                # GitHub wraps the base64 text at 60 characters, each line ending in "\n".
+                entry["content"] = "".join(b64[i : i + 60] + "\n" for i in range(0, len(b64), 60))
+                entry["encoding"] = "base64"
+        elif entry["type"] == "symlink":
+            target = await asyncio.to_thread(_git, gitdir, "cat-file", "blob", sha)
+            entry["target"] = target.decode(errors="replace")
+        elif entry["type"] == "submodule":
+            entry["submodule_git_url"] = ""
+        return JSONResponse(entry)
+
+    @staticmethod
+    def _content_entry(
+        base: str, owner: str, repo: str, ref: str, e: tuple, path: str
+    ) -> dict[str, Any]:
+        mode, kind, sha, size, _ = e
+        typ = {"tree": "dir", "commit": "submodule"}.get(kind, "file")
+        if mode == "120000":
+            typ = "symlink"
+        name = path.rsplit("/", 1)[-1]
+        url = f"{base}/repos/{owner}/{repo}/contents/{path}?ref={ref}"
+        git_url = f"{base}/repos/{owner}/{repo}/git/{'trees' if kind == 'tree' else 'blobs'}/{sha}"
+        html_url = f"{base}/{owner}/{repo}/{'tree' if kind == 'tree' else 'blob'}/{ref}/{path}"
+        return {
+            "type": typ,
+            "size": size or 0,
+            "name": name,
+            "path": path,
+            "sha": sha,
+            "url": url,
+            "git_url": git_url,
+            "html_url": html_url,
+            "download_url": f"{base}/{owner}/{repo}/raw/{ref}/{path}" if typ == "file" else None,
+            "_links": {"self": url, "git": git_url, "html": html_url},
+        }
+
+    # -- statuses --------------------------------------------------------------------------
+
+    def _user(self, base: str) -> dict[str, Any]:
+        login = self.login
+        u = f"{base}/users/{login}"
+        return {
+            "login": login,
+            "id": 4242,
+            "node_id": "MDQ6VXNlcjQyNDI=",
+            "avatar_url": f"{base}/avatars/{login}",
+            "gravatar_id": "",
+            "url": u,
+            "html_url": f"{base}/{login}",
+            "followers_url": f"{u}/followers",
+            "following_url": f"{u}/following{{/other_user}}",
+            "gists_url": f"{u}/gists{{/gist_id}}",
+            "starred_url": f"{u}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{u}/subscriptions",
+            "organizations_url": f"{u}/orgs",
+            "repos_url": f"{u}/repos",
+            "events_url": f"{u}/events{{/privacy}}",
+            "received_events_url": f"{u}/received_events",
+            "type": "Bot",
+            "user_view_type": "public",
+            "site_admin": False,
+        }
+
+    async def _post_status(self, request: Request, rec: Recorded, owner: str, repo: str, sha: str):
+        doc = f"{DOCS}/commits/statuses#create-a-commit-status"
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        body = rec.json
+        if not isinstance(body, dict):
+            return _error(400, "Problems parsing JSON", doc)
+
+        def invalid(fld: str, message: str) -> JSONResponse:
+            return _error(
+                422,
+                "Validation Failed",
+                doc,
+                errors=[{"resource": "Status", "code": "custom", "field": fld, "message": message}],
+            )
+
+        state = body.get("state")
+        if state not in STATUS_STATES:
+            return invalid("state", "state is not included in the list")
+        description = body.get("description")
+        if description is not None and not isinstance(description, str):
+            return invalid("description", "description is invalid")
+        if description is not None and len(description) > MAX_DESCRIPTION:
+            return invalid("description", "description is too long (maximum is 140 characters)")
+        target_url = body.get("target_url")
+        if target_url is not None and not isinstance(target_url, str):
+            return invalid("target_url", "target_url is invalid")
+        context = body.get("context", "default")
+        if context is None:
+            context = "default"
+        if not isinstance(context, str):
+            return invalid("context", "context is invalid")
+        commit = None
+        if _SHA.match(sha):
+            commit = await asyncio.to_thread(_resolve, gitdir, sha, "commit")
+        if commit != sha:
+            return _error(422, f"No commit found for SHA: {sha}", doc)
+        base = self._base(request)
+        key = (owner, repo, sha)
+        with self._lock:
+            existing = self.statuses.setdefault(key, [])
+            same = sum(1 for s in existing if s["context"].lower() == context.lower())
+            if same >= self.max_statuses_per_context:
+                return invalid(
+                    "context", "This SHA and context has reached the maximum number of statuses."
+                )
+            sid = self._next_status_id
+            self._next_status_id += 1
+            now = _now()
+            status = {
+                "url": f"{base}/repos/{owner}/{repo}/statuses/{sha}",
+                "avatar_url": f"{base}/avatars/{self.login}",
+                "id": sid,
+                "node_id": base64.b64encode(f"012:StatusContext{sid}".encode()).decode(),
+                "state": state,
+                "description": description,
+                "target_url": target_url,
+                "context": context,
+                "created_at": now,
+                "updated_at": now,
+                "creator": self._user(base),
+            }
+            existing.append(status)
+        response = JSONResponse(status, 201, headers={"location": status["url"]})
+        response.committed = True  # type: ignore[attr-defined]
+        return response
+
+    def _for_ref(self, gitdir: Path, owner: str, repo: str, ref: str) -> tuple[str | None, list]:
+        commit = _resolve(gitdir, ref, "commit")
+        if commit is None:
+            return None, []
+        with self._lock:
+            return commit, list(reversed(self.statuses.get((owner, repo, commit), [])))
+
+    async def _list(self, request: Request, rec: Recorded, owner: str, repo: str, ref: str):
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(f"{DOCS}/commits/statuses#list-commit-statuses-for-a-reference")
+        owner, repo, gitdir = found
+        _commit, newest_first = await asyncio.to_thread(self._for_ref, gitdir, owner, repo, ref)
+        page, per_page = _paging(rec.query)
+        chunk = newest_first[(page - 1) * per_page : page * per_page]
+        last = max(1, math.ceil(len(newest_first) / per_page))
+        links = []
+        url = f"{self._base(request)}{rec.path}"
+        if page < last:
+            for rel, n in (("next", page + 1), ("last", last)):
+                links.append(f'<{url}?{urlencode({"per_page": per_page, "page": n})}>; rel="{rel}"')
+        return JSONResponse(chunk, headers={"link": ", ".join(links)} if links else None)
+
+    async def _combined(self, request: Request, rec: Recorded, owner: str, repo: str, ref: str):
+        doc = f"{DOCS}/commits/statuses#get-the-combined-status-for-a-specific-reference"
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        commit, newest_first = await asyncio.to_thread(self._for_ref, gitdir, owner, repo, ref)
+        if commit is None:
+            return _error(404, f"No commit found for SHA: {ref}", doc)
+        latest: dict[str, dict[str, Any]] = {}
+        for s in newest_first:
+            latest.setdefault(s["context"].lower(), s)
+        states = [s["state"] for s in latest.values()]
+        if any(s in ("error", "failure") for s in states):
+            combined = "failure"
+        elif not states or "pending" in states:
+            combined = "pending"
+        else:
+            combined = "success"
+        page, per_page = _paging(rec.query)
+        items = list(latest.values())[(page - 1) * per_page : page * per_page]
+        base = self._base(request)
+        return JSONResponse(
+            {
+                "state": combined,
+                "statuses": [
+                    {k: v for k, v in s.items() if k != "creator"} | {"required": False}
+                    for s in items
+                ],
+                "sha": commit,
+                "total_count": len(latest),
+                "repository": self._repository(base, owner, repo),
+                "commit_url": f"{base}/repos/{owner}/{repo}/commits/{commit}",
+                "url": f"{base}/repos/{owner}/{repo}/commits/{commit}/status",
+            }
+        )
+
+    def _repository(self, base: str, owner: str, repo: str) -> dict[str, Any]:
+        api = f"{base}/repos/{owner}/{repo}"
+        owner_obj = self._user(base) | {"login": owner, "type": "User"}
+        u = f"{base}/users/{owner}"
+        owner_obj |= {
+            "url": u,
+            "html_url": f"{base}/{owner}",
+            "avatar_url": f"{base}/avatars/{owner}",
+            "repos_url": f"{u}/repos",
+        }
+        templates = {
+            "archive_url": "/{archive_format}{/ref}",
+            "assignees_url": "/assignees{/user}",
+            "blobs_url": "/git/blobs{/sha}",
+            "branches_url": "/branches{/branch}",
+            "collaborators_url": "/collaborators{/collaborator}",
+            "comments_url": "/comments{/number}",
+            "commits_url": "/commits{/sha}",
+            "compare_url": "/compare/{base}...{head}",
+            "contents_url": "/contents/{+path}",
+            "contributors_url": "/contributors",
+            "deployments_url": "/deployments",
+            "downloads_url": "/downloads",
+            "events_url": "/events",
+            "forks_url": "/forks",
+            "git_commits_url": "/git/commits{/sha}",
+            "git_refs_url": "/git/refs{/sha}",
+            "git_tags_url": "/git/tags{/sha}",
+            "hooks_url": "/hooks",
+            "issue_comment_url": "/issues/comments{/number}",
+            "issue_events_url": "/issues/events{/number}",
+            "issues_url": "/issues{/number}",
+            "keys_url": "/keys{/key_id}",
+            "labels_url": "/labels{/name}",
+            "languages_url": "/languages",
+            "merges_url": "/merges",
+            "milestones_url": "/milestones{/number}",
+            "notifications_url": "/notifications{?since,all,participating}",
+            "pulls_url": "/pulls{/number}",
+            "releases_url": "/releases{/id}",
+            "stargazers_url": "/stargazers",
+            "statuses_url": "/statuses/{sha}",
+            "subscribers_url": "/subscribers",
+            "subscription_url": "/subscription",
+            "tags_url": "/tags",
+            "teams_url": "/teams",
+            "trees_url": "/git/trees{/sha}",
+        }
+        return {
+            "id": zlib.crc32(f"{owner}/{repo}".encode()),
+            "node_id": base64.b64encode(f"010:Repository{owner}/{repo}".encode()).decode(),
+            "name": repo,
+            "full_name": f"{owner}/{repo}",
+            "owner": owner_obj,
+            "private": False,
+            "html_url": f"{base}/{owner}/{repo}",
+            "description": None,
+            "fork": False,
+            "url": api,
+            **{k: api + v for k, v in templates.items()},
+        }
+
+
+def _paging(query: Mapping[str, Any]) -> tuple[int, int]:
+    def num(name: str, default: int) -> int:
+        v = query.get(name)
+        try:
+            return int(v) if isinstance(v, str) else default
+        except ValueError:
+            return default
+
+    return max(1, num("page", 1)), min(100, max(1, num("per_page", 30)))
+
+
+def create_standin(
+    repos_root: Path,
+    checker: OpenAPIChecker,
+    *,
+    tokens: Collection[str] | None = None,
+    login: str = "labci-bot",
+    max_statuses_per_context: int = 1000,
+) -> Standin:
+    """A stand-in serving the bare repositories under ``repos_root/<owner>/<repo>.git``.
+
+    ``tokens``: accepted tokens (any non-empty token when None).
+    """
+    return Standin(
+        repos_root,
+        checker,
+        tokens=tokens,
+        login=login,
+        max_statuses_per_context=max_statuses_per_context,
+    )
