@@ -5,6 +5,7 @@ Needs the npm packages pinned in ``package.json``: ``npm ci --prefix tests/forge
 
 from .app import ConnectionDroppedError, Recorded, Standin, create_standin
 from .openapi import OpenAPIChecker, OpenAPINotInstalledError
+from .repos import BareRepo, create_bare_repo, git
 from .server import StandinServer
 from .webhooks import (
     encode,
@@ -16,14 +17,17 @@ from .webhooks import (
 )
 
 __all__ = [
+    "BareRepo",
     "ConnectionDroppedError",
     "OpenAPIChecker",
     "OpenAPINotInstalledError",
     "Recorded",
     "Standin",
     "StandinServer",
+    "create_bare_repo",
     "create_standin",
     "encode",
+    "git",
     "headers",
     "load_examples",
     "pull_request_payload",

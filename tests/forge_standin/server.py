@@ -61,6 +61,7 @@ class StandinServer:
         port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.standin.app,
+            interface="asgi3",
             lifespan="off",
             log_level="warning",
             access_log=False,

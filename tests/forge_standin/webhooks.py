@@ -11,6 +11,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 import threading
 import uuid
 from typing import Any
@@ -202,10 +203,10 @@ def pull_request_payload(
     old_number = pr["number"]
     for key, value in list(pr.items()):
         if isinstance(value, str) and key.endswith("url") and old_full in value:
-            pr[key] = value.replace(old_full, f"{owner}/{repo}").replace(
-                f"/{old_number}", f"/{number}"
-            )
+            value = value.replace(old_full, f"{owner}/{repo}")
+            pr[key] = re.sub(rf"/(pulls?|issues)/{old_number}\b", rf"/\g<1>/{number}", value)
     pr["number"] = number
+    pr["statuses_url"] = pr["statuses_url"].rsplit("/", 1)[0] + f"/{head_sha}"
     pr["title"] = title
     pr["author_association"] = author_association
     pr["user"]["login"] = author

@@ -5,15 +5,13 @@ import time
 
 import httpx
 import pytest
-from conftest import BIG, TOKEN, Repo, git
+
 from forge_standin import ConnectionDroppedError, OpenAPIChecker, Standin, create_standin
+from forge_standin.repos import git
 
-API = "https://api.github.test"
+from ._support import API, BIG, TOKEN, Repo
+
 STATUS_DOC = "https://docs.github.com/rest/commits/statuses#create-a-commit-status"
-
-
-def blob(repo: Repo, spec: str) -> str:
-    return repo.rev(spec)
 
 
 async def test_recursive_tree_of_a_branch_matches_git(
@@ -27,7 +25,14 @@ async def test_recursive_tree_of_a_branch_matches_git(
     assert body["url"] == f"{API}/repos/acme/widgets/git/trees/{tree}"
     assert body["truncated"] is False
     by_path = {e["path"]: e for e in body["tree"]}
-    assert sorted(by_path) == [".labci", ".labci/train.yml", "README.md", "big.bin", "link", "run.sh"]
+    assert sorted(by_path) == [
+        ".labci",
+        ".labci/train.yml",
+        "README.md",
+        "big.bin",
+        "link",
+        "run.sh",
+    ]
     assert by_path[".labci"] == {
         "path": ".labci",
         "mode": "040000",
@@ -238,19 +243,19 @@ async def test_unknown_sha_and_status_cap(repo: Repo, checker: OpenAPIChecker) -
             (await c.post(f"/repos/acme/widgets/statuses/{repo.head}", json=j)).status_code
             for j in (
                 {"state": "pending", "context": "ci"},
-                {"state": "success", "context": "CI"},
-                {"state": "other-context"},
+                {"state": "success", "context": "CI"},  # contexts are case-insensitive
+                {"state": "failure", "context": "other"},
             )
         ]
         capped = await c.post(
             f"/repos/acme/widgets/statuses/{repo.head}", json={"state": "failure", "context": "ci"}
         )
-    assert codes == [201, 201, 422]  # "other-context" is not a state
+    assert codes == [201, 201, 201]
     assert capped.status_code == 422
     assert capped.json()["errors"][0]["message"] == (
         "This SHA and context has reached the maximum number of statuses."
     )
-    assert len(standin.statuses[("acme", "widgets", repo.head)]) == 2
+    assert len(standin.statuses[("acme", "widgets", repo.head)]) == 3
 
 
 async def test_authentication_is_required(repo: Repo, checker: OpenAPIChecker) -> None:
@@ -353,26 +358,24 @@ async def test_crash_after_commit_as_500_and_reset(
 ) -> None:
     standin.crash_after_commit_next(1, mode=500)
     url = f"/repos/acme/widgets/statuses/{repo.head}"
-    bad = await client.post(url, json={"state": "failure"})  # invalid: not committed, no crash
-    bad_state = await client.post(url, json={"state": "nope"})
-    crashed = await client.post(url, json={"state": "success"})
+    rejected = await client.post(url, json={"state": "nope"})  # not committed: no crash used
+    crashed = await client.post(url, json={"state": "failure"})
     after = await client.post(url, json={"state": "success"})
-    assert [bad.status_code, bad_state.status_code, crashed.status_code, after.status_code] == [
-        500,
-        422,
-        201,
-        201,
-    ]
-    assert len(standin.statuses[("acme", "widgets", repo.head)]) == 4 - 1
+    assert [rejected.status_code, crashed.status_code, after.status_code] == [422, 500, 201]
+    assert crashed.json()["message"] == "Server Error"
+    stored = standin.statuses[("acme", "widgets", repo.head)]
+    assert [s["state"] for s in stored] == ["failure", "success"]
+    assert [r.fault for r in standin.requests] == [None, "crash_after_commit", None]
     standin.fail_next(5)
     standin.reset()
     assert (standin.requests, standin.violations, standin.statuses) == ([], [], {})
     ok = await client.get("/repos/acme/widgets/contents/README.md")
     assert ok.status_code == 200
+    assert [r.status for r in standin.requests] == [200]
 
 
 def test_git_helper_sees_the_pushed_branches(repo: Repo) -> None:
-    assert git("--git-dir", str(repo.bare), "branch", "--format=%(refname:short)").split() == [
+    assert git("--git-dir", str(repo.bare.bare), "branch", "--format=%(refname:short)").split() == [
         "feature/x",
         "main",
     ]

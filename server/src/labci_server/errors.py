@@ -1,16 +1,16 @@
 """Errors of the labci server, one type per decision a caller makes.
 
-    LabciError
-    ├── NotFound            -> 404
-    ├── Conflict            -> 409 (e.g. a stale job attempt)
-    ├── Unauthorized        -> 401
-    ├── Forbidden           -> 403
-    ├── BadRequest          -> 400
-    ├── ConfigError         -> refuses to start, names the variable
-    ├── PlanError           -> the run cannot be planned (an `error` status explains)
-    └── ForgeError
-        ├── ForgeUnavailable(retry_after_s)  -> retried later, never shown as a red check
-        └── ForgeRejected(status)            -> dead-lettered with the reason
+LabciError
+├── NotFound            -> 404
+├── Conflict            -> 409 (e.g. a stale job attempt)
+├── Unauthorized        -> 401
+├── Forbidden           -> 403
+├── BadRequest          -> 400
+├── ConfigError         -> refuses to start, names the variable
+├── PlanError           -> the run cannot be planned (an `error` status explains)
+└── ForgeError
+    ├── ForgeUnavailable(retry_after_s)  -> retried later, never shown as a red check
+    └── ForgeRejected(status)            -> dead-lettered with the reason
 """
 
 from __future__ import annotations

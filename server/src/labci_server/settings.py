@@ -30,9 +30,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="Shared secret for X-Hub-Signature-256; `labci serve` requires it."
     )
-    github_api_url: str = Field(
-        "https://api.github.com", description="GitHub REST API base URL."
-    )
+    github_api_url: str = Field("https://api.github.com", description="GitHub REST API base URL.")
     github_token: SecretStr | None = Field(
         None, description="Token used to read workflow files and post commit statuses."
     )

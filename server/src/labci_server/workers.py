@@ -92,9 +92,15 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         ctx.update(labci=sc, engine=engine, http=http, labci_redis=redis)
         if not burst:
             ctx["loops"] = [
-                asyncio.create_task(_every(settings.reaper_interval_s, lambda: reconcile(sc), "reconcile")),
                 asyncio.create_task(
-                    _every(OUTBOX_INTERVAL_S, lambda: deliver_due(sessions, sc.forges, sc.outbox_policy), "outbox")
+                    _every(settings.reaper_interval_s, lambda: reconcile(sc), "reconcile")
+                ),
+                asyncio.create_task(
+                    _every(
+                        OUTBOX_INTERVAL_S,
+                        lambda: deliver_due(sessions, sc.forges, sc.outbox_policy),
+                        "outbox",
+                    )
                 ),
             ]
 

@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from labci_spec import Job
-
 from labci_runner.logs import LogSink
+from labci_spec import Job
 
 StepStatus = Literal["running", "success", "failure", "skipped"]
 Outcome = Literal["success", "failure", "error", "cancelled", "timed_out"]

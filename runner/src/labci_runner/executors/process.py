@@ -14,9 +14,9 @@ import os
 import signal
 import time
 from collections.abc import Mapping
-from typing import Literal
-
-from labci_spec import Job, Step
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 from labci_runner.errors import ExecutorError
 from labci_runner.executors.base import (
@@ -27,6 +27,7 @@ from labci_runner.executors.base import (
 )
 from labci_runner.logs import LogSink
 from labci_runner.settings import SECRET_ENV_NAMES
+from labci_spec import Job, Step
 
 MAX_LINE_BYTES = 64 * 1024
 TRUNCATED_MARK = " …[line truncated]"
@@ -35,6 +36,32 @@ TRUNCATED_MARK = " …[line truncated]"
 PUMP_DRAIN_S = 2.0
 
 Stream = Literal["stdout", "stderr"]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """A started step: its bash process, and a future done when bash has exited."""
+
+    proc: asyncio.subprocess.Process
+    exited: asyncio.Future[None]
+
+
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Reports bash's exit at once.
+
+    `Process.wait()` (Python 3.11) also waits for stdout/stderr to close, which a
+    background child still holding them would delay forever; the runner needs the exit
+    itself to know when to kill what the step left behind.
+    """
+
+    def __init__(self, exited: asyncio.Future[None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._exited = exited
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self._exited.done():
+            self._exited.set_result(None)
 
 
 class ProcessExecutor:
@@ -104,19 +131,19 @@ class ProcessExecutor:
         started_at = time.time()
         await ctx.report_step(StepResult(index, "running", started_at=started_at))
         await ctx.logs.write(index, "system", f"▶ {step.display_name}")
-        proc = await self._spawn(script, ctx, self.step_env(job, step, ctx))
+        running = await self._spawn(script, ctx, self.step_env(job, step, ctx))
         pumps = [
-            asyncio.create_task(self._pump(proc.stdout, ctx.logs, index, "stdout")),
-            asyncio.create_task(self._pump(proc.stderr, ctx.logs, index, "stderr")),
+            asyncio.create_task(self._pump(running.proc.stdout, ctx.logs, index, "stdout")),
+            asyncio.create_task(self._pump(running.proc.stderr, ctx.logs, index, "stderr")),
         ]
         try:
-            await proc.wait()
+            await asyncio.shield(running.exited)
         finally:
             # Runs on success, failure, timeout and cancellation alike: the interrupted
             # step is recorded as failed before the exception continues upwards.
-            await self._stop_group(proc)
+            await self._stop_group(running)
             await _finish(pumps)
-            exit_code = _shell_exit_code(proc.returncode)
+            exit_code = _shell_exit_code(running.proc.returncode)
             status: Literal["success", "failure"] = "success" if exit_code == 0 else "failure"
             result = StepResult(index, status, exit_code, started_at, time.time())
             await self._report(ctx, results, result)
@@ -133,11 +160,12 @@ class ProcessExecutor:
         env["CI"] = "true"
         return env
 
-    async def _spawn(
-        self, script: os.PathLike[str], ctx: ExecutionContext, env: dict[str, str]
-    ) -> asyncio.subprocess.Process:
+    async def _spawn(self, script: Path, ctx: ExecutionContext, env: dict[str, str]) -> _Step:
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
         try:
-            return await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitAwareProtocol(exited, limit=self.max_line_bytes, loop=loop),
                 "bash",
                 "--noprofile",
                 "--norc",
@@ -150,23 +178,23 @@ class ProcessExecutor:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                limit=self.max_line_bytes,
             )
         except OSError as exc:
             raise ExecutorError(f"cannot start bash in {ctx.workspace}: {exc}") from exc
+        return _Step(asyncio.subprocess.Process(transport, protocol, loop), exited)
 
-    async def _stop_group(self, proc: asyncio.subprocess.Process) -> None:
+    async def _stop_group(self, step: _Step) -> None:
         """SIGTERM, then SIGKILL after the grace period; always SIGKILL leftovers."""
-        # asyncio.wait rather than asyncio.timeout: this also runs while a cancellation
-        # is being delivered, where a nested timeout scope would not report expiry.
-        waiter = asyncio.ensure_future(proc.wait())
+        pid = step.proc.pid
         try:
-            if proc.returncode is None:
-                _signal_group(proc.pid, signal.SIGTERM)
-                await asyncio.wait({waiter}, timeout=self.grace_s)
+            if not step.exited.done():
+                _signal_group(pid, signal.SIGTERM)
+                # asyncio.wait, not asyncio.timeout: this also runs while a cancellation
+                # is being delivered, where a nested timeout scope misreports expiry.
+                await asyncio.wait({step.exited}, timeout=self.grace_s)
         finally:
-            _signal_group(proc.pid, signal.SIGKILL)
-        await waiter
+            _signal_group(pid, signal.SIGKILL)
+        await asyncio.shield(step.exited)
 
     async def _pump(
         self, reader: asyncio.StreamReader | None, logs: LogSink, step: int, stream: Stream

@@ -4,48 +4,62 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter
 
-from ..context import ServerContext
 from ..results import uploads
 from ..scheduling import runners
-from .deps import get_context
-from .schemas import AttemptBody, CompleteRequest, HeartbeatRequest, LogsRequest, RegisterRequest, StepRequest
+from .deps import Bearer, Ctx
+from .schemas import (
+    AttemptBody,
+    CompleteRequest,
+    HeartbeatRequest,
+    LogsRequest,
+    RegisterRequest,
+    StepRequest,
+)
 
 router = APIRouter(prefix="/api/v1")
 
 
-def bearer(authorization: str | None = Header(None)) -> str | None:
-    if authorization and authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return None
-
-
 @router.post("/runners/register")
-async def register(body: RegisterRequest, sc: ServerContext = Depends(get_context)) -> dict[str, Any]:
+async def register(body: RegisterRequest, sc: Ctx) -> dict[str, Any]:
     return await runners.register_runner(
-        sc, registration_token=body.registration_token, name=body.name, labels=body.labels, slots=body.slots
+        sc,
+        registration_token=body.registration_token,
+        name=body.name,
+        labels=body.labels,
+        slots=body.slots,
     )
 
 
 @router.post("/runners/heartbeat")
 async def heartbeat(
-    body: HeartbeatRequest, sc: ServerContext = Depends(get_context), token: str | None = Depends(bearer)
+    body: HeartbeatRequest,
+    sc: Ctx,
+    token: Bearer,
 ) -> dict[str, Any]:
     running = [(j.job_id, j.attempt) for j in body.running]
-    return await runners.heartbeat(sc, token=token, running=running, slots=body.slots, labels=body.labels)
+    return await runners.heartbeat(
+        sc, token=token, running=running, slots=body.slots, labels=body.labels
+    )
 
 
 @router.get("/runner/jobs/{job_id}")
 async def fetch_job(
-    job_id: int, attempt: int, sc: ServerContext = Depends(get_context), token: str | None = Depends(bearer)
+    job_id: int,
+    attempt: int,
+    sc: Ctx,
+    token: Bearer,
 ) -> dict[str, Any]:
     return await runners.fetch_job(sc, token=token, job_id=job_id, attempt=attempt)
 
 
 @router.post("/runner/jobs/{job_id}/start")
 async def start(
-    job_id: int, body: AttemptBody, sc: ServerContext = Depends(get_context), token: str | None = Depends(bearer)
+    job_id: int,
+    body: AttemptBody,
+    sc: Ctx,
+    token: Bearer,
 ) -> dict[str, bool]:
     await uploads.mark_started(sc, job_id=job_id, attempt=body.attempt, token=token)
     return {"ok": True}
@@ -53,7 +67,10 @@ async def start(
 
 @router.post("/runner/jobs/{job_id}/logs")
 async def logs(
-    job_id: int, body: LogsRequest, sc: ServerContext = Depends(get_context), token: str | None = Depends(bearer)
+    job_id: int,
+    body: LogsRequest,
+    sc: Ctx,
+    token: Bearer,
 ) -> dict[str, bool]:
     lines = [line.model_dump() for line in body.lines]
     await uploads.add_logs(sc, job_id=job_id, attempt=body.attempt, token=token, lines=lines)
@@ -65,17 +82,22 @@ async def step(
     job_id: int,
     index: int,
     body: StepRequest,
-    sc: ServerContext = Depends(get_context),
-    token: str | None = Depends(bearer),
+    sc: Ctx,
+    token: Bearer,
 ) -> dict[str, bool]:
     values = body.model_dump(exclude={"attempt"})
-    await uploads.update_step(sc, job_id=job_id, attempt=body.attempt, index=index, token=token, values=values)
+    await uploads.update_step(
+        sc, job_id=job_id, attempt=body.attempt, index=index, token=token, values=values
+    )
     return {"ok": True}
 
 
 @router.post("/runner/jobs/{job_id}/complete")
 async def complete(
-    job_id: int, body: CompleteRequest, sc: ServerContext = Depends(get_context), token: str | None = Depends(bearer)
+    job_id: int,
+    body: CompleteRequest,
+    sc: Ctx,
+    token: Bearer,
 ) -> dict[str, bool]:
     await uploads.complete_job(
         sc,

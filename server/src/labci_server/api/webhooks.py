@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ..context import ServerContext
@@ -12,7 +12,7 @@ from ..errors import ConfigError, LabciError
 from ..webhooks.github import to_new_event, verify_delivery
 from ..webhooks.gitlocal import to_local_event, verify_local
 from ..webhooks.ingest import store_event
-from .deps import get_context
+from .deps import Ctx
 
 router = APIRouter()
 
@@ -43,7 +43,7 @@ def webhook_secret(sc: ServerContext) -> str:
 
 
 @router.post("/webhooks/github")
-async def github_webhook(request: Request, sc: ServerContext = Depends(get_context)) -> JSONResponse:
+async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
     body = await read_capped(request)
     event = verify_delivery(request.headers, body, webhook_secret(sc))
     if event.event == "ping":
@@ -55,7 +55,7 @@ async def github_webhook(request: Request, sc: ServerContext = Depends(get_conte
 
 
 @router.post("/webhooks/git")
-async def git_trigger(request: Request, sc: ServerContext = Depends(get_context)) -> JSONResponse:
+async def git_trigger(request: Request, sc: Ctx) -> JSONResponse:
     body = await read_capped(request)
     data = verify_local(request.headers.get("x-hub-signature-256"), body, webhook_secret(sc))
     new = to_local_event(data, pr_number=data.get("pr_number"))

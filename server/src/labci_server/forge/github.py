@@ -49,9 +49,7 @@ def translate_error(exc: Exception, what: str) -> Exception:
 
 class GitHubForge:
     def __init__(self, client: httpx.AsyncClient, *, api_url: str, token: str | None) -> None:
-        self._api = GitHubAPI(
-            client, USER_AGENT, oauth_token=token, base_url=api_url.rstrip("/")
-        )
+        self._api = GitHubAPI(client, USER_AGENT, oauth_token=token, base_url=api_url.rstrip("/"))
 
     async def _get(self, url: str, url_vars: dict[str, Any]) -> Any:
         try:
@@ -66,7 +64,9 @@ class GitHubForge:
             "/repos/{owner}/{repo}/git/trees/{sha}?recursive=1", {**names, "sha": commit_sha}
         )
         paths = sorted(
-            e["path"] for e in tree.get("tree", []) if e.get("type") == "blob" and is_workflow_path(e["path"])
+            e["path"]
+            for e in tree.get("tree", [])
+            if e.get("type") == "blob" and is_workflow_path(e["path"])
         )
         files = {}
         for path in paths[:MAX_WORKFLOW_FILES]:

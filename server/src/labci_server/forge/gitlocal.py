@@ -34,9 +34,11 @@ class GitLocalForge:
         self._sessions = sessions
 
     async def read_workflow_files(self, repo: Repository, commit_sha: str) -> dict[str, bytes]:
-        if not Path(repo.clone_url).exists():
+        if not await asyncio.to_thread(Path(repo.clone_url).exists):
             raise ForgeUnavailable(f"repository {repo.clone_url} is not on disk")
-        listing = await git(repo.clone_url, "ls-tree", "--name-only", commit_sha, WORKFLOW_DIR + "/")
+        listing = await git(
+            repo.clone_url, "ls-tree", "--name-only", commit_sha, WORKFLOW_DIR + "/"
+        )
         paths = [p for p in listing.decode(errors="replace").splitlines() if is_workflow_path(p)]
         files = {}
         for path in sorted(paths)[:MAX_WORKFLOW_FILES]:

@@ -90,7 +90,9 @@ def install_hook(repo: Path, *, server_url: str, secret: str) -> Path:
     return hook
 
 
-def receive_pushes(repo: Path, lines: list[str], *, server_url: str, secret: str | None) -> list[str]:
+def receive_pushes(
+    repo: Path, lines: list[str], *, server_url: str, secret: str | None
+) -> list[str]:
     """Send one push event per updated branch; returns a line of output per event."""
     out = []
     for line in lines:

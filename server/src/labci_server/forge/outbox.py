@@ -117,7 +117,9 @@ async def _deliver_one(
     async with sessions() as session, session.begin():
         if await queries.unsent_before(session, message):
             return "waiting"
-        if not await queries.claim_message(session, message_id=message.id, now=now, until=now + CLAIM_S):
+        if not await queries.claim_message(
+            session, message_id=message.id, now=now, until=now + CLAIM_S
+        ):
             return "skipped-claimed"
         repo = await get_repository(session, message.repository_id)
     if repo is None:
@@ -167,7 +169,11 @@ async def _retry_later(
 
 
 async def _finish(
-    sessions: async_sessionmaker[AsyncSession], message_id: int, *, status: str, error: str | None = None
+    sessions: async_sessionmaker[AsyncSession],
+    message_id: int,
+    *,
+    status: str,
+    error: str | None = None,
 ) -> None:
     async with sessions() as session, session.begin():
         row = await session.get(OutboxMessage, message_id)

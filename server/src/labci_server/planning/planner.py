@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from labci_spec import SpecErrors, Workflow, load_workflow, workflow_matches
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from labci_spec import SpecErrors, Workflow, load_workflow, workflow_matches
 
 from ..context import ServerContext
 from ..db.models import Event, Job, Run
@@ -36,7 +37,9 @@ class BrokenFile:
         return f"{first.path}:{first.line}: {first.message}{tail}"
 
 
-def select_workflows(event: Event, files: dict[str, bytes]) -> tuple[list[Workflow], list[BrokenFile]]:
+def select_workflows(
+    event: Event, files: dict[str, bytes]
+) -> tuple[list[Workflow], list[BrokenFile]]:
     branch = event.base_branch if event.kind == "pull_request" else event.branch
     chosen, broken = [], []
     for path, text in sorted(files.items()):
@@ -99,7 +102,9 @@ async def _create_run(sc: ServerContext, session: AsyncSession, event: Event, wf
     return run.id or 0
 
 
-async def _record_broken(sc: ServerContext, session: AsyncSession, event: Event, bad: BrokenFile) -> int:
+async def _record_broken(
+    sc: ServerContext, session: AsyncSession, event: Event, bad: BrokenFile
+) -> int:
     run = _new_run(event, bad.path, bad.context.removeprefix("labci/"))
     run.state, run.conclusion, run.error = "finished", "error", str(bad.errors)
     session.add(run)

@@ -36,7 +36,9 @@ async def finish_job(
     job.job_token_hash = None
     session.add(job)
     if metrics is not None:
-        await job_queries.replace_metrics(session, job_id=job.id, attempt=job.attempt, metrics=metrics)
+        await job_queries.replace_metrics(
+            session, job_id=job.id, attempt=job.attempt, metrics=metrics
+        )
     run = await get_run(session, job.run_id)
     if run is None:
         return

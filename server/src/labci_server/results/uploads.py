@@ -25,7 +25,9 @@ MAX_LINE_CHARS = 64 * 1024
 MAX_LINES_PER_BATCH = 5000
 
 
-async def authorize_attempt(session: AsyncSession, *, job_id: int, attempt: int, token: str | None) -> Job:
+async def authorize_attempt(
+    session: AsyncSession, *, job_id: int, attempt: int, token: str | None
+) -> Job:
     job = await job_queries.get_job(session, job_id)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
@@ -67,7 +69,13 @@ async def add_logs(
 
 
 async def update_step(
-    sc: ServerContext, *, job_id: int, attempt: int, index: int, token: str | None, values: dict[str, Any]
+    sc: ServerContext,
+    *,
+    job_id: int,
+    attempt: int,
+    index: int,
+    token: str | None,
+    values: dict[str, Any],
 ) -> None:
     async with sc.sessions() as session, session.begin():
         job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
@@ -93,7 +101,9 @@ async def complete_job(
 ) -> None:
     if outcome not in OUTCOMES:
         raise BadRequest(f"outcome must be one of {', '.join(OUTCOMES)}")
-    if metrics is not None and not all(isinstance(v, int | float) and math.isfinite(v) for v in metrics.values()):
+    if metrics is not None and not all(
+        isinstance(v, int | float) and math.isfinite(v) for v in metrics.values()
+    ):
         outcome, reason, metrics = "error", "metrics invalid: values must be finite numbers", None
     if metrics_error and outcome == "success":
         outcome, reason = "error", metrics_error
@@ -103,7 +113,12 @@ async def complete_job(
             return  # a repeated completion of this attempt is a no-op
         job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
         await finish_job(
-            session, job, outcome=outcome, reason=reason, metrics=metrics, run_url=sc.run_url(job.run_id)
+            session,
+            job,
+            outcome=outcome,
+            reason=reason,
+            metrics=metrics,
+            run_url=sc.run_url(job.run_id),
         )
     await kick_outbox(sc.redis)
     await kick_scheduler(sc.redis)

@@ -25,7 +25,9 @@ async def run_overview(sc: ServerContext, *, limit: int = 50) -> list[dict[str, 
                 {
                     "run": run.model_dump(),
                     "repository": repo.full_name if repo else "?",
-                    "jobs": [j.model_dump(include={"id", "job_key", "state", "context"}) for j in jobs],
+                    "jobs": [
+                        j.model_dump(include={"id", "job_key", "state", "context"}) for j in jobs
+                    ],
                 }
             )
     return rows

@@ -54,7 +54,9 @@ async def requeue_lost_jobs(sc: ServerContext, now: float) -> None:
         if runner is None or (job.queued_at or 0) > now - SETTLE_S:
             continue
         if not await run_job_known(sc.redis, job.id or 0, job.attempt):
-            log.warning("reconciler: job %s attempt %s was lost by Redis; re-enqueuing", job.id, job.attempt)
+            log.warning(
+                "reconciler: job %s attempt %s was lost by Redis; re-enqueuing", job.id, job.attempt
+            )
             await enqueue_run_job(
                 sc.redis, job_id=job.id or 0, attempt=job.attempt, queue_name=runner.queue_name
             )
@@ -65,7 +67,11 @@ async def release_jobs_of_silent_runners(sc: ServerContext, now: float) -> None:
         alive = {r.id for r in await online_runners(session, seen_after=now - sc.settings.lease_s)}
         for job in await job_queries.jobs_in_state(session, "queued"):
             if job.runner_id not in alive:
-                log.warning("reconciler: runner %s is silent; job %s goes back to pending", job.runner_id, job.id)
+                log.warning(
+                    "reconciler: runner %s is silent; job %s goes back to pending",
+                    job.runner_id,
+                    job.id,
+                )
                 _back_to_pending(session, job, reason="runner went silent before starting the job")
 
 
@@ -73,7 +79,11 @@ async def reap_expired_leases(sc: ServerContext, now: float) -> None:
     async with sc.sessions() as session, session.begin():
         for job in await job_queries.expired_leases(session, now=now):
             if job.attempt < sc.settings.max_attempts:
-                log.warning("reaper: job %s lost its runner; retrying as attempt %s", job.id, job.attempt + 1)
+                log.warning(
+                    "reaper: job %s lost its runner; retrying as attempt %s",
+                    job.id,
+                    job.attempt + 1,
+                )
                 _back_to_pending(session, job, reason=f"runner lost during attempt {job.attempt}")
             else:
                 await finish_job(

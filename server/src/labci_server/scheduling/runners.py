@@ -42,7 +42,9 @@ async def register_runner(
         if reg is None or reg.used_at is not None or reg.expires_at < time.time():
             raise Unauthorized("registration token is unknown, used or expired")
         reg.used_at = time.time()
-        runner = Runner(name=name, labels=labels, slots=max(1, slots), token_hash=hash_token(runner_token))
+        runner = Runner(
+            name=name, labels=labels, slots=max(1, slots), token_hash=hash_token(runner_token)
+        )
         session.add_all([reg, runner])
         await session.flush()
         runner.queue_name = f"{RUNNER_QUEUE_PREFIX}{runner.id}"
@@ -58,7 +60,12 @@ async def authenticate_runner(session: AsyncSession, token: str | None) -> Runne
 
 
 async def heartbeat(
-    sc: ServerContext, *, token: str | None, running: list[tuple[int, int]], slots: int, labels: list[str]
+    sc: ServerContext,
+    *,
+    token: str | None,
+    running: list[tuple[int, int]],
+    slots: int,
+    labels: list[str],
 ) -> dict[str, Any]:
     now = time.time()
     cancel = []
@@ -70,7 +77,12 @@ async def heartbeat(
         session.add(runner)
         for job_id, attempt in running:
             job = await job_queries.get_job(session, job_id)
-            if job is None or job.runner_id != runner.id or job.attempt != attempt or job.state not in ("queued", "running"):
+            if (
+                job is None
+                or job.runner_id != runner.id
+                or job.attempt != attempt
+                or job.state not in ("queued", "running")
+            ):
                 cancel.append({"job_id": job_id, "attempt": attempt})
                 continue
             job.lease_expires_at = now + sc.settings.lease_s
@@ -81,7 +93,9 @@ async def heartbeat(
     return {"cancel": cancel, "lease_s": sc.settings.lease_s}
 
 
-async def fetch_job(sc: ServerContext, *, token: str | None, job_id: int, attempt: int) -> dict[str, Any]:
+async def fetch_job(
+    sc: ServerContext, *, token: str | None, job_id: int, attempt: int
+) -> dict[str, Any]:
     job_token = new_token("labcijob")
     async with sc.sessions() as session, session.begin():
         runner = await authenticate_runner(session, token)

@@ -20,7 +20,9 @@ from ..queue import enqueue_run_job
 log = logging.getLogger(__name__)
 
 
-def pick_runner(runs_on: Sequence[str], runners: Sequence[Runner], free: dict[int, int]) -> Runner | None:
+def pick_runner(
+    runs_on: Sequence[str], runners: Sequence[Runner], free: dict[int, int]
+) -> Runner | None:
     """The eligible runner with the most free slots (lowest id on ties), or None."""
     wanted = set(runs_on)
     eligible = [r for r in runners if wanted <= set(r.labels) and free.get(r.id or 0, 0) > 0]

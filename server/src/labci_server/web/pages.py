@@ -10,11 +10,10 @@ import time
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from ..api.deps import get_context
-from ..context import ServerContext
+from ..api.deps import Ctx
 from ..results.views import run_detail, run_overview
 
 router = APIRouter()
@@ -45,7 +44,7 @@ def state(value: str | None) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def index(sc: ServerContext = Depends(get_context)) -> HTMLResponse:
+async def index(sc: Ctx) -> HTMLResponse:
     rows = "".join(_overview_row(row) for row in await run_overview(sc))
     table = (
         "<table><tr><th>run</th><th>repository</th><th>workflow</th><th>trigger</th>"
@@ -56,7 +55,9 @@ async def index(sc: ServerContext = Depends(get_context)) -> HTMLResponse:
 
 def _overview_row(row: dict[str, Any]) -> str:
     run = row["run"]
-    jobs = ", ".join(f"{escape(j['job_key'])} {state(j['state'])}" for j in row["jobs"]) or state(run["conclusion"])
+    jobs = ", ".join(f"{escape(j['job_key'])} {state(j['state'])}" for j in row["jobs"]) or state(
+        run["conclusion"]
+    )
     return (
         f"<tr><td><a href='/runs/{run['id']}'>#{run['id']}</a></td><td>{escape(row['repository'])}</td>"
         f"<td>{escape(run['workflow_name'])}</td><td>{escape(run['trigger'])}</td>"
@@ -65,7 +66,7 @@ def _overview_row(row: dict[str, Any]) -> str:
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-async def run_page(run_id: int, sc: ServerContext = Depends(get_context)) -> HTMLResponse:
+async def run_page(run_id: int, sc: Ctx) -> HTMLResponse:
     detail = await run_detail(sc, run_id)
     run = detail["run"]
     head = (
@@ -87,13 +88,16 @@ async def run_page(run_id: int, sc: ServerContext = Depends(get_context)) -> HTM
 
 def _job_section(row: dict[str, Any]) -> str:
     job = row["job"]
-    metrics = "".join(f"<tr><td>{escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in row["metrics"].items())
+    metrics = "".join(
+        f"<tr><td>{escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in row["metrics"].items()
+    )
     steps = "".join(
         f"<tr><td>{s['index']}</td><td>{escape(s['name'])}</td><td>{state(s['status'])}</td><td>{s['exit_code']}</td></tr>"
         for s in row["steps"]
     )
     logs = "\n".join(
-        f"<span class='{escape(line['stream'])}'>{escape(line['text'])}</span>" for line in row["logs"]
+        f"<span class='{escape(line['stream'])}'>{escape(line['text'])}</span>"
+        for line in row["logs"]
     )
     return (
         f"<h2 id='job-{job['id']}'>{escape(job['job_key'])} {state(job['state'])}</h2>"

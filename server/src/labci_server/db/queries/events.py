@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -53,7 +52,9 @@ async def count_events(session: AsyncSession) -> int:
     return (await session.exec(select(func.count()).select_from(Event))).one()
 
 
-async def mark_event(session: AsyncSession, event_id: int, *, from_state: str, to_state: str) -> bool:
+async def mark_event(
+    session: AsyncSession, event_id: int, *, from_state: str, to_state: str
+) -> bool:
     """Move an event between states; False if it was not in `from_state` (someone else did it)."""
     stmt = (
         update(Event)

@@ -96,9 +96,7 @@ async def upsert_step(
 
 async def steps_of_job(session: AsyncSession, *, job_id: int, attempt: int) -> list[Step]:
     stmt = (
-        select(Step)
-        .where(Step.job_id == job_id, Step.attempt == attempt)
-        .order_by(col(Step.index))
+        select(Step).where(Step.job_id == job_id, Step.attempt == attempt).order_by(col(Step.index))
     )
     return list((await session.exec(stmt)).all())
 
@@ -121,6 +119,8 @@ async def job_metrics(session: AsyncSession, job_id: int) -> dict[str, float]:
 
 async def expired_leases(session: AsyncSession, *, now: float) -> list[Job]:
     stmt = select(Job).where(
-        Job.state == "running", col(Job.lease_expires_at).is_not(None), col(Job.lease_expires_at) < now
+        Job.state == "running",
+        col(Job.lease_expires_at).is_not(None),
+        col(Job.lease_expires_at) < now,
     )
     return list((await session.exec(stmt)).all())

@@ -35,7 +35,9 @@ async def messages_for_context(
     return list((await session.exec(stmt)).all())
 
 
-async def due_messages(session: AsyncSession, *, now: float, limit: int = 50) -> list[OutboxMessage]:
+async def due_messages(
+    session: AsyncSession, *, now: float, limit: int = 50
+) -> list[OutboxMessage]:
     stmt = (
         select(OutboxMessage)
         .where(
@@ -61,7 +63,9 @@ async def unsent_before(session: AsyncSession, message: OutboxMessage) -> bool:
     return (await session.exec(stmt)).first() is not None
 
 
-async def claim_message(session: AsyncSession, *, message_id: int, now: float, until: float) -> bool:
+async def claim_message(
+    session: AsyncSession, *, message_id: int, now: float, until: float
+) -> bool:
     """Take a message for delivery; counting the try here means a crash mid-post is seen."""
     stmt = (
         update(OutboxMessage)
@@ -77,7 +81,9 @@ async def claim_message(session: AsyncSession, *, message_id: int, now: float, u
 
 
 async def messages_by_status(session: AsyncSession, status: str) -> list[OutboxMessage]:
-    stmt = select(OutboxMessage).where(OutboxMessage.status == status).order_by(col(OutboxMessage.id))
+    stmt = (
+        select(OutboxMessage).where(OutboxMessage.status == status).order_by(col(OutboxMessage.id))
+    )
     return list((await session.exec(stmt)).all())
 
 

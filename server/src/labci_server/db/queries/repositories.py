@@ -33,7 +33,9 @@ async def get_repository(session: AsyncSession, repository_id: int) -> Repositor
     return await session.get(Repository, repository_id)
 
 
-async def find_repository(session: AsyncSession, *, provider: str, full_name: str) -> Repository | None:
+async def find_repository(
+    session: AsyncSession, *, provider: str, full_name: str
+) -> Repository | None:
     return (
         await session.exec(
             select(Repository).where(

@@ -17,7 +17,9 @@ async def get_runner(session: AsyncSession, runner_id: int) -> Runner | None:
 async def online_runners(session: AsyncSession, *, seen_after: float) -> list[Runner]:
     stmt = (
         select(Runner)
-        .where(col(Runner.last_heartbeat_at).is_not(None), col(Runner.last_heartbeat_at) > seen_after)
+        .where(
+            col(Runner.last_heartbeat_at).is_not(None), col(Runner.last_heartbeat_at) > seen_after
+        )
         .order_by(col(Runner.id))
     )
     return list((await session.exec(stmt)).all())

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from sqlalchemy.orm import selectinload
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -40,5 +39,5 @@ async def metrics_of_jobs(session: AsyncSession, job_ids: list[int]) -> dict[int
 
 
 async def runs_with_jobs_for_commit(session: AsyncSession, commit_sha: str) -> list[Run]:
-    stmt = select(Run).where(Run.commit_sha == commit_sha).options(selectinload("*"))
+    stmt = select(Run).where(Run.commit_sha == commit_sha).order_by(col(Run.id))
     return list((await session.exec(stmt)).all())

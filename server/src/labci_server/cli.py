@@ -1,0 +1,267 @@
+"""The `labci` command: serve, worker, dev, demo, db, runners, hook, trigger, validate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+from .errors import ConfigError, LabciError
+from .settings import Settings
+
+DEFAULT_STATE_DIR = ".labci-dev"
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .db.migrate import upgrade
+
+    if settings.webhook_secret is None:
+        raise ConfigError(
+            "LABCI_WEBHOOK_SECRET is not set; `labci serve` refuses to accept unsigned webhooks"
+        )
+    if settings.redis_url is None:
+        raise ConfigError("LABCI_REDIS_URL is not set (only `labci dev` starts an embedded Redis)")
+    if not args.no_migrate:
+        asyncio.run(upgrade(settings.database_url))
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    return 0
+
+
+def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from .workers import make_worker
+
+    if settings.redis_url is None:
+        raise ConfigError("LABCI_REDIS_URL is not set")
+    make_worker(settings).run()
+    return 0
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from .dev import open_stack
+
+    with ExitStack() as stack:
+        dev = open_stack(stack, settings, Path(args.state_dir))
+        print(
+            f"labci is running at {dev.url} (state in {args.state_dir}); Ctrl-C stops it",
+            flush=True,
+        )
+        return supervise(dev)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    from .dev import open_stack
+
+    with ExitStack() as stack:
+        print(
+            "labci demo: starting the stack (embedded Redis, SQLite, server, worker, runner)…",
+            flush=True,
+        )
+        dev = open_stack(stack, settings, Path(args.state_dir))
+        ok = run_demo(dev, timeout_s=args.timeout)
+        if args.exit:
+            return 0 if ok else 1
+        print(
+            f"\nlabci keeps running at {dev.url} — open it to see runs, logs and metrics. Ctrl-C stops it.",
+            flush=True,
+        )
+        return supervise(dev)
+
+
+def supervise(dev: object) -> int:
+    import time
+
+    try:
+        while not (dead := dev.dead()):  # type: ignore[attr-defined]
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+        return 0
+    print(
+        f"labci: {', '.join(dead)} stopped unexpectedly; see the logs in the state directory",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from .db.migrate import upgrade
+
+    asyncio.run(upgrade(settings.database_url))
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_runners_token(settings: Settings, _args: argparse.Namespace) -> int:
+    from .dev import _registration_token
+
+    if settings.redis_url is None:
+        raise ConfigError("LABCI_REDIS_URL is not set")
+    print(asyncio.run(_registration_token(settings)))
+    return 0
+
+
+def cmd_hook_install(settings: Settings, args: argparse.Namespace) -> int:
+    from .forge.gitlocal_trigger import bare_repo, install_hook
+
+    if settings.webhook_secret is None:
+        raise ConfigError("LABCI_WEBHOOK_SECRET is not set; the hook signs its events with it")
+    hook = install_hook(
+        bare_repo(args.repo),
+        server_url=args.server or settings.public_url,
+        secret=settings.webhook_secret.get_secret_value(),
+    )
+    print(f"installed {hook}")
+    return 0
+
+
+def cmd_hook_receive(settings: Settings, args: argparse.Namespace) -> int:
+    from .forge.gitlocal_trigger import bare_repo, receive_pushes
+
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    for line in receive_pushes(
+        bare_repo(args.repo),
+        sys.stdin.read().splitlines(),
+        server_url=settings.public_url,
+        secret=secret,
+    ):
+        print(line)
+    return 0
+
+
+def cmd_trigger(settings: Settings, args: argparse.Namespace) -> int:
+    from .forge.gitlocal_trigger import bare_repo, pull_request_event, push_event, send_event
+
+    repo = bare_repo(args.repo)
+    if args.kind == "push":
+        event = push_event(repo, args.branch)
+    else:
+        event = pull_request_event(repo, args.head, args.base)
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    result = send_event(args.server or settings.public_url, secret, event)
+    print(
+        f"{event['kind']} {event['branch']} at {event['commit_sha'][:7]} → event {result.get('event_id')}"
+    )
+    return 0
+
+
+def cmd_validate(_settings: Settings, args: argparse.Namespace) -> int:
+    from labci_spec import SpecErrors, load_workflow
+
+    paths = [Path(p) for p in args.paths] or sorted(
+        [*Path(".labci").glob("*.yml"), *Path(".labci").glob("*.yaml")]
+    )
+    if not paths:
+        print("labci validate: no .labci/*.yml files here", file=sys.stderr)
+        return 1
+    failed = False
+    for path in paths:
+        try:
+            workflow = load_workflow(path.read_bytes(), str(path))
+        except SpecErrors as exc:
+            failed = True
+            for error in exc.errors:
+                print(f"{error.path}:{error.line}:{error.column}: error: {error.message}")
+            continue
+        except OSError as exc:
+            failed = True
+            print(f"{path}: error: {exc.strerror}")
+            continue
+        jobs = ", ".join(
+            f"{key} on [{', '.join(job.runs_on)}]" for key, job in workflow.jobs.items()
+        )
+        print(f"{path}: ok — workflow {workflow.name!r}: {jobs}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labci", description="Continuous integration for experiments."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API server")
+    serve.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema first")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser(
+        "worker", help="run the server worker (planning, scheduling, outbox)"
+    ).set_defaults(func=cmd_worker)
+    for name, func, text in (
+        ("dev", cmd_dev, "run the whole stack locally on embedded defaults"),
+        ("demo", cmd_demo, "run the stack and an example experiment pull request"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument(
+            "--state-dir", default=DEFAULT_STATE_DIR, help="where SQLite, Redis data and logs live"
+        )
+        p.set_defaults(func=func)
+        if name == "demo":
+            p.add_argument(
+                "--exit", action="store_true", help="stop once both checks have finished"
+            )
+            p.add_argument(
+                "--timeout", type=float, default=600.0, help="seconds to wait for the checks"
+            )
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    runners = sub.add_parser("runners", help="runner administration").add_subparsers(
+        dest="runners_command", required=True
+    )
+    runners.add_parser("token", help="print a single-use runner registration token").set_defaults(
+        func=cmd_runners_token
+    )
+    hook = sub.add_parser("hook", help="the local git forge's post-receive hook").add_subparsers(
+        dest="hook_command", required=True
+    )
+    install = hook.add_parser("install", help="install the hook into a bare repository")
+    install.add_argument("repo")
+    install.add_argument("--server", help="server URL (default LABCI_PUBLIC_URL)")
+    install.set_defaults(func=cmd_hook_install)
+    receive = hook.add_parser("receive", help="(called by the hook) send pushes read from stdin")
+    receive.add_argument("repo")
+    receive.set_defaults(func=cmd_hook_receive)
+    _add_trigger(sub)
+    validate = sub.add_parser("validate", help="check workflow files (default .labci/*.yml)")
+    validate.add_argument("paths", nargs="*")
+    validate.set_defaults(func=cmd_validate)
+    return parser
+
+
+def _add_trigger(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    trigger = sub.add_parser("trigger", help="send an event of a local bare repository")
+    kinds = trigger.add_subparsers(dest="kind", required=True)
+    push = kinds.add_parser("push", help="a push to a branch")
+    push.add_argument("--branch", default="main")
+    pr = kinds.add_parser("pull-request", help="open or update a pull request")
+    pr.add_argument("--head", required=True)
+    pr.add_argument("--base", default="main")
+    for p in (push, pr):
+        p.add_argument("--repo", required=True, help="path of the bare repository")
+        p.add_argument("--server", help="server URL (default LABCI_PUBLIC_URL)")
+        p.set_defaults(func=cmd_trigger)
+    pr.set_defaults(kind="pull_request")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    func: Callable[[Settings, argparse.Namespace], int] = args.func
+    try:
+        return func(Settings(), args)
+    except LabciError as exc:
+        print(f"labci: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Checkout from real bare repositories through the mirror cache."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from labci_runner.checkout import MirrorCache
+from labci_runner.errors import CheckoutFailed
+from labci_runner.settings import inherited_job_env
+
+GIT_ID = ["-c", "user.name=labci test", "-c", "user.email=test@labci.invalid"]
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *GIT_ID, *args], cwd=cwd, check=True, capture_output=True)
+    return done.stdout.decode().strip()
+
+
+class Origin:
+    """A bare repository plus a working clone that pushes commits into it."""
+
+    def __init__(self, root: Path) -> None:
+        self.bare = root / "origin.git"
+        self.work = root / "work"
+        git("init", "--quiet", "--bare", "-b", "main", str(self.bare), cwd=root)
+        git("clone", "--quiet", str(self.bare), str(self.work), cwd=root)
+
+    def commit(self, name: str, text: str) -> str:
+        (self.work / name).write_text(text)
+        git("add", name, cwd=self.work)
+        git("commit", "--quiet", "-m", f"add {name}", cwd=self.work)
+        git("push", "--quiet", "origin", "HEAD:main", cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Origin:
+    return Origin(tmp_path)
+
+
+@pytest.fixture
+def mirrors(tmp_path: Path) -> MirrorCache:
+    return MirrorCache(tmp_path / "runner", env=inherited_job_env())
+
+
+async def test_checkout_detaches_at_the_commit(
+    origin: Origin, mirrors: MirrorCache, tmp_path: Path
+) -> None:
+    sha = origin.commit("train.py", "print('v1')\n")
+    dest = tmp_path / "jobs" / "1-1" / "src"
+    await mirrors.checkout(str(origin.bare), sha, dest)
+    assert (dest / "train.py").read_text() == "print('v1')\n"
+    assert git("rev-parse", "HEAD", cwd=dest) == sha
+    assert mirrors.mirror_path(str(origin.bare)).is_dir()
+
+
+async def test_new_commit_is_fetched_into_the_existing_mirror(
+    origin: Origin, mirrors: MirrorCache, tmp_path: Path
+) -> None:
+    first = origin.commit("a.txt", "one\n")
+    await mirrors.checkout(str(origin.bare), first, tmp_path / "w1")
+    mirror = mirrors.mirror_path(str(origin.bare))
+    second = origin.commit("b.txt", "two\n")
+    assert subprocess.run(["git", "-C", str(mirror), "cat-file", "-e", second]).returncode != 0
+
+    await mirrors.checkout(str(origin.bare), second, tmp_path / "w2")
+    assert (tmp_path / "w2" / "b.txt").read_text() == "two\n"
+    assert git("cat-file", "-t", second, cwd=mirror) == "commit"
+    assert sorted(p.name for p in mirror.parent.iterdir()) == [mirror.name]
+
+
+async def test_warm_checkout_is_fast(origin: Origin, mirrors: MirrorCache, tmp_path: Path) -> None:
+    sha = origin.commit("a.txt", "one\n")
+    await mirrors.checkout(str(origin.bare), sha, tmp_path / "cold")
+    started = time.monotonic()
+    await mirrors.checkout(str(origin.bare), sha, tmp_path / "warm")
+    elapsed_s = time.monotonic() - started
+    # The whole job overhead budget is 300 ms; a warm checkout must be a small part of it.
+    assert elapsed_s < 0.25, f"warm checkout took {elapsed_s * 1000:.0f} ms"
+
+
+async def test_unknown_commit_fails_with_a_reason(
+    origin: Origin, mirrors: MirrorCache, tmp_path: Path
+) -> None:
+    origin.commit("a.txt", "one\n")
+    missing = "0" * 40
+    with pytest.raises(CheckoutFailed, match=f"commit {missing} not found in"):
+        await mirrors.checkout(str(origin.bare), missing, tmp_path / "w")
+
+
+async def test_unreachable_repository_carries_git_stderr(
+    mirrors: MirrorCache, tmp_path: Path
+) -> None:
+    with pytest.raises(CheckoutFailed, match="git clone failed: .*does not exist|not a git"):
+        await mirrors.checkout(str(tmp_path / "nope.git"), "1" * 40, tmp_path / "w")
+    assert not mirrors.mirror_path(str(tmp_path / "nope.git")).exists()
+
+
+async def test_option_like_sha_is_refused(mirrors: MirrorCache, tmp_path: Path) -> None:
+    with pytest.raises(CheckoutFailed, match="not a full commit sha"):
+        await mirrors.checkout("https://example.invalid/r.git", "--upload-pack=x", tmp_path / "w")

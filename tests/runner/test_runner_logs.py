@@ -1,0 +1,77 @@
+"""LogSink batching, sequence numbers and failure handling, against a plain async callable."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from labci_runner.errors import ServerUnavailable, StaleAttempt
+from labci_runner.logs import LogSink
+
+
+class Batches:
+    def __init__(self, fail_first: Exception | None = None) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.arrived = asyncio.Event()
+        self.fail_first = fail_first
+
+    async def send(self, lines: list[dict[str, Any]]) -> None:
+        if self.fail_first is not None:
+            error, self.fail_first = self.fail_first, None
+            raise error
+        self.batches.append(lines)
+        self.arrived.set()
+
+    def seqs(self) -> list[int]:
+        return [line["seq"] for batch in self.batches for line in batch]
+
+
+async def test_seq_is_contiguous_and_batches_are_bounded() -> None:
+    sent = Batches()
+    async with LogSink(sent.send, max_batch_lines=200, flush_interval_s=5) as sink:
+        for n in range(450):
+            await sink.write(n % 3, "stdout", f"line {n}")
+    assert sent.seqs() == list(range(450))
+    assert [len(batch) for batch in sent.batches] == [200, 200, 50]
+    assert sent.batches[0][7] == {
+        "seq": 7,
+        "step": 1,
+        "stream": "stdout",
+        "text": "line 7",
+        "ts": sent.batches[0][7]["ts"],
+    }
+
+
+async def test_batches_are_cut_by_size() -> None:
+    sent = Batches()
+    async with LogSink(sent.send, max_batch_bytes=1000, flush_interval_s=5) as sink:
+        for _ in range(10):
+            await sink.write(0, "stderr", "x" * 300)
+    assert [len(batch) for batch in sent.batches] == [4, 4, 2]
+
+
+async def test_a_quiet_job_is_flushed_by_the_timer() -> None:
+    sent = Batches()
+    async with LogSink(sent.send, flush_interval_s=0.05) as sink:
+        await sink.write(0, "system", "hello")
+        await asyncio.wait_for(sent.arrived.wait(), 5)
+        assert sent.seqs() == [0]
+
+
+async def test_failed_batch_is_dropped_and_later_lines_still_flow() -> None:
+    sent = Batches(fail_first=ServerUnavailable("down"))
+    async with LogSink(sent.send, flush_interval_s=5, max_batch_lines=2) as sink:
+        for n in range(4):
+            await sink.write(0, "stdout", str(n))
+    assert sent.seqs() == [2, 3]
+    assert sink.dropped_lines == 2
+
+
+async def test_stale_attempt_stops_sending_without_blocking_writers() -> None:
+    sent = Batches(fail_first=StaleAttempt(409, "attempt 2 is current"))
+    async with LogSink(sent.send, flush_interval_s=0.01, max_queued_lines=10) as sink:
+        await sink.write(0, "stdout", "first")
+        for _ in range(200):  # far more than the queue holds: must not block
+            await asyncio.wait_for(sink.write(0, "stdout", "more"), 5)
+            await asyncio.sleep(0)
+    assert sent.batches == []

@@ -1,0 +1,122 @@
+"""Scheduling: label matching, slot limits, per-runner arq queues, and the reconciler."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from helpers.gitrepo import make_repo
+from helpers.server import server_context, test_settings
+from labci_server.db.models import Runner
+from labci_server.db.queries import jobs as job_queries
+from labci_server.planning.planner import plan_event
+from labci_server.scheduling.reconciler import reconcile
+from labci_server.scheduling.runners import create_registration_token, heartbeat, register_runner
+from labci_server.scheduling.scheduler import pick_runner, schedule_jobs
+from labci_server.webhooks.ingest import store_event
+from test_planning import push_event
+
+R1 = Runner(id=1, name="cpu-box", labels=["self-hosted", "cpu"], slots=2, token_hash="a")
+R2 = Runner(id=2, name="gpu-box", labels=["self-hosted", "cpu", "gpu"], slots=1, token_hash="b")
+
+
+@pytest.mark.parametrize(
+    ("runs_on", "free", "expected"),
+    [
+        (["cpu"], {1: 2, 2: 1}, 1),
+        (["gpu"], {1: 2, 2: 1}, 2),
+        (["cpu", "gpu"], {1: 2, 2: 1}, 2),
+        (["gpu"], {1: 2, 2: 0}, None),
+        (["cpu"], {1: 0, 2: 1}, 2),
+        (["tpu"], {1: 2, 2: 1}, None),
+        ([], {1: 1, 2: 1}, 1),
+    ],
+    ids=["cpu-most-free", "gpu-only-one", "all-labels", "gpu-full", "cpu-falls-over", "unknown-label", "no-labels"],
+)
+def test_pick_runner(runs_on, free, expected):
+    runner = pick_runner(runs_on, [R1, R2], free)
+    assert (runner.id if runner else None) == expected
+
+
+WORKFLOW = """\
+name: many
+on: push
+jobs:
+  a: {runs-on: cpu, timeout-minutes: 2, steps: [{run: "true"}]}
+  b: {runs-on: cpu, steps: [{run: "true"}]}
+  c: {runs-on: cpu, steps: [{run: "true"}]}
+  g: {runs-on: gpu, steps: [{run: "true"}]}
+"""
+
+
+async def registered_runner(sc, labels, slots):
+    token = await create_registration_token(sc)
+    answer = await register_runner(sc, registration_token=token, name="r", labels=labels, slots=slots)
+    await heartbeat(sc, token=answer["runner_token"], running=[], slots=slots, labels=labels)
+    return answer
+
+
+async def test_jobs_go_to_runner_queues_up_to_slots(tmp_path, database_url, redis_url):
+    repo = make_repo(tmp_path)
+    sha = repo.commit({".labci/many.yml": WORKFLOW})
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        runner = await registered_runner(sc, ["self-hosted", "cpu"], 2)
+        event_id = await store_event(sc, push_event(repo.bare, sha, "d"))
+        await plan_event(sc, event_id or 0)
+        assert await schedule_jobs(sc) == 2
+        assert await schedule_jobs(sc) == 0  # slots are full; the gpu job has no runner
+        queued = await sc.redis.zrange(runner["queue_name"], 0, -1)
+        async with sc.sessions() as session:
+            states = {j.job_key: (j.state, j.runner_id) for j in await job_queries.jobs_of_runs(session, [1])}
+        raw = await sc.redis.get(f"arq:job:{queued[0].decode()}")
+    assert sorted(q.decode() for q in queued) == ["job-1-1", "job-2-1"]
+    assert states == {
+        "a": ("queued", runner["runner_id"]),
+        "b": ("queued", runner["runner_id"]),
+        "c": ("pending", None),
+        "g": ("pending", None),
+    }
+    message = json.loads(raw)  # JSON on the wire, never pickle
+    assert message["f"] == "run_job" and message["a"] == [1, 1]
+
+
+async def test_reconciler_reenqueues_jobs_redis_lost(tmp_path, database_url, redis_url):
+    repo = make_repo(tmp_path)
+    sha = repo.commit({".labci/many.yml": WORKFLOW})
+    settings = test_settings(database_url, redis_url)
+    async with server_context(settings) as sc:
+        runner = await registered_runner(sc, ["cpu"], 1)
+        event_id = await store_event(sc, push_event(repo.bare, sha, "d"))
+        await plan_event(sc, event_id or 0)
+        assert await schedule_jobs(sc) == 1
+        await sc.redis.flushdb()  # Redis loses everything
+        async with sc.sessions() as session, session.begin():
+            job = await job_queries.get_job(session, 1)
+            job.queued_at = time.time() - 60  # long past the settle time
+            session.add(job)
+        await heartbeat(sc, token=runner["runner_token"], running=[], slots=1, labels=["cpu"])
+        await reconcile(sc)
+        queued = await sc.redis.zrange(runner["queue_name"], 0, -1)
+    assert [q.decode() for q in queued] == ["job-1-1"]
+
+
+async def test_expired_lease_retries_then_fails(tmp_path, database_url, redis_url):
+    repo = make_repo(tmp_path)
+    sha = repo.commit({".labci/many.yml": WORKFLOW})
+    settings = test_settings(database_url, redis_url, max_attempts=2)
+    async with server_context(settings) as sc:
+        await registered_runner(sc, ["cpu"], 1)
+        event_id = await store_event(sc, push_event(repo.bare, sha, "d"))
+        await plan_event(sc, event_id or 0)
+        for expected_attempt in (1, 2):
+            await schedule_jobs(sc)
+            async with sc.sessions() as session, session.begin():
+                job = await job_queries.get_job(session, 1)
+                assert (job.state, job.attempt) == ("queued", expected_attempt)
+                job.state, job.lease_expires_at = "running", time.time() - 1
+                session.add(job)
+            await reconcile(sc)
+        async with sc.sessions() as session:
+            job = await job_queries.get_job(session, 1)
+    assert (job.state, job.attempt, job.reason) == ("error", 2, "runner lost (2 attempts)")
