@@ -15,6 +15,7 @@ import redis as redis_sync
 
 from helpers.services import EmbeddedRedisServer, reset_postgres
 
+GITHUB_TOKEN = "test-token"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -78,3 +79,24 @@ def git_env(tmp_path: Path) -> dict[str, str]:
         "GIT_COMMITTER_NAME": "labci test",
         "GIT_COMMITTER_EMAIL": "test@labci.invalid",
     }
+
+
+@pytest.fixture(scope="session")
+def openapi_checker():
+    from forge_standin import OpenAPIChecker
+
+    return OpenAPIChecker()
+
+
+@pytest.fixture
+def github(tmp_path: Path, openapi_checker):
+    """The GitHub stand-in on a real port; every request labci sent must match the
+    @octokit/openapi description (C6), checked when the test ends."""
+    from forge_standin import StandinServer
+
+    repos = tmp_path / "github-repos"
+    repos.mkdir()
+    with StandinServer(repos, openapi_checker, tokens=[GITHUB_TOKEN]) as server:
+        server.repos_root = repos
+        yield server
+        assert server.standin.violations == []

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
+
 from labci_server.db.engine import make_engine
 from labci_server.db.migrate import upgrade
-from sqlmodel import SQLModel
 
 
 @pytest.fixture(params=["sqlite", "configured"])
@@ -28,5 +29,7 @@ async def test_migrations_create_exactly_the_models(any_database_url):
     finally:
         await engine.dispose()
     assert diff == []
-    assert {"events", "runs", "jobs", "steps", "log_lines", "metrics", "runners", "outbox"} <= set(tables)
+    assert {"events", "runs", "jobs", "steps", "log_lines", "metrics", "runners", "outbox"} <= set(
+        tables
+    )
     assert "alembic_version" in tables

@@ -53,12 +53,20 @@ jobs:
 
 def push_event(repo: Path, sha: str, delivery: str, branch: str = "main") -> NewEvent:
     return NewEvent(
-        delivery_id=delivery, provider="git", kind="push", action=None,
-        repo_full_name=str(repo), clone_url=str(repo), commit_sha=sha, branch=branch,
+        delivery_id=delivery,
+        provider="git",
+        kind="push",
+        action=None,
+        repo_full_name=str(repo),
+        clone_url=str(repo),
+        commit_sha=sha,
+        branch=branch,
     )
 
 
-async def test_push_plans_matching_workflows_and_reports_broken_files(tmp_path, database_url, redis_url):
+async def test_push_plans_matching_workflows_and_reports_broken_files(
+    tmp_path, database_url, redis_url
+):
     repo = make_repo(tmp_path)
     sha = repo.commit(
         {".labci/train.yml": TRAIN, ".labci/broken.yml": BROKEN, ".labci/release.yml": ONLY_RELEASE}

@@ -6,6 +6,8 @@ import json
 import time
 
 import pytest
+from test_planning import push_event
+
 from helpers.gitrepo import make_repo
 from helpers.server import server_context, test_settings
 from labci_server.db.models import Runner
@@ -15,7 +17,6 @@ from labci_server.scheduling.reconciler import reconcile
 from labci_server.scheduling.runners import create_registration_token, heartbeat, register_runner
 from labci_server.scheduling.scheduler import pick_runner, schedule_jobs
 from labci_server.webhooks.ingest import store_event
-from test_planning import push_event
 
 R1 = Runner(id=1, name="cpu-box", labels=["self-hosted", "cpu"], slots=2, token_hash="a")
 R2 = Runner(id=2, name="gpu-box", labels=["self-hosted", "cpu", "gpu"], slots=1, token_hash="b")
@@ -32,7 +33,15 @@ R2 = Runner(id=2, name="gpu-box", labels=["self-hosted", "cpu", "gpu"], slots=1,
         (["tpu"], {1: 2, 2: 1}, None),
         ([], {1: 1, 2: 1}, 1),
     ],
-    ids=["cpu-most-free", "gpu-only-one", "all-labels", "gpu-full", "cpu-falls-over", "unknown-label", "no-labels"],
+    ids=[
+        "cpu-most-free",
+        "gpu-only-one",
+        "all-labels",
+        "gpu-full",
+        "cpu-falls-over",
+        "unknown-label",
+        "no-labels",
+    ],
 )
 def test_pick_runner(runs_on, free, expected):
     runner = pick_runner(runs_on, [R1, R2], free)
@@ -52,7 +61,9 @@ jobs:
 
 async def registered_runner(sc, labels, slots):
     token = await create_registration_token(sc)
-    answer = await register_runner(sc, registration_token=token, name="r", labels=labels, slots=slots)
+    answer = await register_runner(
+        sc, registration_token=token, name="r", labels=labels, slots=slots
+    )
     await heartbeat(sc, token=answer["runner_token"], running=[], slots=slots, labels=labels)
     return answer
 
@@ -68,7 +79,10 @@ async def test_jobs_go_to_runner_queues_up_to_slots(tmp_path, database_url, redi
         assert await schedule_jobs(sc) == 0  # slots are full; the gpu job has no runner
         queued = await sc.redis.zrange(runner["queue_name"], 0, -1)
         async with sc.sessions() as session:
-            states = {j.job_key: (j.state, j.runner_id) for j in await job_queries.jobs_of_runs(session, [1])}
+            states = {
+                j.job_key: (j.state, j.runner_id)
+                for j in await job_queries.jobs_of_runs(session, [1])
+            }
         raw = await sc.redis.get(f"arq:job:{queued[0].decode()}")
     assert sorted(q.decode() for q in queued) == ["job-1-1", "job-2-1"]
     assert states == {

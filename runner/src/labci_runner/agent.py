@@ -25,7 +25,7 @@ from labci_runner.errors import ConfigError
 from labci_runner.executors.process import ProcessExecutor
 from labci_runner.jobs import JobRuntime, RunningJobs
 from labci_runner.settings import Settings, inherited_job_env
-from labci_runner.worker import build_worker
+from labci_runner.worker import build_worker, redis_pool, stop_worker
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +125,10 @@ async def start(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             running=RunningJobs(),
             jobs_dir=settings.workdir / "jobs",
         )
-        worker = build_worker(settings, identity.queue_name, runtime)
-        print(f"labci-runner {settings.name}: listening on {identity.queue_name}", flush=True)
-        await _serve(settings, worker, runtime, stop)
+        async with redis_pool(settings, identity.queue_name) as pool:
+            worker = build_worker(settings, pool, identity.queue_name, runtime)
+            print(f"labci-runner {settings.name}: listening on {identity.queue_name}", flush=True)
+            await _serve(settings, worker, runtime, stop)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -152,7 +153,7 @@ async def _serve(
         worker.allow_pick_jobs = False
         runtime.running.stop_all("shutdown")
         await runtime.running.wait_idle(SHUTDOWN_REPORT_S)
-        await worker.close()
+        await stop_worker(worker)
         for task in (beat_task, stop_task, worker_task):
             task.cancel()
         await asyncio.gather(beat_task, stop_task, worker_task, return_exceptions=True)

@@ -9,12 +9,18 @@ above the longest timeout the spec allows so it never cuts a legal job short.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from arq.connections import RedisSettings
+import redis.exceptions
+from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, func
 
+from labci_runner.errors import ConfigError
 from labci_runner.jobs import JobRuntime, execute_job
 from labci_runner.settings import Settings
 from labci_spec.model import MAX_TIMEOUT_MINUTES
@@ -33,12 +39,32 @@ def _serialize(data: dict[str, Any]) -> bytes:
     return json.dumps(data).encode()
 
 
-def build_worker(settings: Settings, queue_name: str, runtime: JobRuntime) -> Worker:
+@asynccontextmanager
+async def redis_pool(settings: Settings, queue_name: str) -> AsyncIterator[ArqRedis]:
+    """The agent's Redis pool, owned here so that it is closed with `aclose()`."""
+    try:
+        pool = await create_pool(
+            RedisSettings.from_dsn(settings.redis_url),
+            job_serializer=_serialize,
+            job_deserializer=json.loads,
+            default_queue_name=queue_name,
+        )
+    except (OSError, redis.exceptions.RedisError) as exc:
+        raise ConfigError(f"cannot connect to Redis (LABCI_REDIS_URL): {exc}") from exc
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
+
+
+def build_worker(
+    settings: Settings, pool: ArqRedis, queue_name: str, runtime: JobRuntime
+) -> Worker:
     """A Worker for `queue_name`; signals are handled by the agent, not by arq."""
     return Worker(
         functions=[func(run_job, name="run_job", timeout=RUN_JOB_TIMEOUT_S, max_tries=1)],
         queue_name=queue_name,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_pool=pool,
         ctx={"runtime": runtime},
         job_serializer=_serialize,
         job_deserializer=json.loads,
@@ -50,3 +76,13 @@ def build_worker(settings: Settings, queue_name: str, runtime: JobRuntime) -> Wo
         handle_signals=False,
         keep_result=KEEP_RESULT_S,
     )
+
+
+async def stop_worker(worker: Worker) -> None:
+    """Stop polling and wait for arq's job tasks; the pool stays open for its owner.
+
+    Not `Worker.close()`: that closes the pool with redis' deprecated `close()`.
+    """
+    worker.handle_sig(signal.SIGTERM)  # cancels the poll loop and any job task left
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    await worker.pool.delete(worker.health_check_key)

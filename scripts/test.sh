@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to the whole test suite (lint, types of the wire, tests).
+# Uses PostgreSQL and Redis when LABCI_TEST_DATABASE_URL / LABCI_REDIS_URL are set,
+# SQLite and an embedded Redis otherwise.
+source "$(dirname "$0")/bootstrap.sh"
+echo "test: installing GitHub's OpenAPI description and webhook examples (npm ci)…" >&2
+npm ci --prefix tests/forge_standin --no-audit --no-fund --silent
+uv run --locked ruff check .
+uv run --locked ruff format --check .
+uv run --locked lint-imports
+uv run --locked pytest "$@"

@@ -1,0 +1,202 @@
+"""Webhook ingress (reliability A1, A2, A6): signatures, bad input, real payloads."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from forge_standin import headers as hook_headers
+from forge_standin import load_examples, pull_request_payload, push_payload
+from forge_standin import sign as standin_sign
+from helpers.server import TEST_SECRET, test_settings
+from labci_server.app import create_app
+from labci_server.db.migrate import upgrade
+from labci_server.webhooks.gitlocal import sign as local_sign
+
+SRC = Path(__file__).resolve().parents[2] / "server" / "src"
+SHA_A, SHA_B = "a" * 40, "b" * 40
+
+
+@pytest.fixture
+async def client(database_url, redis_url):
+    settings = test_settings(database_url, redis_url)
+    await upgrade(database_url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
+            c.app = app  # type: ignore[attr-defined]
+            yield c
+
+
+async def table_counts(client) -> dict[str, int]:
+    from labci_server.db.queries.counts import count_rows
+
+    async with client.app.state.context.sessions() as session:
+        return await count_rows(session, ["events", "runs", "jobs", "outbox", "repositories"])
+
+
+def delivery(event: str, payload: dict, delivery_id: str = "d-1", secret: str | None = TEST_SECRET):
+    body = json.dumps(payload).encode()
+    return body, hook_headers(event, delivery_id, body, secret)
+
+
+def test_hmac_matches_githubs_published_vector():
+    expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert local_sign(b"Hello, World!", "It's a Secret to Everybody") == expected
+    assert standin_sign(b"Hello, World!", "It's a Secret to Everybody") == expected
+
+
+def test_no_signature_is_compared_with_equals():
+    """A1 lint: signatures are compared in constant time, never with == or !=."""
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(
+                r"(signature|sig|digest)\w*\s*[!=]=|[!=]=\s*\w*(signature|sign\(|digest)",
+                line,
+                re.I,
+            ):
+                offenders.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def bad_deliveries() -> list[tuple[str, dict[str, str], bytes]]:
+    payload = push_payload(
+        "octo", "exp", "https://example.invalid/octo/exp.git", "refs/heads/main", SHA_A, SHA_B
+    )
+    body = json.dumps(payload).encode()
+    good = hook_headers("push", "x", body, TEST_SECRET)
+    digest = hmac.new(TEST_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    sha1 = "sha1=" + hmac.new(TEST_SECRET.encode(), body, hashlib.sha1).hexdigest()
+    no_sig = {k: v for k, v in good.items() if k.lower() != "x-hub-signature-256"}
+    cases = [
+        ("wrong secret", {**good, "X-Hub-Signature-256": standin_sign(body, "wrong")}, body),
+        ("missing header", no_sig, body),
+        ("sha1 only", {**no_sig, "X-Hub-Signature": sha1}, body),
+        ("empty", {**good, "X-Hub-Signature-256": "sha256="}, body),
+        ("non-hex", {**good, "X-Hub-Signature-256": "sha256=" + "z" * 64}, body),
+        ("truncated", {**good, "X-Hub-Signature-256": "sha256=" + digest[:-2]}, body),
+        ("body altered", good, body[:-2] + b" }"),
+        ("no prefix", {**good, "X-Hub-Signature-256": digest}, body),
+    ]
+    return cases
+
+
+async def test_a_thousand_bad_deliveries_are_refused_and_leave_no_trace(client, redis_url):
+    redis = client.app.state.context.redis
+    keys_before = set(await redis.keys("*"))
+    cases = bad_deliveries()
+    statuses = []
+    for i in range(1000):
+        _name, headers, body = cases[i % len(cases)]
+        headers = {**headers, "X-GitHub-Delivery": f"bad-{i}"}
+        statuses.append(
+            (await client.post("/webhooks/github", content=body, headers=headers)).status_code
+        )
+    assert statuses == [401] * 1000
+    assert await table_counts(client) == {
+        "events": 0,
+        "runs": 0,
+        "jobs": 0,
+        "outbox": 0,
+        "repositories": 0,
+    }
+    assert set(await redis.keys("*")) == keys_before
+
+
+async def test_ping_is_answered(client):
+    payload = load_examples("ping")[0]
+    body, headers = delivery("ping", payload)
+    response = await client.post("/webhooks/github", content=body, headers=headers)
+    assert (response.status_code, response.json()) == (200, {"ok": True, "message": "pong"})
+
+
+@pytest.mark.parametrize(
+    "event", ["issues", "star", "check_suite", "release", "pull_request_review"], ids=str
+)
+async def test_events_we_do_not_act_on_are_ignored(client, event):
+    payload = load_examples(event)[0]
+    body, headers = delivery(event, payload)
+    response = await client.post("/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 202
+    assert "not acted on" in response.json()["ignored"]
+    assert (await table_counts(client))["events"] == 0
+
+
+@pytest.mark.parametrize("action", ["closed", "edited", "labeled", "assigned"], ids=str)
+async def test_pull_request_actions_we_do_not_act_on(client, action):
+    payload = pull_request_payload(
+        action, "octo", "exp", "https://x.invalid/o/e.git", 3, "feat", SHA_B, "main", SHA_A
+    )
+    body, headers = delivery("pull_request", payload)
+    response = await client.post("/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 202 and response.json()["ignored"].startswith(
+        "pull_request action"
+    )
+    assert (await table_counts(client))["events"] == 0
+
+
+async def test_valid_signature_on_non_json_body_is_400(client):
+    body = b"this is not json {"
+    headers = hook_headers("push", "d-nj", body, TEST_SECRET)
+    response = await client.post("/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 400
+    assert "not a JSON" in response.json()["error"]
+    assert (await table_counts(client))["events"] == 0
+
+
+async def test_real_push_and_pr_examples_are_stored(client):
+    pushes = [
+        p
+        for p in load_examples("push")
+        if p["ref"].startswith("refs/heads/") and not p.get("deleted")
+    ]
+    prs = [
+        p
+        for p in load_examples("pull_request")
+        if p["action"] in ("opened", "synchronize", "reopened")
+    ]
+    assert pushes and prs
+    for i, payload in enumerate([*pushes, *prs]):
+        event = "push" if "pusher" in payload else "pull_request"
+        body, headers = delivery(event, payload, delivery_id=f"real-{i}")
+        response = await client.post("/webhooks/github", content=body, headers=headers)
+        assert response.status_code == 202, response.text
+        assert response.json()["duplicate"] is False
+    assert (await table_counts(client))["events"] == len(pushes) + len(prs)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda p: p.pop("pull_request"),
+        lambda p: p["pull_request"].pop("head"),
+        lambda p: p.update(repository=None),
+        lambda p: (
+            p["pull_request"]["base"].update(ref=None)
+            or p["pull_request"].pop("number")
+            and p.pop("number")
+        ),
+    ],
+    ids=["no-pull_request", "no-head", "null-repository", "no-number"],
+)
+async def test_mutated_real_payloads_get_400_with_a_reason(client, mutate):
+    payload = pull_request_payload(
+        "opened", "octo", "exp", "https://x.invalid/o/e.git", 3, "feat", SHA_B, "main", SHA_A
+    )
+    mutate(payload)
+    body, headers = delivery("pull_request", payload)
+    response = await client.post("/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 400
+    assert "lacks a field" in response.json()["error"]
+    assert (await table_counts(client))["events"] == 0
+    ping = load_examples("ping")[0]
+    body, headers = delivery("ping", ping, delivery_id="after")
+    assert (await client.post("/webhooks/github", content=body, headers=headers)).status_code == 200
