@@ -89,7 +89,8 @@ async def test_push_plans_matching_workflows_and_reports_broken_files(
                 session, repository_id=runs[".labci/train.yml"].repository_id, commit_sha=sha
             )
             event = await get_event(session, event_id)
-    assert event is not None and event.state == "planned"
+    assert event is not None
+    assert event.state == "planned"
     by_context = {(m.context, m.state): m for m in messages}
     assert set(by_context) == {
         ("labci/train/small", "pending"),
@@ -98,7 +99,8 @@ async def test_push_plans_matching_workflows_and_reports_broken_files(
     }
     broken = by_context[("labci/broken", "error")].description
     assert broken.startswith(".labci/broken.yml:5: ")
-    assert "runs_on" in broken and "runs-on" in broken
+    assert "runs_on" in broken
+    assert "runs-on" in broken
     assert len(broken) <= 140
     assert runs[".labci/broken.yml"].conclusion == "error"
 
@@ -123,4 +125,5 @@ async def test_push_to_other_branch_plans_nothing(tmp_path, database_url, redis_
         async with sc.sessions() as session:
             assert await runs_for_event(session, event_id or 0) == []
             event = await get_event(session, event_id or 0)
-    assert event is not None and event.state == "planned"
+    assert event is not None
+    assert event.state == "planned"

@@ -92,7 +92,8 @@ async def test_jobs_go_to_runner_queues_up_to_slots(tmp_path, database_url, redi
         "g": ("pending", None),
     }
     message = json.loads(raw)  # JSON on the wire, never pickle
-    assert message["f"] == "run_job" and message["a"] == [1, 1]
+    assert message["f"] == "run_job"
+    assert message["a"] == [1, 1]
 
 
 async def test_reconciler_reenqueues_jobs_redis_lost(tmp_path, database_url, redis_url):

@@ -137,7 +137,8 @@ async def test_pull_request_actions_we_do_not_act_on(client, action):
     )
     body, headers = delivery("pull_request", payload)
     response = await client.post("/webhooks/github", content=body, headers=headers)
-    assert response.status_code == 202 and response.json()["ignored"].startswith(
+    assert response.status_code == 202
+    assert response.json()["ignored"].startswith(
         "pull_request action"
     )
     assert (await table_counts(client))["events"] == 0
@@ -163,7 +164,8 @@ async def test_real_push_and_pr_examples_are_stored(client):
         for p in load_examples("pull_request")
         if p["action"] in ("opened", "synchronize", "reopened")
     ]
-    assert pushes and prs
+    assert pushes
+    assert prs
     for i, payload in enumerate([*pushes, *prs]):
         event = "push" if "pusher" in payload else "pull_request"
         body, headers = delivery(event, payload, delivery_id=f"real-{i}")
