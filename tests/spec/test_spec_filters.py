@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from labci_spec import BranchFilter, Job, Step, Triggers, Workflow, branch_matches, workflow_matches
 
 GLOB_CASES = [

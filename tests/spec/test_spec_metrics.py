@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from labci_spec import MAX_METRICS_BYTES, MetricsError, parse_metrics_json
 
 VALID_CASES = [

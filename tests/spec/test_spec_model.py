@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from labci_spec import Job, MetricsSpec, Step, load_workflow
 from pydantic import ValidationError
+
+from labci_spec import Job, MetricsSpec, Step, load_workflow
 
 WORKFLOW = """\
 on: {push: {branches: [main, 'release/**']}}

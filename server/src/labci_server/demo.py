@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from .db.engine import make_engine, make_sessionmaker
+from .db.queries.jobs import jobs_of_runs
 from .db.queries.outbox import commit_statuses
 from .db.queries.repositories import find_repository
-from .db.queries.jobs import jobs_of_runs
 from .db.queries.runs import metrics_of_jobs, runs_with_jobs_for_commit
 from .dev import DevStack
 from .errors import ConfigError
