@@ -10,10 +10,11 @@ import asyncio
 import json
 import os
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from arq.connections import RedisSettings, create_pool
+from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from labci_runner import agent
 from labci_runner import client as client_module
@@ -26,7 +27,7 @@ CLOSED_PORT_URL = "http://127.0.0.1:9"
 
 
 @pytest.fixture
-async def redis_pool():  # type: ignore[no-untyped-def]
+async def redis_pool() -> AsyncIterator[ArqRedis]:
     try:
         pool = await create_pool(
             _settings(),
@@ -48,7 +49,7 @@ def _settings() -> RedisSettings:
 
 
 async def test_worker_runs_json_jobs_from_its_queue_and_stops_cleanly(
-    tmp_path: Path, redis_pool, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, redis_pool: ArqRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(client_module, "BACKOFF_FIRST_S", 0.001)
     queue = f"labci:test:{uuid.uuid4().hex}"

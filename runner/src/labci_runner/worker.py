@@ -36,7 +36,8 @@ async def run_job(ctx: dict[str, Any], job_id: int, attempt: int) -> str:
 
 def _serialize(data: dict[str, Any]) -> bytes:
     # JSON, never pickle: whoever can write to the queue must not run code on the runner.
-    return json.dumps(data).encode()
+    # default=str: arq also serialises results, and a cancelled job's result is an exception.
+    return json.dumps(data, default=str).encode()
 
 
 @asynccontextmanager

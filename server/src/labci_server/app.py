@@ -18,7 +18,7 @@ from .context import ServerContext
 from .db.engine import make_engine, make_sessionmaker
 from .errors import LabciError
 from .queue import connect
-from .results.views import run_detail
+from .results.views import run_detail, run_overview
 from .settings import Settings
 from .web import pages
 
@@ -56,6 +56,12 @@ def _add_json_api(app: FastAPI) -> None:
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/api/v1/runs")
+    async def list_runs(
+        request: Request, commit: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        return await run_overview(get_context(request), limit=min(limit, 500), commit_sha=commit)
 
     @app.get("/api/v1/runs/{run_id}")
     async def get_run(run_id: int, request: Request) -> dict[str, Any]:

@@ -109,7 +109,7 @@ class ProcessExecutor:
             if failed is not None:
                 await self._report(ctx, results, StepResult(index, "skipped"))
                 continue
-            result = await self._run_step(index, step, job, ctx, results)
+            result = await self._run_step(index, step, job, ctx, results=results)
             if result.status == "failure":
                 failed = result
         return failed
@@ -124,7 +124,7 @@ class ProcessExecutor:
         await ctx.report_step(result)
 
     async def _run_step(
-        self, index: int, step: Step, job: Job, ctx: ExecutionContext, results: list[StepResult]
+        self, index: int, step: Step, job: Job, ctx: ExecutionContext, *, results: list[StepResult]
     ) -> StepResult:
         script = ctx.scratch_dir / f"step-{index}.sh"
         await asyncio.to_thread(script.write_text, step.run)

@@ -8,15 +8,26 @@ from ..context import ServerContext
 from ..db.queries import jobs as job_queries
 from ..db.queries import outbox as outbox_queries
 from ..db.queries.repositories import get_repository
-from ..db.queries.runs import get_run, jobs_of_run, metrics_of_jobs, recent_runs
+from ..db.queries.runs import (
+    get_run,
+    jobs_of_run,
+    metrics_of_jobs,
+    recent_runs,
+    runs_with_jobs_for_commit,
+)
 from ..errors import NotFound
 
 MAX_LOG_LINES_SHOWN = 5000
 
 
-async def run_overview(sc: ServerContext, *, limit: int = 50) -> list[dict[str, Any]]:
+async def run_overview(
+    sc: ServerContext, *, limit: int = 50, commit_sha: str | None = None
+) -> list[dict[str, Any]]:
     async with sc.sessions() as session:
-        runs = await recent_runs(session, limit=limit)
+        if commit_sha:
+            runs = await runs_with_jobs_for_commit(session, commit_sha)
+        else:
+            runs = await recent_runs(session, limit=limit)
         rows = []
         for run in runs:
             repo = await get_repository(session, run.repository_id)
