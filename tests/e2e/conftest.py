@@ -6,7 +6,12 @@ from helpers.stack import Stack
 
 @pytest.fixture
 def stack(tmp_path, database_url, redis_url, github, request):
-    s = Stack(root=tmp_path / "stack", database_url=database_url, redis_url=redis_url, github_url=github.url)
+    s = Stack(
+        root=tmp_path / "stack",
+        database_url=database_url,
+        redis_url=redis_url,
+        github_url=github.url,
+    )
     s.root.mkdir()
     yield s
     s.stop_all()

@@ -48,20 +48,25 @@ def terminal(statuses, context):
 
 def test_push_and_pull_request_get_statuses_with_metrics(stack, github):
     repo = create_bare_repo(github.repos_root, "octo", "exp")
-    base = repo.commit({".labci/train.yml": TRAIN, ".labci/check.yml": FAILING, ".labci/broken.yml": BROKEN})
+    base = repo.commit(
+        {".labci/train.yml": TRAIN, ".labci/check.yml": FAILING, ".labci/broken.yml": BROKEN}
+    )
     head = repo.commit({"model.py": "x = 1\n"}, branch="feature")
     stack.start_all()
 
     push = push_payload("octo", "exp", repo.clone_url, "refs/heads/main", "0" * 39 + "1", base)
     assert stack.deliver("push", push, "push-1").status_code == 202
-    pr = pull_request_payload("opened", "octo", "exp", repo.clone_url, 7, "feature", head, "main", base)
+    pr = pull_request_payload(
+        "opened", "octo", "exp", repo.clone_url, 7, "feature", head, "main", base
+    )
     assert stack.deliver("pull_request", pr, "pr-1").status_code == 202
     redelivered = stack.deliver("pull_request", pr, "pr-1")
     assert redelivered.json() == {"event_id": None, "duplicate": True}
 
     for sha in (base, head):
         statuses = wait_for_statuses(
-            github.standin, ("octo", "exp", sha),
+            github.standin,
+            ("octo", "exp", sha),
             lambda s: terminal(s, "labci/train/fit") and terminal(s, "labci/check/lint"),
             f"final statuses on {sha[:7]}",
         )
@@ -79,8 +84,9 @@ def test_push_and_pull_request_get_statuses_with_metrics(stack, github):
     assert broken["state"] == "error"
     assert broken["description"].startswith(".labci/broken.yml:8:")
 
-    runs = stack.wait_for_runs_finished(head, 2)
-    assert len(runs) == 2  # the redelivery made no second run
+    runs = stack.wait_for_runs_finished(head, 3)
+    # train, check and the broken file's error run; the redelivery made no second set
+    assert sorted(r["run"]["workflow_name"] for r in runs) == ["broken", "check", "train"]
     fit_run = next(r for r in runs if r["run"]["workflow_name"] == "train")
     (job,) = fit_run["jobs"]
     assert job["metrics"] == {"accuracy": 0.912, "loss": 0.231}
@@ -111,7 +117,10 @@ def test_one_delivery_sent_fifty_times_and_after_a_restart_runs_once(stack, gith
     stack.start_worker()
     stack.start_runner()
     statuses = wait_for_statuses(
-        github.standin, ("octo", "exp", base), lambda s: terminal(s, "labci/train/fit"), "the final status"
+        github.standin,
+        ("octo", "exp", base),
+        lambda s: terminal(s, "labci/train/fit"),
+        "the final status",
     )
     runs = stack.wait_for_runs_finished(base, 1)
     assert len(runs) == 1

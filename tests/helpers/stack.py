@@ -61,13 +61,13 @@ class Stack:
         }
 
     def spawn(self, name: str, module: str, *args: str, env: dict[str, str] | None = None) -> None:
-        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 — closed with the process
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            env=env or self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.root / f"{name}.log", "ab") as log:  # the child keeps its own copy
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", module, *args],
+                env=env or self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def start_server(self) -> None:
         self.spawn("server", "labci_server.cli", "serve")

@@ -138,9 +138,7 @@ async def test_pull_request_actions_we_do_not_act_on(client, action):
     body, headers = delivery("pull_request", payload)
     response = await client.post("/webhooks/github", content=body, headers=headers)
     assert response.status_code == 202
-    assert response.json()["ignored"].startswith(
-        "pull_request action"
-    )
+    assert response.json()["ignored"].startswith("pull_request action")
     assert (await table_counts(client))["events"] == 0
 
 

@@ -130,10 +130,10 @@ class DevStack:
         }
 
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log = open(self.state_dir / f"{name}.log", "ab")  # noqa: SIM115 — lives as long as the child
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        with open(self.state_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def start(self) -> None:
         env = self.env()
