@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 
 import httpx
+
 from forge_standin import create_bare_repo, pull_request_payload, push_payload
 from helpers.stack import wait_for_statuses
 

@@ -193,7 +193,7 @@ async def _snapshot(
                 runs = await runs_with_jobs_for_commit(session, sha)
                 jobs = await jobs_of_runs(session, [r.id or 0 for r in runs])
                 if jobs:
-                    row["job_state"] = jobs[-1].state
+                    row["job_state"] = f"job {jobs[-1].state}"
                     row["run_id"] = jobs[-1].run_id
                     row["metrics"] = (await metrics_of_jobs(session, [jobs[-1].id or 0]))[
                         jobs[-1].id or 0

@@ -128,15 +128,16 @@ class ProcessExecutor:
     ) -> StepResult:
         script = ctx.scratch_dir / f"step-{index}.sh"
         await asyncio.to_thread(script.write_text, step.run)
-        started_at = time.time()
-        await ctx.report_step(StepResult(index, "running", started_at=started_at))
         await ctx.logs.write(index, "system", f"▶ {step.display_name}")
         running = await self._spawn(script, ctx, self.step_env(job, step, ctx))
+        # The step's clock starts when its process exists.
+        started_at = time.time()
         pumps = [
             asyncio.create_task(self._pump(running.proc.stdout, ctx.logs, index, "stdout")),
             asyncio.create_task(self._pump(running.proc.stderr, ctx.logs, index, "stderr")),
         ]
         try:
+            await ctx.report_step(StepResult(index, "running", started_at=started_at))
             await asyncio.shield(running.exited)
         finally:
             # Runs on success, failure, timeout and cancellation alike: the interrupted

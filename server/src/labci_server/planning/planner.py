@@ -79,14 +79,15 @@ async def _create_run(sc: ServerContext, session: AsyncSession, event: Event, wf
     run = _new_run(event, wf.path, wf.name)
     session.add(run)
     await session.flush()
-    for job_key, spec in wf.jobs.items():
+    for job_key, declared in wf.jobs.items():
+        # Workflow-level env sits below the job's own env, as in GitHub Actions.
+        spec = declared.model_copy(update={"env": {**wf.env, **declared.env}})
         job = Job(
             run_id=run.id or 0,
             job_key=job_key,
             context=job_context(wf, job_key),
             spec=spec.model_dump(mode="json"),
             runs_on=list(spec.runs_on),
-            env=dict(wf.env),
             timeout_s=spec.timeout_s,
         )
         session.add(job)

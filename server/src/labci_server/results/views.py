@@ -7,6 +7,7 @@ from typing import Any
 from ..context import ServerContext
 from ..db.queries import jobs as job_queries
 from ..db.queries import outbox as outbox_queries
+from ..db.queries.events import get_event
 from ..db.queries.repositories import get_repository
 from ..db.queries.runs import (
     get_run,
@@ -50,6 +51,7 @@ async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
         if run is None:
             raise NotFound(f"run {run_id} does not exist")
         repo = await get_repository(session, run.repository_id)
+        event = await get_event(session, run.event_id)
         jobs = await jobs_of_run(session, run_id)
         metrics = await metrics_of_jobs(session, [j.id or 0 for j in jobs])
         statuses = await outbox_queries.commit_statuses(
@@ -74,6 +76,11 @@ async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
     return {
         "run": run.model_dump(),
         "repository": repo.model_dump() if repo else None,
+        "event": event.model_dump(
+            include={"id", "kind", "delivery_id", "received_at", "planned_at"}
+        )
+        if event
+        else None,
         "jobs": job_rows,
         "statuses": [s.model_dump() for s in statuses],
         "outbox": [m.model_dump() for m in outbox],
