@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         description="Seconds between heartbeats; each one renews the running jobs' leases.",
     )
     poll_delay_s: float = Field(
-        default=0.05,
+        default=0.02,
         gt=0,
         validation_alias="LABCI_RUNNER_POLL_DELAY_S",
         description="Seconds between arq queue polls; part of the job start latency.",
