@@ -28,7 +28,7 @@ from .db.migrate import upgrade
 from .errors import ConfigError
 from .queue import connect
 from .scheduling.runners import create_registration_token
-from .settings import Settings
+from .settings import Settings, inherited_environment
 
 READY_TIMEOUT_S = 60.0
 
@@ -115,9 +115,10 @@ class DevStack:
             self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
         )
         bin_dir = str(Path(sys.executable).parent)
+        inherited = inherited_environment()
         return {
-            **os.environ,
-            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            **inherited,
+            "PATH": bin_dir + os.pathsep + inherited.get("PATH", ""),
             "LABCI_DATABASE_URL": self.settings.database_url,
             "LABCI_REDIS_URL": self.settings.redis_url or "",
             "LABCI_WEBHOOK_SECRET": secret,

@@ -6,6 +6,8 @@ description, and a test fails when one is missing or the README does not mention
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -62,3 +64,8 @@ class Settings(BaseSettings):
     registration_token_ttl_s: float = Field(
         3600.0, description="How long a runner registration token stays valid."
     )
+
+
+def inherited_environment() -> dict[str, str]:
+    """This process's environment, for the children that `labci dev` starts."""
+    return dict(os.environ)

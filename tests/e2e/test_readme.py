@@ -1,0 +1,65 @@
+"""The README's quickstart is a test: its demo command runs the whole loop and prints a
+passing check for main and for the pull request, with metric values; its test command is
+the one CI runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def quickstart_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- quickstart -->", 1)[1].split("<!-- /quickstart -->", 1)[0]
+    fenced = re.search(r"```(?:bash|sh)?\n(.*?)```", block, re.S)
+    assert fenced, "the quickstart block holds a fenced code block"
+    return [
+        line.split("#", 1)[0].strip()
+        for line in fenced.group(1).splitlines()
+        if line.split("#", 1)[0].strip()
+    ]
+
+
+def test_quickstart_has_exactly_two_commands_and_ci_runs_the_second():
+    demo, tests = quickstart_commands()
+    assert demo == "bash scripts/demo.sh"
+    assert tests == "bash scripts/test.sh"
+    assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_demo_command_shows_two_passing_checks_with_metrics(tmp_path):
+    demo, _ = quickstart_commands()
+    # As on a fresh machine: embedded Redis and SQLite, nothing configured.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABCI_")}
+    done = subprocess.run(
+        [*shlex.split(demo), "--exit", "--state-dir", str(tmp_path / "state"), "--timeout", "240"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr[-3000:]
+    rows = [
+        line.split()
+        for line in out.splitlines()
+        if "labci/train/digits" in line and "success" in line
+    ]
+    assert [row[0] for row in rows if row[0] in ("main", "PR")] == ["main", "PR"]
+    metrics = {
+        line.split()[0]: line.split()[1:]
+        for line in out.split("\nMetrics\n", 1)[1].splitlines()[1:]
+        if line.strip()
+    }
+    assert set(metrics) == {"accuracy", "loss"}
+    base, head, _ = (float(v) for v in metrics["accuracy"])
+    assert 0.5 < base < 1.0
+    assert 0.5 < head < 1.0
+    assert "waiting for both checks" in out
