@@ -5,7 +5,7 @@
 source "$(dirname "$0")/bootstrap.sh"
 echo "test: installing GitHub's OpenAPI description and webhook examples (npm ci)…" >&2
 npm ci --prefix tests/forge_standin --no-audit --no-fund --silent
-uv run --locked ruff check .
-uv run --locked ruff format --check .
-uv run --locked lint-imports
-uv run --locked pytest "$@"
+"${UV[@]}" run --locked ruff check .
+"${UV[@]}" run --locked ruff format --check .
+"${UV[@]}" run --locked lint-imports
+"${UV[@]}" run --locked pytest "$@"

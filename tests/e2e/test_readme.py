@@ -35,7 +35,9 @@ def test_quickstart_has_exactly_two_commands_and_ci_runs_the_second():
 def test_demo_command_shows_two_passing_checks_with_metrics(tmp_path):
     demo, _ = quickstart_commands()
     # As on a fresh machine: embedded Redis and SQLite, nothing configured.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LABCI_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABCI_") and k != "VIRTUAL_ENV"}
+    venv_bin = str(ROOT / ".venv" / "bin")
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     done = subprocess.run(
         [*shlex.split(demo), "--exit", "--state-dir", str(tmp_path / "state"), "--timeout", "240"],
         cwd=ROOT,
