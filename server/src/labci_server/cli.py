@@ -251,10 +251,12 @@ def _add_trigger(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     args = build_parser().parse_args(argv)
+    # Services log their work; interactive commands print only what a person asked for.
+    level = logging.INFO if args.command in ("serve", "worker") else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     func: Callable[[Settings, argparse.Namespace], int] = args.func
     try:
         return func(Settings(), args)
