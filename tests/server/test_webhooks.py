@@ -53,16 +53,23 @@ def test_hmac_matches_githubs_published_vector():
     assert standin_sign(b"Hello, World!", "It's a Secret to Everybody") == expected
 
 
+SIGNATURE_EQUALITY = re.compile(
+    r"(signature|sig|digest)\w*\s*[!=]=|[!=]=\s*\w*(signature|sign\(|digest)", re.I
+)
+
+
+def test_signature_lint_catches_plain_comparisons():
+    assert SIGNATURE_EQUALITY.search("if signature == expected:")
+    assert SIGNATURE_EQUALITY.search("return header != sign(body, secret)")
+    assert not SIGNATURE_EQUALITY.search("hmac.compare_digest(signature, sign(body, secret))")
+
+
 def test_no_signature_is_compared_with_equals():
     """A1 lint: signatures are compared in constant time, never with == or !=."""
     offenders = []
     for path in SRC.rglob("*.py"):
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            if re.search(
-                r"(signature|sig|digest)\w*\s*[!=]=|[!=]=\s*\w*(signature|sign\(|digest)",
-                line,
-                re.I,
-            ):
+            if SIGNATURE_EQUALITY.search(line):
                 offenders.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
     assert offenders == []
 
