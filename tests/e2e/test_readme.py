@@ -39,7 +39,15 @@ def test_demo_command_shows_two_passing_checks_with_metrics(tmp_path):
     venv_bin = str(ROOT / ".venv" / "bin")
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     done = subprocess.run(
-        [*shlex.split(demo), "--exit", "--state-dir", str(tmp_path / "state"), "--timeout", "240"],
+        # A relative state directory, as the default `.labci-dev` is.
+        [
+            *shlex.split(demo),
+            "--exit",
+            "--state-dir",
+            os.path.relpath(tmp_path / "state", ROOT),
+            "--timeout",
+            "240",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -227,6 +227,8 @@ def dev_settings(settings: Settings, state_dir: Path) -> Settings:
 
 def open_stack(stack: ExitStack, settings: Settings, state_dir: Path) -> DevStack:
     """Start everything; the ExitStack stops it again in reverse order."""
+    # Absolute, because redis-server resolves its log file after changing into --dir.
+    state_dir = state_dir.resolve()
     settings = dev_settings(settings, state_dir)
     if settings.redis_url is None:
         redis = EmbeddedRedis(state_dir / "redis")
