@@ -9,8 +9,12 @@ import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, LabciError
+
+if TYPE_CHECKING:
+    from .dev import DevStack
 from .settings import Settings
 
 DEFAULT_STATE_DIR = ".labci-dev"
@@ -75,11 +79,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         return supervise(dev)
 
 
-def supervise(dev: object) -> int:
+def supervise(dev: DevStack) -> int:
     import time
 
     try:
-        while not (dead := dev.dead()):  # type: ignore[attr-defined]
+        while not (dead := dev.dead()):
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)

@@ -13,6 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from .db.engine import make_engine, make_sessionmaker
 from .db.queries.jobs import jobs_of_runs
 from .db.queries.outbox import commit_statuses
@@ -168,10 +171,10 @@ async def wait_for_checks(
 
 
 async def _snapshot(
-    sessions: object, repo_name: str, commits: dict[str, str]
+    sessions: async_sessionmaker[AsyncSession], repo_name: str, commits: dict[str, str]
 ) -> dict[str, dict[str, object]]:
     results: dict[str, dict[str, object]] = {}
-    async with sessions() as session:  # type: ignore[operator]
+    async with sessions() as session:
         repo = await find_repository(session, provider="git", full_name=repo_name)
         for label, sha in commits.items():
             row: dict[str, object] = {
@@ -193,16 +196,15 @@ async def _snapshot(
                 runs = await runs_with_jobs_for_commit(session, sha)
                 jobs = await jobs_of_runs(session, [r.id or 0 for r in runs])
                 if jobs:
-                    row["job_state"] = f"job {jobs[-1].state}"
+                    row["job_state"] = f"job {jobs[-1].state} · commit status not yet posted"
                     row["run_id"] = jobs[-1].run_id
                     row["metrics"] = (await metrics_of_jobs(session, [jobs[-1].id or 0]))[
                         jobs[-1].id or 0
                     ]
                 if statuses:
                     row["state"], row["description"] = statuses[-1].state, statuses[-1].description
-                    row["job_state"] = (
-                        f"{jobs[-1].state if jobs else ''} → status {statuses[-1].state} posted"
-                    )
+                    job_state = jobs[-1].state if jobs else "planned"
+                    row["job_state"] = f"job {job_state} · commit status {statuses[-1].state}"
             results[label] = row
     return results
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from .context import ServerContext
 from .db.engine import make_engine, make_sessionmaker
@@ -205,13 +206,13 @@ def dev_settings(settings: Settings, state_dir: Path) -> Settings:
     state_dir.mkdir(parents=True, exist_ok=True)
     updates: dict[str, object] = {}
     if "database_url" not in settings.model_fields_set:
-        updates["database_url"] = f"sqlite:///{state_dir.resolve() / 'labci.db'}"
+        updates["database_url"] = f"sqlite:///{state_dir / 'labci.db'}"
     if settings.webhook_secret is None:
         secret_file = state_dir / "webhook-secret"
         if not secret_file.exists():
             secret_file.write_text(secrets.token_hex(20))
             secret_file.chmod(0o600)
-        updates["webhook_secret"] = secret_file.read_text().strip()
+        updates["webhook_secret"] = SecretStr(secret_file.read_text().strip())
     if not port_is_free(settings.host, settings.port):
         if "port" in settings.model_fields_set:
             raise ConfigError(f"LABCI_PORT {settings.port} is in use")
@@ -219,10 +220,7 @@ def dev_settings(settings: Settings, state_dir: Path) -> Settings:
     merged = settings.model_copy(update=updates)
     if "public_url" not in settings.model_fields_set:
         merged = merged.model_copy(update={"public_url": f"http://{merged.host}:{merged.port}"})
-    return Settings.model_validate(
-        merged.model_dump()
-        | {"webhook_secret": updates.get("webhook_secret", merged.webhook_secret)}
-    )
+    return merged
 
 
 def open_stack(stack: ExitStack, settings: Settings, state_dir: Path) -> DevStack:
