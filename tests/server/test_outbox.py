@@ -154,3 +154,30 @@ async def test_long_descriptions_are_clipped_to_140_characters(github, github_sc
     (status,) = github.standin.statuses[("octo", "exp", github_sc.test_sha)]
     assert len(status["description"]) <= 140
     assert status["description"].endswith("…")
+
+
+async def test_secondary_rate_limit_without_headers_is_retried_after_the_minimum(github, github_sc):
+    github.standin.fail_next(
+        1,
+        status=403,
+        body={"message": "You have exceeded a secondary rate limit.", "documentation_url": "x"},
+    )
+    await queue(github_sc, "labci/train/a", "success", "ok")
+    await deliver_all(github_sc)
+    posts = [r for r in github.standin.requests if r.method == "POST"]
+    assert [p.status for p in posts] == [403, 201]
+    assert posts[1].received_at - posts[0].received_at >= github_sc.settings.outbox_min_backoff_s
+
+
+async def test_permission_denied_403_is_dead_lettered(github, github_sc):
+    github.standin.fail_next(
+        1,
+        status=403,
+        body={"message": "Resource not accessible by integration", "documentation_url": "x"},
+    )
+    await queue(github_sc, "labci/train/a", "success", "ok")
+    await deliver_all(github_sc)
+    async with github_sc.sessions() as session:
+        dead = await outbox_queries.messages_by_status(session, "dead")
+    assert [m.context for m in dead] == ["labci/train/a"]
+    assert "403" in (dead[0].last_error or "")

@@ -41,7 +41,10 @@ def translate_error(exc: Exception, what: str) -> Exception:
     if isinstance(exc, gidgethub.HTTPException):
         status = int(exc.status_code)
         wait = retry_after_s(exc.headers, time.time())
-        if status >= 500 or status in (403, 429) and (wait is not None or status == 429):
+        rate_limited = status == 429 or (
+            status == 403 and (wait is not None or "rate limit" in str(exc).lower())
+        )
+        if status >= 500 or rate_limited:
             return ForgeUnavailable(f"{what}: GitHub answered {status}", retry_after_s=wait)
         return ForgeRejected(f"{what}: GitHub answered {status}: {exc}", status=status)
     return exc
