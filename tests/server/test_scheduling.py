@@ -14,7 +14,12 @@ from labci_server.db.models import Runner
 from labci_server.db.queries import jobs as job_queries
 from labci_server.planning.planner import plan_event
 from labci_server.scheduling.reconciler import reconcile
-from labci_server.scheduling.runners import create_registration_token, heartbeat, register_runner
+from labci_server.scheduling.runners import (
+    create_registration_token,
+    fetch_job,
+    heartbeat,
+    register_runner,
+)
 from labci_server.scheduling.scheduler import pick_runner, schedule_jobs
 from labci_server.webhooks.ingest import store_event
 
@@ -135,3 +140,27 @@ async def test_expired_lease_retries_then_fails(tmp_path, database_url, redis_ur
         async with sc.sessions() as session:
             job = await job_queries.get_job(session, 1)
     assert (job.state, job.attempt, job.reason) == ("error", 2, "runner lost (2 attempts)")
+
+
+async def test_fetched_but_never_started_job_is_reaped(tmp_path, database_url, redis_url):
+    """A runner that died during checkout (after fetching, before /start) and came back
+    does not keep the job, or its slot, for good."""
+    repo = make_repo(tmp_path)
+    sha = repo.commit({".labci/many.yml": WORKFLOW})
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        runner = await registered_runner(sc, ["cpu"], 1)
+        event_id = await store_event(sc, push_event(repo.bare, sha, "d"))
+        await plan_event(sc, event_id or 0)
+        await schedule_jobs(sc)
+        fetched = await fetch_job(sc, token=runner["runner_token"], job_id=1, attempt=1)
+        assert fetched["attempt"] == 1
+        async with sc.sessions() as session, session.begin():
+            job = await job_queries.get_job(session, 1)
+            job.lease_expires_at = time.time() - 1
+            session.add(job)
+        await heartbeat(sc, token=runner["runner_token"], running=[], slots=1, labels=["cpu"])
+        await reconcile(sc)
+        async with sc.sessions() as session:
+            job = await job_queries.get_job(session, 1)
+    assert (job.attempt, job.state, job.runner_id) == (2, "queued", runner["runner_id"])
+    assert job.reason == "runner lost during attempt 1"

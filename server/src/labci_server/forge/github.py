@@ -98,14 +98,18 @@ class GitHubForge:
             raise translate_error(exc, f"POST {url}") from exc
 
     async def has_status(self, repo: Repository, message: StatusMessage) -> bool:
+        """Pages through the commit's statuses (GitHub keeps at most 1,000 per context)."""
         owner, name = repo.full_name.split("/", 1)
-        statuses = await self._get(
-            "/repos/{owner}/{repo}/commits/{ref}/statuses?per_page=" + str(STATUS_PAGE_SIZE),
-            {"owner": owner, "repo": name, "ref": message.commit_sha},
-        )
-        return any(
-            s.get("context") == message.context
-            and s.get("state") == message.state
-            and s.get("description") == message.description
-            for s in statuses
-        )
+        url = "/repos/{owner}/{repo}/commits/{ref}/statuses?per_page=" + str(STATUS_PAGE_SIZE)
+        names = {"owner": owner, "repo": name, "ref": message.commit_sha}
+        try:
+            async for found in self._api.getiter(url, names):
+                if (found.get("context"), found.get("state"), found.get("description")) == (
+                    message.context,
+                    message.state,
+                    message.description,
+                ):
+                    return True
+        except (httpx.TransportError, gidgethub.HTTPException) as exc:
+            raise translate_error(exc, f"GET {url}") from exc
+        return False

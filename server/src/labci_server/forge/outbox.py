@@ -117,9 +117,10 @@ async def _deliver_one(
     async with sessions() as session, session.begin():
         if await queries.unsent_before(session, message):
             return "waiting"
-        if not await queries.claim_message(
+        tries = await queries.claim_message(
             session, message_id=message.id, now=now, until=now + CLAIM_S
-        ):
+        )
+        if tries is None:
             return "skipped-claimed"
         repo = await get_repository(session, message.repository_id)
     if repo is None:
@@ -130,7 +131,8 @@ async def _deliver_one(
         message.commit_sha, message.context, message.state, message.description, message.target_url
     )
     try:
-        if message.attempts > 0 and await forge.has_status(repo, status):
+        # An earlier try may have landed without us hearing back: read the forge first.
+        if tries > 1 and await forge.has_status(repo, status):
             await _finish(sessions, message.id, status="sent")
             return "sent"
         await forge.post_status(repo, status)
@@ -139,7 +141,7 @@ async def _deliver_one(
         await _finish(sessions, message.id, status="dead", error=str(exc))
         return "dead"
     except ForgeUnavailable as exc:
-        return await _retry_later(sessions, policy, message, repo, exc)
+        return await _retry_later(sessions, policy, message.id, tries, repo, exc)
     await _finish(sessions, message.id, status="sent")
     return "sent"
 
@@ -147,13 +149,13 @@ async def _deliver_one(
 async def _retry_later(
     sessions: async_sessionmaker[AsyncSession],
     policy: OutboxPolicy,
-    message: OutboxMessage,
+    message_id: int,
+    attempts: int,
     repo: Repository,
     exc: ForgeUnavailable,
 ) -> str:
-    attempts = message.attempts + 1  # the try counted when the message was claimed
     async with sessions() as session, session.begin():
-        row = await session.get(OutboxMessage, message.id)
+        row = await session.get(OutboxMessage, message_id)
         if row is None:
             return "gone"
         row.last_error = str(exc)
@@ -164,7 +166,7 @@ async def _retry_later(
         else:
             row.next_attempt_at = time.time() + backoff_s(attempts, policy, exc.retry_after_s)
         session.add(row)
-    log.info("outbox: %s on %s will be retried (%s)", message.context, repo.full_name, exc)
+    log.info("outbox: message %s on %s will be retried (%s)", message_id, repo.full_name, exc)
     return "retry"
 
 

@@ -39,7 +39,8 @@ async def finish_job(
         await job_queries.replace_metrics(
             session, job_id=job.id, attempt=job.attempt, metrics=metrics
         )
-    run = await get_run(session, job.run_id)
+    # Locked: two jobs of one run finishing together must not both see the other unfinished.
+    run = await get_run(session, job.run_id, for_update=True)
     if run is None:
         return
     duration_s = now - job.started_at if job.started_at else None

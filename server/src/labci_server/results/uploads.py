@@ -28,7 +28,7 @@ MAX_LINES_PER_BATCH = 5000
 async def authorize_attempt(
     session: AsyncSession, *, job_id: int, attempt: int, token: str | None
 ) -> Job:
-    job = await job_queries.get_job(session, job_id)
+    job = await job_queries.get_job(session, job_id, for_update=True)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
     if job.attempt != attempt or job.state in TERMINAL_JOB_STATES:
@@ -108,7 +108,7 @@ async def complete_job(
     if metrics_error and outcome == "success":
         outcome, reason = "error", metrics_error
     async with sc.sessions() as session, session.begin():
-        job = await job_queries.get_job(session, job_id)
+        job = await job_queries.get_job(session, job_id, for_update=True)
         if job is not None and job.attempt == attempt and job.state in TERMINAL_JOB_STATES:
             return  # a repeated completion of this attempt is a no-op
         job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)

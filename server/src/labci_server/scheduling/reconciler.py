@@ -65,7 +65,7 @@ async def requeue_lost_jobs(sc: ServerContext, now: float) -> None:
 async def release_jobs_of_silent_runners(sc: ServerContext, now: float) -> None:
     async with sc.sessions() as session, session.begin():
         alive = {r.id for r in await online_runners(session, seen_after=now - sc.settings.lease_s)}
-        for job in await job_queries.jobs_in_state(session, "queued"):
+        for job in await job_queries.jobs_in_state(session, "queued", for_update=True):
             if job.runner_id not in alive:
                 log.warning(
                     "reconciler: runner %s is silent; job %s goes back to pending",

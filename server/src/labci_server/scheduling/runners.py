@@ -75,8 +75,8 @@ async def heartbeat(
         runner.slots = max(1, slots)
         runner.labels = labels or runner.labels
         session.add(runner)
-        for job_id, attempt in running:
-            job = await job_queries.get_job(session, job_id)
+        for job_id, attempt in sorted(running):  # one lock order everywhere: by job id
+            job = await job_queries.get_job(session, job_id, for_update=True)
             if (
                 job is None
                 or job.runner_id != runner.id
@@ -99,7 +99,7 @@ async def fetch_job(
     job_token = new_token("labcijob")
     async with sc.sessions() as session, session.begin():
         runner = await authenticate_runner(session, token)
-        job = await job_queries.get_job(session, job_id)
+        job = await job_queries.get_job(session, job_id, for_update=True)
         if job is None:
             raise NotFound(f"job {job_id} does not exist")
         if job.runner_id != runner.id:

@@ -11,10 +11,12 @@ import logging
 import time
 from collections.abc import Sequence
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from ..context import ServerContext
 from ..db.models import Job, Runner
 from ..db.queries import jobs as job_queries
-from ..db.queries.runners import online_runners
+from ..db.queries.runners import get_runner, online_runners
 from ..queue import enqueue_run_job
 
 log = logging.getLogger(__name__)
@@ -50,12 +52,24 @@ async def schedule_jobs(sc: ServerContext) -> int:
     enqueued = 0
     for job, runner in assignments:
         async with sc.sessions() as session, session.begin():
-            claimed = await job_queries.claim_job_for_runner(
-                session, job_id=job.id or 0, attempt=job.attempt, runner_id=runner.id or 0, now=now
-            )
+            claimed = await _claim(session, job, runner, now)
         if claimed:
             await enqueue_run_job(
                 sc.redis, job_id=job.id or 0, attempt=job.attempt, queue_name=runner.queue_name
             )
             enqueued += 1
     return enqueued
+
+
+async def _claim(session: AsyncSession, job: Job, runner: Runner, now: float) -> bool:
+    """Claim with the runner's row locked and its slots recounted: concurrent scheduler
+    passes work from snapshots, and must not give one runner more jobs than slots."""
+    locked = await get_runner(session, runner.id or 0, for_update=True)
+    if (
+        locked is None
+        or await job_queries.busy_slots_of_runner(session, runner.id or 0) >= locked.slots
+    ):
+        return False
+    return await job_queries.claim_job_for_runner(
+        session, job_id=job.id or 0, attempt=job.attempt, runner_id=runner.id or 0, now=now
+    )

@@ -9,8 +9,18 @@ from ..models import TERMINAL_JOB_STATES, Job, LogLine, Metric, Step
 from ._insert import insert_ignore
 
 
-async def get_job(session: AsyncSession, job_id: int) -> Job | None:
-    return await session.get(Job, job_id)
+async def get_job(session: AsyncSession, job_id: int, *, for_update: bool = False) -> Job | None:
+    """A job; `for_update` locks its row until the transaction ends (PostgreSQL), so that
+    a completion, a heartbeat and the reaper never overwrite each other's decisions."""
+    if not for_update:
+        return await session.get(Job, job_id)
+    stmt = (
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.exec(stmt)).first()
 
 
 async def pending_jobs(session: AsyncSession, *, limit: int = 500) -> list[Job]:
@@ -18,8 +28,12 @@ async def pending_jobs(session: AsyncSession, *, limit: int = 500) -> list[Job]:
     return list((await session.exec(stmt)).all())
 
 
-async def jobs_in_state(session: AsyncSession, state: str) -> list[Job]:
+async def jobs_in_state(
+    session: AsyncSession, state: str, *, for_update: bool = False
+) -> list[Job]:
     stmt = select(Job).where(Job.state == state).order_by(col(Job.id))
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return list((await session.exec(stmt)).all())
 
 
@@ -118,9 +132,23 @@ async def job_metrics(session: AsyncSession, job_id: int) -> dict[str, float]:
 
 
 async def expired_leases(session: AsyncSession, *, now: float) -> list[Job]:
-    stmt = select(Job).where(
-        Job.state == "running",
-        col(Job.lease_expires_at).is_not(None),
-        col(Job.lease_expires_at) < now,
+    """Jobs a runner took (fetched or started) whose lease ran out; rows locked."""
+    stmt = (
+        select(Job)
+        .where(
+            col(Job.state).in_(["queued", "running"]),
+            col(Job.lease_expires_at).is_not(None),
+            col(Job.lease_expires_at) < now,
+        )
+        .order_by(col(Job.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return list((await session.exec(stmt)).all())
+
+
+async def busy_slots_of_runner(session: AsyncSession, runner_id: int) -> int:
+    stmt = select(func.count()).where(
+        col(Job.state).in_(["queued", "running"]), col(Job.runner_id) == runner_id
+    )
+    return int((await session.exec(stmt)).one())

@@ -65,19 +65,23 @@ async def unsent_before(session: AsyncSession, message: OutboxMessage) -> bool:
 
 async def claim_message(
     session: AsyncSession, *, message_id: int, now: float, until: float
-) -> bool:
-    """Take a message for delivery; counting the try here means a crash mid-post is seen."""
+) -> int | None:
+    """Take a due message for delivery; returns its try count including this one, or None
+    if another pass holds it or it is not due. Counting the try here, in the same statement,
+    means a crash mid-post (or a concurrent pass) is always seen by the next try."""
     stmt = (
         update(OutboxMessage)
         .where(
             col(OutboxMessage.id) == message_id,
             col(OutboxMessage.status) == "pending",
+            col(OutboxMessage.next_attempt_at) <= now,
             or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
         )
         .values(claimed_until=until, attempts=col(OutboxMessage.attempts) + 1)
+        .returning(OutboxMessage.attempts)
     )
-    result = await session.exec(stmt)  # type: ignore[call-overload]
-    return bool(result.rowcount == 1)
+    row = (await session.exec(stmt)).first()  # type: ignore[call-overload]
+    return None if row is None else int(row[0])
 
 
 async def messages_by_status(session: AsyncSession, status: str) -> list[OutboxMessage]:

@@ -10,8 +10,13 @@ async def runner_by_token_hash(session: AsyncSession, token_hash: str) -> Runner
     return (await session.exec(select(Runner).where(Runner.token_hash == token_hash))).first()
 
 
-async def get_runner(session: AsyncSession, runner_id: int) -> Runner | None:
-    return await session.get(Runner, runner_id)
+async def get_runner(
+    session: AsyncSession, runner_id: int, *, for_update: bool = False
+) -> Runner | None:
+    if not for_update:
+        return await session.get(Runner, runner_id)
+    stmt = select(Runner).where(Runner.id == runner_id).with_for_update()
+    return (await session.exec(stmt.execution_options(populate_existing=True))).first()
 
 
 async def online_runners(session: AsyncSession, *, seen_after: float) -> list[Runner]:
@@ -32,5 +37,10 @@ async def all_runners(session: AsyncSession) -> list[Runner]:
 async def registration_token_by_hash(
     session: AsyncSession, token_hash: str
 ) -> RegistrationToken | None:
-    stmt = select(RegistrationToken).where(RegistrationToken.token_hash == token_hash)
+    stmt = (
+        select(RegistrationToken)
+        .where(RegistrationToken.token_hash == token_hash)
+        .with_for_update()  # a single-use token must not be used twice concurrently
+        .execution_options(populate_existing=True)
+    )
     return (await session.exec(stmt)).first()

@@ -10,8 +10,11 @@ async def runs_for_event(session: AsyncSession, event_id: int) -> list[Run]:
     return list((await session.exec(select(Run).where(Run.event_id == event_id))).all())
 
 
-async def get_run(session: AsyncSession, run_id: int) -> Run | None:
-    return await session.get(Run, run_id)
+async def get_run(session: AsyncSession, run_id: int, *, for_update: bool = False) -> Run | None:
+    if not for_update:
+        return await session.get(Run, run_id)
+    stmt = select(Run).where(Run.id == run_id).with_for_update()
+    return (await session.exec(stmt.execution_options(populate_existing=True))).first()
 
 
 async def recent_runs(session: AsyncSession, *, limit: int = 50) -> list[Run]:
