@@ -164,3 +164,43 @@ async def test_fetched_but_never_started_job_is_reaped(tmp_path, database_url, r
             job = await job_queries.get_job(session, 1)
     assert (job.attempt, job.state, job.runner_id) == (2, "queued", runner["runner_id"])
     assert job.reason == "runner lost during attempt 1"
+
+
+async def test_jobs_finishing_together_finish_their_run(tmp_path, database_url, redis_url):
+    import asyncio
+
+    from labci_server.db.queries.runs import get_run
+    from labci_server.results.uploads import complete_job, mark_started
+
+    repo = make_repo(tmp_path)
+    sha = repo.commit(
+        {".labci/many.yml": WORKFLOW.replace('  g: {runs-on: gpu, steps: [{run: "true"}]}\n', "")}
+    )
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        runner = await registered_runner(sc, ["cpu"], 3)
+        event_id = await store_event(sc, push_event(repo.bare, sha, "d"))
+        (run_id,) = await plan_event(sc, event_id or 0)
+        assert await schedule_jobs(sc) == 3
+        tokens = {}
+        for job_id in (1, 2, 3):
+            fetched = await fetch_job(sc, token=runner["runner_token"], job_id=job_id, attempt=1)
+            tokens[job_id] = fetched["job_token"]
+            await mark_started(sc, job_id=job_id, attempt=1, token=tokens[job_id])
+        await asyncio.gather(
+            *(
+                complete_job(
+                    sc,
+                    job_id=j,
+                    attempt=1,
+                    token=tokens[j],
+                    outcome="success",
+                    reason=None,
+                    metrics={"acc": 0.5},
+                    metrics_error=None,
+                )
+                for j in (1, 2, 3)
+            )
+        )
+        async with sc.sessions() as session:
+            run = await get_run(session, run_id)
+    assert (run.state, run.conclusion) == ("finished", "success")
