@@ -92,6 +92,7 @@ def bad_deliveries() -> list[tuple[str, dict[str, str], bytes]]:
         ("truncated", {**good, "X-Hub-Signature-256": "sha256=" + digest[:-2]}, body),
         ("body altered", good, body[:-2] + b" }"),
         ("no prefix", {**good, "X-Hub-Signature-256": digest}, body),
+        ("sha1 in the sha256 header", {**good, "X-Hub-Signature-256": sha1}, body),
     ]
     return cases
 
@@ -207,3 +208,85 @@ async def test_mutated_real_payloads_get_400_with_a_reason(client, mutate):
     ping = load_examples("ping")[0]
     body, headers = delivery("ping", ping, delivery_id="after")
     assert (await client.post("/webhooks/github", content=body, headers=headers)).status_code == 200
+
+
+async def test_fork_pull_request_waits_for_approval_and_nothing_is_planned(client):
+    payload = pull_request_payload(
+        "opened",
+        "octo",
+        "exp",
+        "https://x.invalid/octo/exp.git",
+        9,
+        "typo-fix",
+        SHA_B,
+        "main",
+        SHA_A,
+        head_owner="stranger",
+        head_repo="exp",
+        head_clone_url="https://x.invalid/stranger/exp.git",
+        author_association="CONTRIBUTOR",
+    )
+    body, headers = delivery("pull_request", payload, delivery_id="fork-1")
+    response = await client.post("/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 202
+    assert response.json()["awaiting_approval"].startswith("pull request from a fork")
+    sc = client.app.state.context
+    from labci_server.db.queries.events import get_event
+    from labci_server.scheduling.reconciler import replan_stuck_events
+
+    await replan_stuck_events(sc, now=10**10)
+    async with sc.sessions() as session:
+        event = await get_event(session, response.json()["event_id"])
+    assert event.state == "awaiting_approval"
+    assert await sc.redis.keys("arq:job:plan-*") == []
+
+
+async def test_same_repository_pull_request_is_planned(client):
+    payload = pull_request_payload(
+        "opened", "octo", "exp", "https://x.invalid/octo/exp.git", 9, "f", SHA_B, "main", SHA_A
+    )
+    body, headers = delivery("pull_request", payload, delivery_id="own-1")
+    response = await client.post("/webhooks/github", content=body, headers=headers)
+    assert "awaiting_approval" not in response.json()
+    assert await client.app.state.context.redis.keys("arq:job:plan-*") == [b"arq:job:plan-1"]
+
+
+async def test_local_trigger_with_a_non_ascii_signature_is_401(client):
+    body = b'{"kind": "push"}'
+    response = await client.post(
+        "/webhooks/git", content=body, headers={"x-hub-signature-256": "sha256=é".encode()}
+    )
+    assert response.status_code == 401
+
+
+async def test_local_trigger_with_a_wrongly_typed_field_is_400(client):
+    body = json.dumps(
+        {
+            "kind": "pull_request",
+            "delivery_id": "x",
+            "repo_path": "/r.git",
+            "commit_sha": SHA_A,
+            "branch": "f",
+            "base_branch": "main",
+            "pr_number": "7",
+        }
+    ).encode()
+    response = await client.post(
+        "/webhooks/git",
+        content=body,
+        headers={"x-hub-signature-256": local_sign(body, TEST_SECRET)},
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "pr_number must be an integer"},
+    )
+
+
+async def test_delivery_without_event_header_is_400(client):
+    payload = push_payload(
+        "octo", "exp", "https://x.invalid/o/e.git", "refs/heads/main", SHA_A, SHA_B
+    )
+    body, headers = delivery("push", payload)
+    headers = {k: v for k, v in headers.items() if k.lower() != "x-github-event"}
+    response = await client.post("/webhooks/github", content=body, headers=headers)
+    assert (response.status_code, response.json()) == (400, {"error": "missing X-GitHub-Event"})

@@ -36,12 +36,16 @@ class NewEvent:
     base_branch: str | None = None
     base_sha: str | None = None
     pr_number: int | None = None
+    # Code from a fork is untrusted: such events wait for approval before anything runs.
+    needs_approval: bool = False
 
 
 def verify_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> GitHubEvent:
     lowered = {k.lower(): v for k, v in headers.items() if k.lower() != "x-hub-signature"}
-    if not lowered.get(SIGNATURE_HEADER):
-        raise Unauthorized("missing X-Hub-Signature-256")
+    if not lowered.get(SIGNATURE_HEADER, "").startswith("sha256="):
+        raise Unauthorized("missing or malformed X-Hub-Signature-256")
+    if not lowered.get("x-github-event"):
+        raise BadRequest("missing X-GitHub-Event")
     if not lowered.get("x-github-delivery"):
         raise BadRequest("missing X-GitHub-Delivery")
     lowered.setdefault("content-type", "application/json")
@@ -101,6 +105,8 @@ def _pull_request(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
     pr = data["pull_request"]
     # The base repository serves the head commit too (refs/pull/N/head), fork or not.
     full_name, clone_url = _repo(data)
+    head_repo = pr["head"].get("repo") or {}
+    from_fork = head_repo.get("full_name") != full_name
     return NewEvent(
         delivery_id=delivery_id,
         provider="github",
@@ -112,5 +118,12 @@ def _pull_request(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
         branch=str(pr["head"]["ref"]),
         base_branch=str(pr["base"]["ref"]),
         base_sha=str(pr["base"]["sha"]),
-        pr_number=int(data.get("number") or pr["number"]),
+        pr_number=_number(data.get("number") or pr["number"]),
+        needs_approval=from_fork,
     )
+
+
+def _number(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise BadRequest(f"pull request number {value!r} is not a number")
+    return int(value)

@@ -23,7 +23,8 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def verify_local(signature: str | None, body: bytes, secret: str) -> dict[str, Any]:
-    if not signature or not hmac.compare_digest(signature, sign(body, secret)):
+    # Bytes, so that a non-ASCII header is a mismatch rather than a TypeError.
+    if not signature or not hmac.compare_digest(signature.encode(), sign(body, secret).encode()):
         raise Unauthorized("signature does not match")
     try:
         data = json.loads(body)
@@ -35,6 +36,11 @@ def verify_local(signature: str | None, body: bytes, secret: str) -> dict[str, A
 
 
 def to_local_event(data: dict[str, Any], *, pr_number: int | None) -> NewEvent:
+    for name in ("base_branch", "base_sha"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise BadRequest(f"{name} must be a string")
+    if pr_number is not None and (isinstance(pr_number, bool) or not isinstance(pr_number, int)):
+        raise BadRequest("pr_number must be an integer")
     try:
         kind = str(data["kind"])
         repo_path = str(data["repo_path"])

@@ -44,10 +44,11 @@ async def store_event(sc: ServerContext, new: NewEvent) -> int | None:
                 "base_branch": new.base_branch,
                 "base_sha": new.base_sha,
                 "pr_number": pr_number,
+                "state": "awaiting_approval" if new.needs_approval else "received",
             },
         )
-    if event_id is None:
-        return None
+    if event_id is None or new.needs_approval:
+        return event_id
     try:
         await enqueue_plan(sc.redis, event_id)
     except Exception:  # noqa: BLE001 — Redis trouble must not turn a stored event into a 5xx
