@@ -18,7 +18,7 @@ class RunningJob(BaseModel):
 
 
 class HeartbeatRequest(BaseModel):
-    running: list[RunningJob] = Field(default_factory=list)
+    running: list[RunningJob] = Field(default_factory=list, max_length=256)
     slots: int = Field(1, ge=1, le=256)
     labels: list[str] = Field(default_factory=list, max_length=64)
 
