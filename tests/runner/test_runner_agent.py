@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,40 +21,29 @@ from labci_runner.agent import RunnerIdentity, save_identity
 from labci_runner.jobs import RunningJobs
 from labci_runner.settings import Settings
 
-REDIS_URL = os.environ.get("LABCI_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 CLOSED_PORT_URL = "http://127.0.0.1:9"
 
 
 @pytest.fixture
-async def redis_pool() -> AsyncIterator[ArqRedis]:
-    try:
-        pool = await create_pool(
-            _settings(),
-            job_serializer=lambda d: json.dumps(d).encode(),
-            job_deserializer=json.loads,
-        )
-    except OSError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+async def redis_pool(redis_url: str) -> AsyncIterator[ArqRedis]:
+    """The suite's real Redis (the CI service, or an embedded redis-server)."""
+    pool = await create_pool(
+        RedisSettings.from_dsn(redis_url),
+        job_serializer=lambda d: json.dumps(d).encode(),
+        job_deserializer=json.loads,
+    )
     yield pool
     await pool.aclose()
 
 
-def _settings() -> RedisSettings:
-    settings = RedisSettings.from_dsn(REDIS_URL)
-    settings.conn_retries = 0
-    return settings
-
-
 async def test_worker_runs_json_jobs_from_its_queue_and_stops_cleanly(
-    tmp_path: Path, redis_pool: ArqRedis, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, redis_pool: ArqRedis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(client_module, "BACKOFF_FIRST_S", 0.001)
     queue = f"labci:test:{uuid.uuid4().hex}"
     save_identity(tmp_path / "runner.json", RunnerIdentity(CLOSED_PORT_URL, 1, "tok", queue))
     settings = Settings(
-        workdir=tmp_path, redis_url=REDIS_URL, heartbeat_interval_s=0.05, poll_delay_s=0.01
+        workdir=tmp_path, redis_url=redis_url, heartbeat_interval_s=0.05, poll_delay_s=0.01
     )
     stop = asyncio.Event()
     agent_task = asyncio.create_task(agent.start(settings, stop=stop))

