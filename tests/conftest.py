@@ -66,21 +66,6 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'labci-sqlite.db'}"
 
 
-@pytest.fixture
-def git_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for git commands in tests: no user config, a fixed identity."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return {
-        **os.environ,
-        "HOME": str(home),
-        "GIT_AUTHOR_NAME": "labci test",
-        "GIT_AUTHOR_EMAIL": "test@labci.invalid",
-        "GIT_COMMITTER_NAME": "labci test",
-        "GIT_COMMITTER_EMAIL": "test@labci.invalid",
-    }
-
-
 @pytest.fixture(scope="session")
 def openapi_checker():
     from forge_standin import OpenAPIChecker

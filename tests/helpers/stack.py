@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,6 +175,3 @@ def wait_for_statuses(
 ) -> list[dict[str, Any]]:
     wait_until(lambda: predicate(standin.statuses.get(key, [])), what=what)
     return list(standin.statuses.get(key, []))
-
-
-__all__ = ["SECRET", "Stack", "time", "wait_for_statuses"]

@@ -104,11 +104,11 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_runners_token(settings: Settings, _args: argparse.Namespace) -> int:
-    from .dev import _registration_token
+    from .dev import registration_token
 
     if settings.redis_url is None:
         raise ConfigError("LABCI_REDIS_URL is not set")
-    print(asyncio.run(_registration_token(settings)))
+    print(asyncio.run(registration_token(settings)))
     return 0
 
 

@@ -20,7 +20,7 @@ from .db.engine import make_engine, make_sessionmaker
 from .db.queries.jobs import jobs_of_runs
 from .db.queries.outbox import commit_statuses
 from .db.queries.repositories import find_repository
-from .db.queries.runs import metrics_of_jobs, runs_with_jobs_for_commit
+from .db.queries.runs import metrics_of_jobs, runs_for_commit
 from .dev import DevStack
 from .errors import ConfigError
 from .forge.gitlocal_trigger import install_hook, pull_request_event, send_event
@@ -193,7 +193,7 @@ async def _snapshot(
                     )
                     if s.context == CONTEXT
                 ]
-                runs = await runs_with_jobs_for_commit(session, sha)
+                runs = await runs_for_commit(session, sha)
                 jobs = await jobs_of_runs(session, [r.id or 0 for r in runs])
                 if jobs:
                     row["job_state"] = f"job {jobs[-1].state} · commit status not yet posted"

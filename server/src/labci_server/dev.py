@@ -149,7 +149,7 @@ class DevStack:
     def register_runner(self, env: dict[str, str]) -> None:
         if (self.state_dir / "runner" / "runner.json").exists():
             return
-        token = asyncio.run(_registration_token(self.settings))
+        token = asyncio.run(registration_token(self.settings))
         done = subprocess.run(
             [sys.executable, "-m", "labci_runner.cli", "register", "--name", "dev-runner"],
             env={**env, "LABCI_REGISTRATION_TOKEN": token},
@@ -176,7 +176,7 @@ class DevStack:
                 proc.kill()
 
 
-async def _registration_token(settings: Settings) -> str:
+async def registration_token(settings: Settings) -> str:
     engine = make_engine(settings.database_url)
     redis = await connect(settings.redis_url or "")
     try:

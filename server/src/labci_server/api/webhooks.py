@@ -51,7 +51,7 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
     new = to_new_event(event)
     if isinstance(new, str):
         return JSONResponse({"ignored": new}, status_code=202)
-    content = await _stored(sc, await store_event(sc, new))
+    content = _stored(await store_event(sc, new))
     if new.needs_approval:
         content["awaiting_approval"] = "pull request from a fork: nothing runs until approved"
     return JSONResponse(content, status_code=202)
@@ -62,8 +62,8 @@ async def git_trigger(request: Request, sc: Ctx) -> JSONResponse:
     body = await read_capped(request)
     data = verify_local(request.headers.get("x-hub-signature-256"), body, webhook_secret(sc))
     new = to_local_event(data, pr_number=data.get("pr_number"))
-    return JSONResponse(await _stored(sc, await store_event(sc, new)), status_code=202)
+    return JSONResponse(_stored(await store_event(sc, new)), status_code=202)
 
 
-async def _stored(sc: ServerContext, event_id: int | None) -> dict[str, Any]:
+def _stored(event_id: int | None) -> dict[str, Any]:
     return {"event_id": event_id, "duplicate": event_id is None}

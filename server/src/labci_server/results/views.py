@@ -14,7 +14,7 @@ from ..db.queries.runs import (
     jobs_of_run,
     metrics_of_jobs,
     recent_runs,
-    runs_with_jobs_for_commit,
+    runs_for_commit,
 )
 from ..errors import NotFound
 
@@ -26,7 +26,7 @@ async def run_overview(
 ) -> list[dict[str, Any]]:
     async with sc.sessions() as session:
         if commit_sha:
-            runs = await runs_with_jobs_for_commit(session, commit_sha)
+            runs = await runs_for_commit(session, commit_sha)
         else:
             runs = await recent_runs(session, limit=limit)
         rows = []

@@ -48,10 +48,6 @@ async def pull_request_number(
     return (highest or 0) + 1
 
 
-async def count_events(session: AsyncSession) -> int:
-    return (await session.exec(select(func.count()).select_from(Event))).one()
-
-
 async def mark_event(
     session: AsyncSession, event_id: int, *, from_state: str, to_state: str
 ) -> bool:

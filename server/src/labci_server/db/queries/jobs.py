@@ -5,7 +5,7 @@ from typing import Any
 from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..models import TERMINAL_JOB_STATES, Job, LogLine, Metric, Step
+from ..models import Job, LogLine, Metric, Step
 from ._insert import insert_ignore
 
 
@@ -64,11 +64,6 @@ async def jobs_of_runs(session: AsyncSession, run_ids: list[int]) -> list[Job]:
         return []
     stmt = select(Job).where(col(Job.run_id).in_(run_ids)).order_by(col(Job.id))
     return list((await session.exec(stmt)).all())
-
-
-async def all_terminal(session: AsyncSession, run_id: int) -> bool:
-    states = (await session.exec(select(Job.state).where(Job.run_id == run_id))).all()
-    return all(state in TERMINAL_JOB_STATES for state in states)
 
 
 async def job_states(session: AsyncSession, run_id: int) -> list[str]:

@@ -91,15 +91,6 @@ async def messages_by_status(session: AsyncSession, status: str) -> list[OutboxM
     return list((await session.exec(stmt)).all())
 
 
-async def next_due_at(session: AsyncSession) -> float | None:
-    stmt = (
-        select(OutboxMessage.next_attempt_at)
-        .where(OutboxMessage.status == "pending")
-        .order_by(col(OutboxMessage.next_attempt_at))
-    )
-    return (await session.exec(stmt)).first()
-
-
 async def add_commit_status(session: AsyncSession, values: dict[str, Any]) -> None:
     session.add(CommitStatus(**values))
 
@@ -112,11 +103,6 @@ async def commit_statuses(
         .where(CommitStatus.repository_id == repository_id, CommitStatus.commit_sha == commit_sha)
         .order_by(col(CommitStatus.id))
     )
-    return list((await session.exec(stmt)).all())
-
-
-async def all_commit_statuses(session: AsyncSession, *, limit: int = 500) -> list[CommitStatus]:
-    stmt = select(CommitStatus).order_by(col(CommitStatus.id).desc()).limit(limit)
     return list((await session.exec(stmt)).all())
 
 

@@ -30,10 +30,6 @@ async def online_runners(session: AsyncSession, *, seen_after: float) -> list[Ru
     return list((await session.exec(stmt)).all())
 
 
-async def all_runners(session: AsyncSession) -> list[Runner]:
-    return list((await session.exec(select(Runner).order_by(col(Runner.id)))).all())
-
-
 async def registration_token_by_hash(
     session: AsyncSession, token_hash: str
 ) -> RegistrationToken | None:

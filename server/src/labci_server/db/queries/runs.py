@@ -41,6 +41,6 @@ async def metrics_of_jobs(session: AsyncSession, job_ids: list[int]) -> dict[int
     return found
 
 
-async def runs_with_jobs_for_commit(session: AsyncSession, commit_sha: str) -> list[Run]:
+async def runs_for_commit(session: AsyncSession, commit_sha: str) -> list[Run]:
     stmt = select(Run).where(Run.commit_sha == commit_sha).order_by(col(Run.id))
     return list((await session.exec(stmt)).all())
