@@ -13,21 +13,58 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 
-from helpers.services import EmbeddedRedisServer, reset_postgres
+from helpers.services import EmbeddedRedisServer, missing_service, reset_postgres
 
 GITHUB_TOKEN = "test-token"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+REQUIRED = {
+    part.strip() for part in os.environ.get("LABCI_TEST_REQUIRE", "").split(",") if part.strip()
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if IN_CI:
-        missing = [
-            v for v in ("LABCI_TEST_DATABASE_URL", "LABCI_REDIS_URL") if not os.environ.get(v)
-        ]
+        needed = ("LABCI_TEST_DATABASE_URL", "LABCI_REDIS_URL", "LABCI_TEST_DOCKER_HOST")
+        missing = [v for v in needed if not os.environ.get(v)]
         if missing:
             raise pytest.UsageError(
                 f"CI=true but {', '.join(missing)} not set: services are required in CI"
             )
+
+
+def has_nvidia_driver() -> bool:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 — no bindings, no library, no device
+        return False
+    pynvml.nvmlShutdown()
+    return True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`gpu` tests run where there are NVIDIA GPUs; elsewhere (CI included: its machines
+    have none) they are deselected, and the summary says so."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items or has_nvidia_driver():
+        return
+    config.hook.pytest_deselected(items=gpu_items)
+    items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+    config.stash[GPU_DESELECTED] = len(gpu_items)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    count = config.stash.get(GPU_DESELECTED, 0)
+    if count:
+        terminalreporter.write_line(
+            f"{count} gpu test(s) deselected: no NVIDIA driver (NVML) on this machine"
+        )
+
+
+GPU_DESELECTED = pytest.StashKey[int]()
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +122,36 @@ def github(tmp_path: Path, openapi_checker):
         server.repos_root = repos
         yield server
         assert server.standin.violations == []
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """A real Docker engine (LABCI_TEST_DOCKER_HOST; `bash scripts/docker-engine.sh` starts one)."""
+    import docker
+
+    url = os.environ.get("LABCI_TEST_DOCKER_HOST")
+    if not url:
+        missing_service(
+            "docker", "LABCI_TEST_DOCKER_HOST is not set (see scripts/docker-engine.sh)"
+        )
+    assert url is not None
+    try:
+        client = docker.DockerClient(base_url=url)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001 — any failure means: no engine here
+        missing_service("docker", f"the engine at {url} does not answer: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def test_images(docker_host: str):
+    import docker
+
+    from helpers.images import build_test_images
+
+    client = docker.DockerClient(base_url=docker_host)
+    try:
+        return build_test_images(client)
+    finally:
+        client.close()

@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,3 +74,32 @@ def test_demo_command_shows_two_passing_checks_with_metrics(tmp_path):
     assert 0.5 < base < 1.0
     assert 0.5 < head < 1.0
     assert "waiting for both checks" in out
+
+
+def test_validate_example_prints_what_the_readme_shows():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- validate -->", 1)[1].split("<!-- /validate -->", 1)[0]
+    fenced = re.search(r"```console\n(.*?)```", block, re.S)
+    assert fenced, "the validate block holds a fenced console block"
+    command, *expected = fenced.group(1).rstrip("\n").splitlines()
+    args = shlex.split(command.removeprefix("$ "))
+    assert args[:3] == ["uv", "run", "labci"]
+    done = subprocess.run(
+        [sys.executable, "-m", "labci_server.cli", *args[3:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.splitlines()) == (0, expected)
+
+
+def test_workflows_in_the_readme_are_valid():
+    from labci_spec import load_workflow
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "jobs:" in b]
+    assert blocks
+    for text in blocks:
+        workflow = load_workflow(text, ".labci/train.yml")
+        assert workflow.jobs

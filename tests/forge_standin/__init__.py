@@ -8,6 +8,7 @@ from .openapi import OpenAPIChecker, OpenAPINotInstalledError
 from .repos import BareRepo, create_bare_repo, git
 from .server import StandinServer
 from .webhooks import (
+    check_run_payload,
     encode,
     headers,
     load_examples,
@@ -24,6 +25,7 @@ __all__ = [
     "Recorded",
     "Standin",
     "StandinServer",
+    "check_run_payload",
     "create_bare_repo",
     "create_standin",
     "encode",

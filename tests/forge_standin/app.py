@@ -2,8 +2,11 @@
 
 Every request is recorded and checked against ``@octokit/openapi`` (see ``openapi.py``).
 Repositories are real bare repositories at ``repos_root/<owner>/<repo>.git``, read with the
-``git`` CLI. Statuses are kept in memory. Faults (error statuses, dropped connections, a crash
-after the status was stored) are injected on demand.
+``git`` CLI (diffs, commits and comparisons are shaped in ``compare.py``). Statuses, pull
+requests (``Standin.open_pull_request``) and their comments (``comments.py``) are kept in
+memory, and so are check runs (``checks.py``), which only a GitHub App may write: Apps, their
+JWTs and installation tokens are in ``apps.py``. Faults (error statuses, dropped connections,
+a crash after a status, a comment or a check run was stored) are injected on demand.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
@@ -29,12 +33,18 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from . import apps as github_apps
+from . import checks, compare
+from . import comments as issue_comments
+from .compare import PullRequest, Site
 from .openapi import OpenAPIChecker
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Fault = int | Literal["reset"]
+# What a response stored, for crash_after_commit.
+Committed = Literal["status", "comment", "check_run"]
 
 DOCS = "https://docs.github.com/rest"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -42,6 +52,9 @@ STATUS_STATES = ("error", "failure", "pending", "success")
 MAX_DESCRIPTION = 140
 MAX_INLINE_CONTENT = 1024 * 1024  # GitHub returns encoding "none" above 1 MB
 _SHA = re.compile(r"[0-9a-f]{40}\Z")
+_ISSUE_COMMENTS = re.compile(r"/repos/([^/]+)/([^/]+)/issues/([^/]+)/comments")
+COMMENTS_DOC = f"{DOCS}/issues/comments"
+CHECKS_DOC = f"{DOCS}/checks/runs"
 
 FAULT_MESSAGES = {
     401: "Bad credentials",
@@ -154,6 +167,7 @@ class _Faults:
     ratio_method: str | None = None
     crash_after_commit: int = 0
     crash_mode: Fault = "reset"
+    crash_on: frozenset[Committed] = frozenset({"status"})
 
 
 class Standin:
@@ -177,6 +191,11 @@ class Standin:
         self.violations: list[str] = []
         # (owner, repo, sha) -> statuses in creation order (oldest first), as returned on POST
         self.statuses: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        # (owner, repo, number), owner and repo lower-case -> an open pull request
+        self.pull_requests: dict[tuple[str, str, int], PullRequest] = {}
+        self._comments = issue_comments.CommentStore()
+        self.apps = github_apps.AppRegistry()
+        self._check_runs = checks.CheckRunStore()
         self.latency = 0.0  # seconds each request takes (after recording), for overlap tests
         self._lock = threading.Lock()
         self._faults = _Faults()
@@ -189,7 +208,95 @@ class Standin:
             ("POST", re.compile(r"/repos/([^/]+)/([^/]+)/statuses/(.+)"), self._post_status),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)/statuses"), self._list),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)/status"), self._combined),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)/check-runs"), self._runs),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)"), self._commit),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/compare/(.+)"), self._compare),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/pulls/([^/]+)/files"), self._pull_files),
+            ("GET", _ISSUE_COMMENTS, self._list_comments),
+            ("POST", _ISSUE_COMMENTS, self._create_comment),
+            ("PATCH", re.compile(r"/repos/([^/]+)/([^/]+)/issues/comments/([^/]+)"), self._edit),
+            ("POST", re.compile(r"/repos/([^/]+)/([^/]+)/check-runs"), self._create_run),
+            ("PATCH", re.compile(r"/repos/([^/]+)/([^/]+)/check-runs/([^/]+)"), self._update_run),
+            ("POST", re.compile(r"/app/installations/([^/]+)/access_tokens"), self._access_token),
         ]
+
+    # -- pull requests ---------------------------------------------------------------------
+
+    def open_pull_request(
+        self, owner: str, repo: str, number: int, *, head_ref: str, base_ref: str
+    ) -> None:
+        """Pull request ``number`` of ``owner/repo`` proposes branch ``head_ref`` for ``base_ref``.
+
+        Both branches live in that repository (fork pull requests are not modelled). They are
+        resolved on every request, as on GitHub, so a push to either changes what is listed.
+        Pull requests survive ``reset()``, like the repositories. Send the matching webhook
+        with ``webhooks.pull_request_payload``.
+        """
+        with self._lock:
+            self.pull_requests[(owner.lower(), repo.lower(), number)] = PullRequest(
+                number, head_ref, base_ref
+            )
+
+    # -- pull-request comments -------------------------------------------------------------
+
+    def comments(self, owner: str, repo: str, number: int) -> list[dict[str, Any]]:
+        """Pull request ``number``'s comments, oldest first: id, number, body, login (the
+        author), created_at and updated_at. Copies: changing them changes nothing here."""
+        return [c.as_dict() for c in self._comments.on_pull_request(owner, repo, number)]
+
+    def add_comment(
+        self, owner: str, repo: str, number: int, body: str, *, login: str = "octocat"
+    ) -> int:
+        """Comment on an open pull request as ``login`` (someone else than labci, by default)
+        without a request; returns the new comment's id. Comments are cleared by ``reset()``."""
+        with self._lock:
+            if (owner.lower(), repo.lower(), number) not in self.pull_requests:
+                raise LookupError(f"no pull request {owner}/{repo}#{number}: open it first")
+        return self._comments.create(owner, repo, number, body, login).id
+
+    # -- GitHub Apps and check runs --------------------------------------------------------
+
+    def register_app(
+        self, app_id: int, public_key: str | bytes, *, slug: str = "labci", owner: str = "octo"
+    ) -> None:
+        """Register a GitHub App by its id and PEM public key. Apps and their installations
+        survive ``reset()``, like the repositories; ``apps.token_lifetime_s`` sets how long
+        the installation tokens minted from now on last (GitHub: an hour)."""
+        self.apps.register(app_id, public_key, slug, owner)
+
+    def install_app(
+        self, app_id: int, installation_id: int, repositories: Collection[str] | None = None
+    ) -> None:
+        """Install the App on ``repositories`` ("owner/repo"; None: every repository)."""
+        self.apps.install(app_id, installation_id, repositories)
+
+    def expire_installation_tokens(self) -> None:
+        """Every installation token minted so far expires now (GitHub then answers 401)."""
+        self.apps.expire_tokens()
+
+    def check_runs(self, owner: str, repo: str, sha: str) -> list[dict[str, Any]]:
+        """The check runs on commit ``sha``, oldest first: id, name, app_id, external_id,
+        status, conclusion, title, summary, text, details_url (None: not given), started_at
+        and completed_at. Copies: changing them changes nothing here. Cleared by ``reset()``."""
+        return [r.as_dict() for r in self._check_runs.on_commit(owner, repo, sha)]
+
+    def add_check_run(
+        self,
+        owner: str,
+        repo: str,
+        sha: str,
+        name: str,
+        *,
+        app_id: int,
+        external_id: str = "",
+        status: str = "completed",
+        conclusion: str | None = "success",
+    ) -> int:
+        """Add a check run as App ``app_id`` (another App than labci, typically) without a
+        request; returns its id."""
+        values = {"head_sha": sha, "name": name, "app_id": app_id, "external_id": external_id}
+        values |= {"status": status, "conclusion": conclusion, "title": name, "summary": ""}
+        return self._check_runs.create(owner, repo, values).id
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -227,27 +334,38 @@ class Standin:
             self._faults.ratio_statuses = tuple(statuses)
             self._faults.ratio_method = method and method.upper()
 
-    def crash_after_commit_next(self, n: int, mode: Fault = "reset") -> None:
-        """The next ``n`` successful status POSTs are stored, then the reply is lost.
+    def crash_after_commit_next(
+        self, n: int, mode: Fault = "reset", *, on: Collection[Committed] = ("status",)
+    ) -> None:
+        """The next ``n`` successful writes of the kinds ``on`` names are stored, then the
+        reply is lost: status POSTs by default, comment creates and edits with ``"comment"``,
+        check run creates and updates with ``"check_run"``.
 
         ``mode="reset"`` drops the connection; an int answers with that status instead.
         """
         with self._lock:
             self._faults.crash_after_commit += n
             self._faults.crash_mode = mode
+            self._faults.crash_on = frozenset(on)
 
     def clear_faults(self) -> None:
         with self._lock:
             self._faults = _Faults()
 
     def reset(self) -> None:
-        """Forget faults, recorded requests, violations and statuses."""
+        """Forget faults, recorded requests, violations, statuses, comments and check runs.
+
+        Pull requests and GitHub Apps (their installations and tokens) stay, like the
+        repositories: they are a test's setup, while the rest is what labci wrote.
+        """
         with self._lock:
             self._faults = _Faults()
             self.requests.clear()
             self.violations.clear()
             self.statuses.clear()
             self.latency = 0.0
+        self._comments.clear()
+        self._check_runs.clear()
 
     def _pick_fault(self, method: str) -> tuple[Fault, dict[str, str], Any, str] | None:
         with self._lock:
@@ -261,9 +379,9 @@ class Standin:
                     return f.rng.choice(f.ratio_statuses), {}, None, "fail_ratio"
         return None
 
-    def _take_crash(self) -> Fault | None:
+    def _take_crash(self, committed: Committed) -> Fault | None:
         with self._lock:
-            if self._faults.crash_after_commit > 0:
+            if self._faults.crash_after_commit > 0 and committed in self._faults.crash_on:
                 self._faults.crash_after_commit -= 1
                 return self._faults.crash_mode
         return None
@@ -346,11 +464,9 @@ class Standin:
             response = JSONResponse(payload, int(status), headers=self._headers(headers))
             return await self._send(rec, response, request, send)
 
-        token = rec.token
-        if token is None:
-            return await self._send(rec, _error(401, "Requires authentication"), request, send)
-        if self.tokens is not None and token not in self.tokens:
-            return await self._send(rec, _error(401, "Bad credentials"), request, send)
+        refused = self._authorize(rec)
+        if refused is not None:
+            return await self._send(rec, refused, request, send)
         if bad_json:
             return await self._send(rec, _error(400, "Problems parsing JSON"), request, send)
 
@@ -364,8 +480,9 @@ class Standin:
                 self.violations.append(f"unhandled endpoint: {rec.method} {rec.path}")
             response = _not_found()
 
-        if getattr(response, "committed", False):
-            crash = self._take_crash()
+        committed = getattr(response, "committed", None)
+        if committed:
+            crash = self._take_crash(committed)
             if crash is not None:
                 rec.fault = "crash_after_commit"
                 if crash == "reset":
@@ -375,6 +492,22 @@ class Standin:
                     self._fault_body(int(crash)), int(crash), headers=self._headers({})
                 )
         await self._send(rec, response, request, send)
+
+    def _authorize(self, rec: Recorded) -> Response | None:
+        """GitHub's refusal of the request's credentials, if any. Installation tokens act on
+        their installation's repositories until they expire; the App's own endpoints
+        (``/app/...``) check their JWT in their handler."""
+        if rec.path.startswith("/app/"):
+            return None
+        token = rec.token
+        if token is None:
+            return _error(401, "Requires authentication")
+        grant = self.apps.grant(token)
+        if grant is not None:
+            return self.apps.refusal(grant, rec.path)
+        if self.tokens is not None and token not in self.tokens:
+            return _error(401, "Bad credentials")
+        return None
 
     def _fault_body(self, status: int) -> dict[str, Any]:
         return {
@@ -553,13 +686,16 @@ class Standin:
 
     # -- statuses --------------------------------------------------------------------------
 
-    def _user(self, base: str) -> dict[str, Any]:
-        login = self.login
+    def _user(self, base: str, login: str | None = None) -> dict[str, Any]:
+        """The token's user (labci, a bot), or another ``login`` (a person)."""
+        login = login or self.login
+        own = login == self.login
+        uid = 4242 if own else issue_comments.user_id(login)
         u = f"{base}/users/{login}"
         return {
             "login": login,
-            "id": 4242,
-            "node_id": "MDQ6VXNlcjQyNDI=",
+            "id": uid,
+            "node_id": base64.b64encode(f"04:User{uid}".encode()).decode(),
             "avatar_url": f"{base}/avatars/{login}",
             "gravatar_id": "",
             "url": u,
@@ -573,7 +709,7 @@ class Standin:
             "repos_url": f"{u}/repos",
             "events_url": f"{u}/events{{/privacy}}",
             "received_events_url": f"{u}/received_events",
-            "type": "Bot",
+            "type": "Bot" if own else "User",
             "user_view_type": "public",
             "site_admin": False,
         }
@@ -644,7 +780,7 @@ class Standin:
             }
             existing.append(status)
         response = JSONResponse(status, 201, headers={"location": status["url"]})
-        response.committed = True  # type: ignore[attr-defined]
+        response.committed = "status"  # type: ignore[attr-defined]
         return response
 
     def _for_ref(self, gitdir: Path, owner: str, repo: str, ref: str) -> tuple[str | None, list]:
@@ -660,15 +796,14 @@ class Standin:
             return _not_found(f"{DOCS}/commits/statuses#list-commit-statuses-for-a-reference")
         owner, repo, gitdir = found
         _commit, newest_first = await asyncio.to_thread(self._for_ref, gitdir, owner, repo, ref)
+        return self._paged(request, rec, newest_first)
+
+    def _paged(self, request: Request, rec: Recorded, items: Sequence[Any]) -> JSONResponse:
+        """One page of ``items`` (``page``/``per_page`` as GitHub reads them) with its links."""
         page, per_page = _paging(rec.query)
-        chunk = newest_first[(page - 1) * per_page : page * per_page]
-        last = max(1, math.ceil(len(newest_first) / per_page))
-        links = []
-        url = f"{self._base(request)}{rec.path}"
-        if page < last:
-            for rel, n in (("next", page + 1), ("last", last)):
-                links.append(f'<{url}?{urlencode({"per_page": per_page, "page": n})}>; rel="{rel}"')
-        return JSONResponse(chunk, headers={"link": ", ".join(links)} if links else None)
+        chunk = items[(page - 1) * per_page : page * per_page]
+        links = _page_links(f"{self._base(request)}{rec.path}", page, per_page, len(items))
+        return JSONResponse(list(chunk), headers=links)
 
     async def _combined(self, request: Request, rec: Recorded, owner: str, repo: str, ref: str):
         doc = f"{DOCS}/commits/statuses#get-the-combined-status-for-a-specific-reference"
@@ -706,6 +841,255 @@ class Standin:
                 "url": f"{base}/repos/{owner}/{repo}/commits/{commit}/status",
             }
         )
+
+    # -- commits, comparisons, pull request files (bodies built in compare.py) -------------
+
+    async def _commit(self, request: Request, rec: Recorded, owner: str, repo: str, ref: str):
+        doc = f"{DOCS}/commits/commits#get-a-commit"
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        sha = await asyncio.to_thread(_resolve, gitdir, ref, "commit")
+        if sha is None:
+            return _error(422, f"No commit found for SHA: {ref}", doc)
+        site = Site(self._base(request), owner, repo)
+        body = await asyncio.to_thread(compare.commit_with_files, partial(_git, gitdir), site, sha)
+        return JSONResponse(body)
+
+    async def _compare(self, request: Request, rec: Recorded, owner: str, repo: str, basehead: str):
+        doc = f"{DOCS}/commits/commits#compare-two-commits"
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        refs = compare.split_basehead(owner, basehead)
+        if refs is None:
+            return _not_found(doc)
+        base, head = [await asyncio.to_thread(_resolve, gitdir, r, "commit") for r in refs]
+        if base is None or head is None:
+            return _not_found(doc)
+        paged = "page" in rec.query or "per_page" in rec.query
+        page, per_page = _paging(rec.query)
+        body = await asyncio.to_thread(
+            compare.comparison,
+            partial(_git, gitdir),
+            Site(self._base(request), owner, repo),
+            basehead=basehead,
+            base=base,
+            head=head,
+            page=(page, per_page) if paged else None,
+        )
+        if body is None:
+            return _error(404, f"No common ancestor between {refs[0]} and {refs[1]}.", doc)
+        url = f"{self._base(request)}{rec.path}"
+        links = _page_links(url, page, per_page, body["total_commits"]) if paged else None
+        return JSONResponse(body, headers=links)
+
+    async def _pull_files(
+        self, request: Request, rec: Recorded, owner: str, repo: str, number: str
+    ):
+        doc = f"{DOCS}/pulls/pulls#list-pull-requests-files"
+        found = self._repo(owner, repo)
+        if found is None or not number.isdigit():
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        with self._lock:
+            pr = self.pull_requests.get((owner.lower(), repo.lower(), int(number)))
+        if pr is None:
+            return _not_found(doc)
+        refs = (pr.base_ref, pr.head_ref)
+        base, head = [await asyncio.to_thread(_resolve, gitdir, r, "commit") for r in refs]
+        if base is None or head is None:
+            return _not_found(doc)
+        entries = await asyncio.to_thread(
+            compare.pull_request_files,
+            partial(_git, gitdir),
+            Site(self._base(request), owner, repo),
+            base=base,
+            head=head,
+        )
+        return self._paged(request, rec, entries)
+
+    # -- pull-request comments (shapes and refusals in comments.py) ------------------------
+
+    def _pull_request(self, owner: str, repo: str, number: str) -> tuple[str, str, int] | None:
+        """(owner, repo, number) of an open pull request, canonical names; None if unknown."""
+        found = self._repo(owner, repo)
+        if found is None or not number.isdigit():
+            return None
+        owner, repo, _gitdir = found
+        with self._lock:
+            known = (owner.lower(), repo.lower(), int(number)) in self.pull_requests
+        return (owner, repo, int(number)) if known else None
+
+    def _render_comment(
+        self, request: Request, owner: str, repo: str, comment: issue_comments.Comment
+    ) -> dict[str, Any]:
+        base = self._base(request)
+        return issue_comments.render(Site(base, owner, repo), comment, partial(self._user, base))
+
+    async def _list_comments(
+        self, request: Request, rec: Recorded, owner: str, repo: str, number: str
+    ):
+        doc = f"{COMMENTS_DOC}#list-issue-comments"
+        found = self._pull_request(owner, repo, number)
+        if found is None:
+            return _not_found(doc)
+        comments = self._comments.on_pull_request(*found)
+        since = rec.query.get("since")
+        if since is not None:
+            comments = issue_comments.updated_since(comments, str(since))
+            if comments is None:
+                return _error(422, f"Invalid value for since: {since}", doc)
+        rendered = [self._render_comment(request, found[0], found[1], c) for c in comments]
+        return self._paged(request, rec, rendered)
+
+    async def _create_comment(
+        self, request: Request, rec: Recorded, owner: str, repo: str, number: str
+    ):
+        doc = f"{COMMENTS_DOC}#create-an-issue-comment"
+        found = self._pull_request(owner, repo, number)
+        if found is None:
+            return _not_found(doc)
+        refused = issue_comments.body_error(rec.json, doc)
+        if refused is not None:
+            return refused
+        comment = self._comments.create(*found, rec.json["body"], self.login)
+        body = self._render_comment(request, found[0], found[1], comment)
+        response = JSONResponse(body, 201, headers={"location": body["url"]})
+        response.committed = "comment"  # type: ignore[attr-defined]
+        return response
+
+    async def _edit(self, request: Request, rec: Recorded, owner: str, repo: str, cid: str):
+        doc = f"{COMMENTS_DOC}#update-an-issue-comment"
+        found = self._repo(owner, repo)
+        if found is None or not cid.isdigit():
+            return _not_found(doc)
+        owner, repo, _gitdir = found
+        if not self._comments.exists(owner, repo, int(cid)):
+            return _not_found(doc)
+        refused = issue_comments.body_error(rec.json, doc)
+        if refused is not None:
+            return refused
+        comment = self._comments.update(owner, repo, int(cid), rec.json["body"])
+        if comment is None:  # only if comments could be deleted meanwhile
+            return _not_found(doc)
+        response = JSONResponse(self._render_comment(request, owner, repo, comment))
+        response.committed = "comment"  # type: ignore[attr-defined]
+        return response
+
+    # -- the App's access tokens and check runs (shapes and refusals in apps.py, checks.py) -
+
+    async def _access_token(self, request: Request, rec: Recorded, installation_id: str):
+        return self.apps.mint(rec.headers.get("authorization", ""), installation_id)
+
+    def _writer(self, rec: Recorded, doc: str) -> int | JSONResponse:
+        """The App whose installation token made the request, or GitHub's 403."""
+        grant = self.apps.grant(rec.token or "")
+        if grant is None:
+            return _error(403, "You must authenticate via a GitHub App.", doc)
+        return grant.app_id
+
+    async def _create_run(self, request: Request, rec: Recorded, owner: str, repo: str):
+        doc = f"{CHECKS_DOC}#create-a-check-run"
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        app_id = self._writer(rec, doc)
+        if isinstance(app_id, Response):
+            return app_id
+        values = checks.changes(rec.json, creating=True, doc=doc)
+        if isinstance(values, Response):
+            return values
+        sha = values["head_sha"]
+        commit = (
+            await asyncio.to_thread(_resolve, gitdir, sha, "commit") if _SHA.match(sha) else None
+        )
+        if commit != sha:
+            return _error(422, f"No commit found for SHA: {sha}", doc)
+        run = self._check_runs.create(owner, repo, values | {"app_id": app_id})
+        body = await self._render_runs(request, owner, repo, gitdir, [run])
+        response = JSONResponse(body[0], 201, headers={"location": body[0]["url"]})
+        response.committed = "check_run"  # type: ignore[attr-defined]
+        return response
+
+    async def _update_run(self, request: Request, rec: Recorded, owner: str, repo: str, rid: str):
+        doc = f"{CHECKS_DOC}#update-a-check-run"
+        found = self._repo(owner, repo)
+        if found is None or not rid.isdigit():
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        app_id = self._writer(rec, doc)
+        if isinstance(app_id, Response):
+            return app_id
+        existing = self._check_runs.get(owner, repo, int(rid))
+        if existing is None:
+            return _not_found(doc)
+        if existing.app_id != app_id:
+            message = (
+                f"Invalid app_id `{app_id}` - check run can only be modified by the GitHub App "
+                "that created it."
+            )
+            return _error(403, message, doc)
+        values = checks.changes(rec.json, creating=False, doc=doc)
+        if isinstance(values, Response):
+            return values
+        run = self._check_runs.update(owner, repo, int(rid), values)
+        if run is None:  # only if runs could be deleted meanwhile
+            return _not_found(doc)
+        body = await self._render_runs(request, owner, repo, gitdir, [run])
+        response = JSONResponse(body[0])
+        response.committed = "check_run"  # type: ignore[attr-defined]
+        return response
+
+    async def _runs(self, request: Request, rec: Recorded, owner: str, repo: str, ref: str):
+        doc = f"{CHECKS_DOC}#list-check-runs-for-a-git-reference"
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        sha = await asyncio.to_thread(_resolve, gitdir, ref, "commit")
+        if sha is None:
+            return _error(422, f"No commit found for SHA: {ref}", doc)
+        query = {k: v for k, v in rec.query.items() if isinstance(v, str)}
+        runs = checks.select(self._check_runs.on_commit(owner, repo, sha), query)
+        page, per_page = _paging(rec.query)
+        chunk = runs[(page - 1) * per_page : page * per_page]
+        rendered = await self._render_runs(request, owner, repo, gitdir, chunk)
+        kept = {k: v for k, v in query.items() if k not in ("page", "per_page")}
+        url = f"{self._base(request)}{rec.path}"
+        links = _page_links(url, page, per_page, len(runs), kept)
+        return JSONResponse({"total_count": len(runs), "check_runs": rendered}, headers=links)
+
+    async def _render_runs(
+        self, request: Request, owner: str, repo: str, gitdir: Path, runs: list[checks.CheckRun]
+    ) -> list[dict[str, Any]]:
+        """``check-run`` JSON, with the open pull requests whose head is the run's commit."""
+        base = self._base(request)
+        site = Site(base, owner, repo)
+        with self._lock:
+            pulls = [
+                pr
+                for (o, r, _n), pr in self.pull_requests.items()
+                if (o, r) == (owner.lower(), repo.lower())
+            ]
+        heads = {}
+        for sha in {run.head_sha for run in runs}:
+            heads[sha] = await asyncio.to_thread(
+                checks.pull_requests_at, site, pulls, sha, partial(_resolve, gitdir, kind="commit")
+            )
+        user = partial(self._user, base)
+        return [
+            checks.render(
+                site,
+                run,
+                github_apps.app_object(self.apps.app(run.app_id), run.app_id, base, user),
+                heads[run.head_sha],
+            )
+            for run in runs
+        ]
 
     def _repository(self, base: str, owner: str, repo: str) -> dict[str, Any]:
         api = f"{base}/repos/{owner}/{repo}"
@@ -768,6 +1152,22 @@ class Standin:
             "url": api,
             **{k: api + v for k, v in templates.items()},
         }
+
+
+def _page_links(
+    url: str, page: int, per_page: int, total: int, query: Mapping[str, str] | None = None
+) -> dict[str, str] | None:
+    """GitHub's ``link`` header: next and last unless on the last page, prev and first unless
+    on the first. The request's other ``query`` parameters are kept in each link."""
+    last = max(1, math.ceil(total / per_page))
+    rels = [("next", page + 1), ("last", last)] if page < last else []
+    if page > 1:
+        rels = [("prev", page - 1), *rels, ("first", 1)]
+    links = [
+        f'<{url}?{urlencode({**(query or {}), "per_page": per_page, "page": n})}>; rel="{rel}"'
+        for rel, n in rels
+    ]
+    return {"link": ", ".join(links)} if links else None
 
 
 def _paging(query: Mapping[str, Any]) -> tuple[int, int]:

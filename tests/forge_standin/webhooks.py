@@ -244,3 +244,45 @@ def pull_request_payload(
         payload.pop("before", None)
         payload.pop("after", None)
     return payload
+
+
+def check_run_payload(
+    owner: str,
+    repo: str,
+    clone_url: str,
+    *,
+    check_run_id: int,
+    head_sha: str,
+    name: str,
+    external_id: str,
+    app_id: int,
+    installation_id: int,
+    action: str = "rerequested",
+    private: bool = False,
+) -> dict[str, Any]:
+    """A ``check_run`` delivery (``rerequested``: someone asked to re-run the check) for a
+    check run of App ``app_id``, as GitHub sends it to that App's installation."""
+    examples = load_examples("check_run")
+    payload = next((e for e in examples if e.get("action") == action), None)
+    if payload is None:
+        payload = next(e for e in examples if e.get("action") == "rerequested")
+    payload["action"] = action
+    _set_repository(payload["repository"], owner, repo, clone_url, private=private)
+    run = payload["check_run"]
+    api = f"https://api.github.com/repos/{owner}/{repo}"
+    run["id"] = check_run_id
+    run["head_sha"] = head_sha
+    run["name"] = name
+    run["external_id"] = external_id
+    run["url"] = f"{api}/check-runs/{check_run_id}"
+    run["html_url"] = f"https://github.com/{owner}/{repo}/runs/{check_run_id}"
+    run["app"]["id"] = app_id
+    suite = run.get("check_suite")
+    if isinstance(suite, dict):
+        suite["head_sha"] = head_sha
+        suite["after"] = head_sha
+        suite["url"] = f"{api}/check-suites/{suite.get('id')}"
+        if isinstance(suite.get("app"), dict):
+            suite["app"]["id"] = app_id
+    payload["installation"] = {**(payload.get("installation") or {}), "id": installation_id}
+    return payload

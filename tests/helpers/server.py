@@ -26,6 +26,9 @@ def test_settings(database_url: str, redis_url: str, **overrides: Any) -> Settin
         "reaper_interval_s": 1.0,
         "outbox_min_backoff_s": 0.05,
         "outbox_max_backoff_s": 1.0,
+        # Pacing and rate-limit waits scaled down; tests of those set their own.
+        "outbox_min_interval_s": 0.0,
+        "outbox_rate_limit_wait_s": 0.5,
         **overrides,
     }
     return Settings.model_validate(values)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from pathlib import Path
+from typing import NoReturn
 
 import asyncpg
+import pytest
 
 from labci_server.dev import EmbeddedRedis
 
@@ -36,3 +39,16 @@ def reset_postgres(url: str) -> None:
             await conn.close()
 
     asyncio.run(_reset())
+
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REQUIRED = {
+    part.strip() for part in os.environ.get("LABCI_TEST_REQUIRE", "").split(",") if part.strip()
+}
+
+
+def missing_service(what: str, reason: str) -> NoReturn:
+    """Skip with the reason on a laptop; fail in CI (or when LABCI_TEST_REQUIRE names it)."""
+    if IN_CI or what in REQUIRED:
+        pytest.fail(f"{what} is required here: {reason}")
+    pytest.skip(f"no {what}: {reason}")

@@ -53,6 +53,9 @@ class Stack:
             "LABCI_REAPER_INTERVAL_S": "1",
             "LABCI_OUTBOX_MIN_BACKOFF_S": "0.05",
             "LABCI_OUTBOX_MAX_BACKOFF_S": "1",
+            # GitHub pacing scaled down 20×: the load test checks it holds (C4).
+            "LABCI_OUTBOX_MIN_INTERVAL_S": "0.05",
+            "LABCI_OUTBOX_RATE_LIMIT_WAIT_S": "0.5",
             "LABCI_SERVER_URL": self.url,
             "LABCI_RUNNER_HEARTBEAT_INTERVAL_S": "1",
             **self.extra_env,
@@ -84,9 +87,13 @@ class Stack:
             return False
 
     def start_runner(
-        self, name: str = "runner", labels: str = "self-hosted,linux,cpu", slots: int = 1
+        self,
+        name: str = "runner",
+        labels: str = "self-hosted,linux,cpu",
+        slots: int = 1,
+        workdir: Path | None = None,
     ) -> None:
-        workdir = self.root / name
+        workdir = workdir or self.root / name
         env = self.env(
             LABCI_RUNNER_WORKDIR=str(workdir),
             LABCI_RUNNER_LABELS=labels,

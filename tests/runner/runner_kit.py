@@ -11,13 +11,22 @@ from typing import Any
 
 from labci_runner.executors.base import ExecutionContext, StepResult
 from labci_runner.logs import LogSink
-from labci_spec import Job
+from labci_spec import Job, JobInstance
 
 
-def make_job(*runs: str, env: dict[str, str] | None = None, **extra: Any) -> Job:
+def make_job(
+    *runs: str | dict[str, Any],
+    env: dict[str, str] | None = None,
+    matrix: dict[str, Any] | None = None,
+    **extra: Any,
+) -> JobInstance:
+    """A job instance as the server sends it; `extra` holds job keys in YAML spelling."""
     steps = [{"run": run} if isinstance(run, str) else run for run in runs]
-    return Job.model_validate(
-        {"id": "test", "runs_on": ["cpu"], "env": env or {}, "steps": steps, **extra}
+    job = Job.model_validate(
+        {"id": "test", "runs-on": ["cpu"], "env": env or {}, "steps": steps, **extra}
+    )
+    return JobInstance(
+        workflow="test", job_id="test", key="test", group="test", matrix=matrix or {}, job=job
     )
 
 
@@ -63,6 +72,7 @@ def make_context(
     *,
     timeout_s: float = 30.0,
     server_env: dict[str, str] | None = None,
+    github: dict[str, str] | None = None,
 ) -> ExecutionContext:
     return ExecutionContext(
         workspace=dirs.workspace,
@@ -72,6 +82,7 @@ def make_context(
         timeout_s=timeout_s,
         logs=sink,
         report_step=recorder.report_step,
+        github=github or {},
     )
 
 

@@ -97,6 +97,7 @@ async def test_fetch_then_report_with_the_job_token() -> None:
         "reason": None,
         "metrics": {"acc": 0.9},
         "metrics_error": None,
+        "record": None,
     }
 
 

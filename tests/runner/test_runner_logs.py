@@ -75,3 +75,48 @@ async def test_stale_attempt_stops_sending_without_blocking_writers() -> None:
             await asyncio.wait_for(sink.write(0, "stdout", "more"), 5)
             await asyncio.sleep(0)
     assert sent.batches == []
+
+
+async def test_output_past_the_cap_is_dropped_with_one_marker_and_system_lines_kept() -> None:
+    sent = Batches()
+    async with LogSink(sent.send, max_bytes=100, flush_interval_s=0.01) as sink:
+        for n in range(10):
+            await sink.write(0, "stdout", f"{n:019d}")  # 20 bytes a line with the newline gone
+        await sink.write(0, "system", "timed out after 1 min")
+        await sink.write(1, "stderr", "more")
+    lines = [line for batch in sent.batches for line in batch]
+    assert [(line["stream"], line["text"]) for line in lines] == [
+        *[("stdout", f"{n:019d}") for n in range(5)],
+        (
+            "system",
+            "log truncated: the steps wrote more than 100 bytes; later output was read and"
+            " discarded",
+        ),
+        ("system", "timed out after 1 min"),
+    ]
+    assert [line["seq"] for line in lines] == list(range(7))  # no gap for dropped lines
+    assert sink.truncated_lines == 6
+
+
+async def test_a_slow_server_makes_writers_wait_instead_of_piling_up_memory() -> None:
+    release = asyncio.Event()
+    received: list[int] = []
+
+    async def slow(lines: list[dict[str, Any]]) -> None:
+        await release.wait()
+        received.extend(line["seq"] for line in lines)
+
+    async def write_many(sink: LogSink) -> None:
+        for _ in range(50):  # 50 kB in all, against a 10 kB queue
+            await sink.write(0, "stdout", "x" * 1000)
+
+    async with LogSink(
+        slow, max_queued_bytes=10_000, max_batch_lines=1, flush_interval_s=0.01
+    ) as sink:
+        writing = asyncio.create_task(write_many(sink))
+        await asyncio.sleep(0.1)
+        assert not writing.done()  # the writer waits for room
+        assert sink.queued_bytes <= 11_000
+        release.set()
+        await writing
+    assert received == list(range(50))

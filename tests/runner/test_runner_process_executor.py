@@ -100,8 +100,8 @@ async def test_background_child_of_a_successful_step_is_killed(
 async def test_timeout_kills_the_whole_process_group(
     job_dirs: JobDirs, sink: LogSink, recorder: Recorder
 ) -> None:
-    # The step ignores SIGTERM, so only the SIGKILL after the grace period ends it.
-    script = 'trap "" TERM; sleep 300 & echo $! > "$LABCI_OUTPUT/child.pid"; sleep 300'
+    # The step ignores SIGINT and SIGTERM, so only the SIGKILL after the grace periods ends it.
+    script = 'trap "" INT TERM; sleep 300 & echo $! > "$LABCI_OUTPUT/child.pid"; sleep 300'
     job = make_job(script, "echo never")
     ctx = make_context(job_dirs, sink, recorder, timeout_s=1.0)
     outcome = await asyncio.wait_for(executor(grace_s=0.3).run(job, ctx), 10)
@@ -110,7 +110,13 @@ async def test_timeout_kills_the_whole_process_group(
     assert wait_gone(read_pid(job_dirs.output / "child.pid"))
     assert recorder.final_statuses() == ["failure", "skipped"]
     assert recorder.steps[1].exit_code == 128 + 9  # SIGKILL
-    assert "timed out after 1 s" in recorder.texts("system")
+    system = recorder.texts("system")
+    assert "timed out after 1 s" in system
+    assert [t for t in system if t.startswith("sending")] == [
+        "sending SIGINT to the step",
+        "sending SIGTERM to the step",
+        "sending SIGKILL to the step",
+    ]
 
 
 async def test_timeout_message_in_minutes() -> None:
@@ -136,5 +142,6 @@ async def test_cancellation_kills_the_group_and_reraises(
             await task
     assert wait_gone(child)
     assert recorder.final_statuses() == ["failure", "skipped"]
-    assert recorder.steps[1].exit_code == 128 + 15  # SIGTERM was enough
+    assert recorder.steps[1].exit_code == 128 + 2  # SIGINT was enough
+    assert "sending SIGTERM to the step" not in recorder.texts("system")
     assert "cancelled" in recorder.texts("system")

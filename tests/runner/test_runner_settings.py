@@ -24,6 +24,17 @@ ENV_NAMES = [
     "LABCI_RUNNER_HEARTBEAT_INTERVAL_S",
     "LABCI_RUNNER_POLL_DELAY_S",
     "LABCI_RUNNER_KILL_GRACE_S",
+    "LABCI_RUNNER_CACHE_DIR",
+    "LABCI_RUNNER_CACHE_MAX_BYTES",
+    "LABCI_RUNNER_DOCKER_HOST",
+    "LABCI_RUNNER_PULL_POLICY",
+    "LABCI_RUNNER_DEFAULT_IMAGE",
+    "LABCI_RUNNER_CONTAINER_USER",
+    "LABCI_RUNNER_JOB_CPUS",
+    "LABCI_RUNNER_JOB_MEMORY",
+    "LABCI_RUNNER_PIDS_LIMIT",
+    "LABCI_RUNNER_MAX_LOG_BYTES",
+    "LABCI_RUNNER_GPUS",
 ]
 
 
@@ -85,14 +96,9 @@ def test_runner_json_is_private_and_round_trips(tmp_path: Path) -> None:
             {},
             "labci-runner: LABCI_REGISTRATION_TOKEN is not set (or pass --token)\n",
         ),
-        (
-            ["start"],
-            {"LABCI_RUNNER_EXECUTOR": "docker"},
-            "labci-runner: LABCI_RUNNER_EXECUTOR=docker is not available yet; use process\n",
-        ),
         (["start"], {}, "labci-runner: not registered: no {workdir}/runner.json; run "),
     ],
-    ids=["no-server-url", "no-token", "docker", "not-registered"],
+    ids=["no-server-url", "no-token", "not-registered"],
 )
 def test_cli_explains_missing_settings(
     monkeypatch: pytest.MonkeyPatch,
@@ -113,8 +119,33 @@ def test_cli_explains_missing_settings(
     assert "Traceback" not in err
 
 
+def test_cli_refuses_root_in_containers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABCI_RUNNER_CONTAINER_USER", "0:0")
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["start"])
+    assert str(caught.value) == (
+        "labci-runner: LABCI_RUNNER_CONTAINER_USER: Value error, steps never run as root in"
+        " containers"
+    )
+
+
 def test_cli_names_an_invalid_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABCI_RUNNER_SLOTS", "many")
     with pytest.raises(SystemExit) as caught:
         cli.main(["start"])
     assert str(caught.value).startswith("labci-runner: LABCI_RUNNER_SLOTS: Input should be")
+
+
+def test_cache_settings_take_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LABCI_RUNNER_WORKDIR", str(tmp_path))
+    monkeypatch.setenv("LABCI_RUNNER_CACHE_MAX_BYTES", "2G")
+    settings = Settings()
+    assert settings.cache_max_bytes == 2 * 1024**3
+    assert settings.cache_root == tmp_path / "cache"
+
+
+@pytest.mark.parametrize("user", ["0", "0:0", "root", "1000:x"], ids=str)
+def test_steps_never_run_as_root(monkeypatch: pytest.MonkeyPatch, user: str) -> None:
+    monkeypatch.setenv("LABCI_RUNNER_CONTAINER_USER", user)
+    with pytest.raises(ValueError, match="root|numeric"):
+        Settings()

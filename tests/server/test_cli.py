@@ -34,16 +34,45 @@ def test_validate_reports_every_error_with_file_line_and_column(tmp_path):
         for line in lines
     )
     assert any(line.startswith(".labci/bad.yml:6:22: error: ") and "two" in line for line in lines)
-    assert ".labci/good.yml: ok — workflow 'ok': a on [cpu, gpu]" in lines
+    # The offending line, and a caret under the column.
+    at = lines.index(next(line for line in lines if line.startswith(".labci/bad.yml:6:22:")))
+    assert lines[at + 1 : at + 3] == ["        timeout-minutes: two", " " * 25 + "^"]
+    assert ".labci/good.yml: ok — workflow 'ok' on push" in lines
+    assert "  a: 1 instance, on [cpu, gpu]" in lines
+    assert lines[-1] == "1 of 2 workflow files have errors (2 in all)"
 
 
-def test_validate_passes_on_good_files(tmp_path):
+def test_validate_passes_on_good_files_and_summarises_them(tmp_path):
     (tmp_path / "w.yml").write_text(GOOD)
-    done = labci("validate", str(tmp_path / "w.yml"))
-    assert (done.returncode, done.stdout.strip()) == (
-        0,
-        f"{tmp_path / 'w.yml'}: ok — workflow 'ok': a on [cpu, gpu]",
+    (tmp_path / "m.yml").write_text(
+        "on: [push, pull_request]\njobs:\n  fit:\n    runs-on: gpu\n"
+        "    resources: {gpus: 2}\n    strategy: {matrix: {seed: [1, 2, 3], lr: [0.1, 0.2]}}\n"
+        "    steps: [{run: train}]\n    metrics: {repeats: seed}\n"
+        "  eval: {runs-on: cpu, needs: fit, steps: [{run: eval}]}\n"
     )
+    done = labci("validate", str(tmp_path / "w.yml"), str(tmp_path / "m.yml"))
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == [
+        f"{tmp_path / 'w.yml'}: ok — workflow 'ok' on push",
+        "  a: 1 instance, on [cpu, gpu]",
+        f"{tmp_path / 'm.yml'}: ok — workflow 'm' on push, pull_request",
+        "  fit: 6 instances, matrix seed: 3, lr: 2, repeats: seed, on [gpu], 2 GPUs",
+        "  eval: 1 instance, on [cpu], needs fit",
+        "2 workflow files ok, 3 jobs",
+    ]
+
+
+def test_validate_refuses_script_injection_with_the_place(tmp_path):
+    (tmp_path / "inj.yml").write_text(
+        "on: pull_request\njobs:\n  a:\n    runs-on: cpu\n    steps:\n      - run: |\n"
+        '          echo start\n          echo "${{ github.event.pull_request.title }}"\n'
+    )
+    done = labci("validate", str(tmp_path / "inj.yml"))
+    assert done.returncode == 1
+    first = done.stdout.splitlines()[0]
+    assert first.startswith(f"{tmp_path / 'inj.yml'}:8:21: error: jobs.a.steps[0].run: ")
+    assert "`github.event.pull_request.title` cannot be used here" in first
+    assert "script-injection" in first
 
 
 def test_serve_without_webhook_secret_refuses_to_start(tmp_path):
@@ -53,3 +82,32 @@ def test_serve_without_webhook_secret_refuses_to_start(tmp_path):
     assert done.stderr.strip() == (
         "labci: error: LABCI_WEBHOOK_SECRET is not set; `labci serve` refuses to accept unsigned webhooks"
     )
+
+
+def test_badge_token_is_issued_once_and_unknown_repositories_are_named(tmp_path, database_url):
+    import asyncio
+
+    from labci_server.db.engine import make_engine, make_sessionmaker
+    from labci_server.db.migrate import upgrade
+    from labci_server.db.queries.repositories import ensure_repository
+
+    async def prepare() -> None:
+        await upgrade(database_url)
+        engine = make_engine(database_url)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            await ensure_repository(
+                session, provider="github", full_name="octo/private", clone_url="https://x"
+            )
+        await engine.dispose()
+
+    asyncio.run(prepare())
+    env = {"PATH": "/usr/bin:/bin", "LABCI_DATABASE_URL": database_url}
+    first = labci("badge-token", "octo/private", env=env)
+    assert first.returncode == 0, first.stderr
+    token = first.stdout.strip()
+    assert len(token) >= 24
+    assert labci("badge-token", "octo/private", env=env).stdout.strip() == token
+    unknown = labci("badge-token", "octo/nothing", env=env)
+    assert unknown.returncode != 0
+    assert "octo/nothing" in unknown.stderr
+    assert "Traceback" not in unknown.stderr

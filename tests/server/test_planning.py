@@ -98,7 +98,7 @@ async def test_push_plans_matching_workflows_and_reports_broken_files(
         ("labci/broken", "error"),
     }
     broken = by_context[("labci/broken", "error")].description
-    assert broken.startswith(".labci/broken.yml:5: ")
+    assert broken.startswith(".labci/broken.yml:5:5: ")
     assert "runs_on" in broken
     assert "runs-on" in broken
     assert len(broken) <= 140

@@ -204,3 +204,36 @@ async def test_jobs_finishing_together_finish_their_run(tmp_path, database_url, 
         async with sc.sessions() as session:
             run = await get_run(session, run_id)
     assert (run.state, run.conclusion) == ("finished", "success")
+
+
+HOST_ONLY = Runner(
+    id=3,
+    name="host",
+    labels=["cpu"],
+    slots=1,
+    token_hash="c",
+    capabilities={"host": True, "container": False},
+)
+DOCKER_ONLY = Runner(
+    id=4,
+    name="docker",
+    labels=["cpu"],
+    slots=1,
+    token_hash="d",
+    capabilities={"host": False, "container": True},
+)
+
+
+@pytest.mark.parametrize(
+    ("needs", "runners", "expected"),
+    [
+        ("container", [HOST_ONLY, DOCKER_ONLY], 4),
+        ("host", [HOST_ONLY, DOCKER_ONLY], 3),
+        ("container", [HOST_ONLY], None),
+        ("host", [DOCKER_ONLY], None),
+    ],
+    ids=["container-to-docker", "host-to-process", "engine-down-waits", "no-host-runner"],
+)
+def test_jobs_go_to_runners_that_can_take_them(needs, runners, expected):
+    runner = pick_runner(["cpu"], runners, {3: 1, 4: 1}, needs=needs)
+    assert (runner.id if runner else None) == expected

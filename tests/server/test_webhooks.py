@@ -179,6 +179,16 @@ async def test_real_push_and_pr_examples_are_stored(client):
         assert response.status_code == 202, response.text
         assert response.json()["duplicate"] is False
     assert (await table_counts(client))["events"] == len(pushes) + len(prs)
+    # What the payloads say of their repositories is kept: privacy, App installation.
+    from labci_server.db.queries.repositories import find_repository
+
+    last = {p["repository"]["full_name"]: p for p in [*pushes, *prs]}
+    async with client.app.state.context.sessions() as session:
+        for full_name, payload in last.items():
+            repo = await find_repository(session, provider="github", full_name=full_name)
+            assert repo is not None
+            assert repo.private is bool(payload["repository"].get("private"))
+            assert repo.installation_id == (payload.get("installation") or {}).get("id")
 
 
 @pytest.mark.parametrize(
@@ -290,3 +300,19 @@ async def test_delivery_without_event_header_is_400(client):
     headers = {k: v for k, v in headers.items() if k.lower() != "x-github-event"}
     response = await client.post("/webhooks/github", content=body, headers=headers)
     assert (response.status_code, response.json()) == (400, {"error": "missing X-GitHub-Event"})
+
+
+async def test_a_private_repository_is_remembered_as_private(client):
+    payload = pull_request_payload(
+        "opened", "octo", "secret", "https://x.invalid/o/s.git", 3, "feat", SHA_B, "main", SHA_A
+    )
+    payload["repository"]["private"] = True
+    payload["installation"] = {"id": 4242, "node_id": "MDIz"}
+    body, headers = delivery("pull_request", payload, delivery_id="private-1")
+    assert (await client.post("/webhooks/github", content=body, headers=headers)).status_code == 202
+    from labci_server.db.queries.repositories import find_repository
+
+    async with client.app.state.context.sessions() as session:
+        repo = await find_repository(session, provider="github", full_name="octo/secret")
+    assert repo is not None
+    assert (repo.private, repo.installation_id) == (True, 4242)

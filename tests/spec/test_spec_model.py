@@ -1,11 +1,15 @@
-"""The models: derived properties, validation without the loader, JSON round trip."""
+"""The models: derived properties, validation without the loader, and the JSON round trip."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
+from spec_corpus import VALID, assert_round_trips, load
 
-from labci_spec import Job, MetricsSpec, Step, load_workflow
+from labci_spec import Job, MetricsSpec, Step, Tolerance, Workflow, shell_command
 
 WORKFLOW = """\
 on: {push: {branches: [main, 'release/**']}}
@@ -34,20 +38,44 @@ def test_step_display_name(step: Step, expected: str) -> None:
     assert len(step.display_name) <= 60
 
 
-def test_job_round_trips_through_json() -> None:
-    workflow = load_workflow(WORKFLOW, ".labci/a.yml")
+def test_job_dumps_with_yaml_keys_and_round_trips() -> None:
+    workflow = load(WORKFLOW)
     job = workflow.jobs["train"]
-    assert Job.model_validate(job.model_dump(mode="json")) == job
-    assert type(workflow).model_validate(workflow.model_dump(mode="json")) == workflow
-    assert job.model_dump(mode="json") == {
+    dumped = job.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    assert dumped == {
         "id": "train",
-        "name": None,
-        "runs_on": ["gpu"],
+        "runs-on": ["gpu"],
         "env": {"SEED": "1"},
-        "timeout_minutes": 60,
         "steps": [{"name": "fit", "run": "python fit.py", "env": {"A": "b"}}],
-        "metrics": {"file": "metrics.json"},
+        "metrics": {"file": ["metrics.json"]},
     }
+    assert Job.model_validate(dumped) == job
+    assert Job.model_validate(job.model_dump(mode="json", by_alias=True)) == job
+
+
+def test_events_not_listened_to_stay_off_after_a_round_trip() -> None:
+    """`pull_request: null` in a dump would read back as "every pull request"."""
+    workflow = load(WORKFLOW)
+    dumped = workflow.model_dump(mode="json", by_alias=True)
+    assert dumped["on"] == {
+        "push": {
+            "branches": ["main", "release/**"],
+            "branches-ignore": None,
+            "paths": None,
+            "paths-ignore": None,
+        }
+    }
+    again = Workflow.model_validate(json.loads(json.dumps(dumped)))
+    assert (again.on.pull_request, again.on.workflow_dispatch, again.on.schedule) == (
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize("name", list(VALID), ids=list(VALID))
+def test_every_valid_workflow_round_trips_through_json(name: str) -> None:
+    assert_round_trips(load(VALID[name]))
 
 
 @pytest.mark.parametrize(
@@ -55,35 +83,99 @@ def test_job_round_trips_through_json() -> None:
     [
         ("/abs/m.json", "must be a relative path under $LABCI_OUTPUT"),
         ("C:m.json", "must be a relative path under $LABCI_OUTPUT"),
+        ("~/m.json", "must be a relative path under $LABCI_OUTPUT"),
         ("a/../../m.json", "must not contain '..'"),
         ("a\\..\\m.json", "must not contain '..'"),
         ("", "must name a file"),
         ("out/", "must name a file"),
+        (
+            "metrics.txt",
+            "must end in .json, .yaml, .yml, .csv (the format is read from the suffix)",
+        ),
     ],
-    ids=["absolute", "drive", "dotdot", "backslash-dotdot", "empty", "directory"],
+    ids=["absolute", "drive", "home", "dotdot", "backslash-dotdot", "empty", "directory", "suffix"],
 )
 def test_metrics_file_is_validated_by_the_model(file: str, message: str) -> None:
-    with pytest.raises(ValidationError, match=message.replace("$", r"\$")):
-        MetricsSpec(file=file)
+    with pytest.raises(ValidationError) as caught:
+        MetricsSpec.model_validate({"file": file})
+    assert [error["msg"] for error in caught.value.errors()] == [f"Value error, {message}"]
 
 
 def test_metrics_file_may_contain_double_dots_in_a_name() -> None:
-    assert MetricsSpec(file="run..1/metrics.json").file == "run..1/metrics.json"
+    assert MetricsSpec.model_validate({"file": "run..1/metrics.json"}).paths == [
+        "run..1/metrics.json"
+    ]
+
+
+VALID_JOB = {"id": "a", "runs-on": ["gpu"], "steps": [{"run": "x"}]}
+INVALID_JOBS: list[tuple[str, dict[str, Any], tuple[str | int, ...], str]] = [
+    ("id", {"id": "1bad"}, ("id",), "string_pattern_mismatch"),
+    ("no-labels", {"runs-on": []}, ("runs-on",), "too_short"),
+    ("no-steps", {"steps": []}, ("steps",), "too_short"),
+    ("timeout-0", {"timeout-minutes": 0}, ("timeout-minutes",), "greater_than_equal"),
+    ("timeout-4321", {"timeout-minutes": 4321}, ("timeout-minutes",), "less_than_equal"),
+    ("timeout-text", {"timeout-minutes": "30"}, ("timeout-minutes",), "int_type"),
+    ("coe-text", {"continue-on-error": "yes"}, ("continue-on-error",), "bool_type"),
+    ("env-name", {"env": {"A=B": "c"}}, ("env", "A=B", "[key]"), "string_pattern_mismatch"),
+    ("python-name", {"timeout_minutes": 5}, ("timeout_minutes",), "extra_forbidden"),
+    ("gpus-bool", {"resources": {"gpus": True}}, ("resources", "gpus"), "int_type"),
+    ("cpus-bool", {"resources": {"cpus": True}}, ("resources", "cpus"), "float_type"),
+]
 
 
 @pytest.mark.parametrize(
-    "fields",
-    [
-        {"id": "1bad", "runs_on": ["gpu"], "steps": [{"run": "x"}]},
-        {"id": "a", "runs_on": [], "steps": [{"run": "x"}]},
-        {"id": "a", "runs_on": ["gpu"], "steps": []},
-        {"id": "a", "runs_on": ["gpu"], "steps": [{"run": "x"}], "timeout_minutes": 0},
-        {"id": "a", "runs_on": ["gpu"], "steps": [{"run": "x"}], "timeout_minutes": 4321},
-        {"id": "a", "runs_on": ["gpu"], "steps": [{"run": "x"}], "env": {"A=B": "c"}},
-        {"id": "a", "runs_on": ["gpu"], "steps": [{"run": "x"}], "runs-on": ["cpu"]},
-    ],
-    ids=["id", "no-labels", "no-steps", "timeout-0", "timeout-4321", "env-name", "extra-key"],
+    ("fields", "loc", "kind"),
+    [case[1:] for case in INVALID_JOBS],
+    ids=[case[0] for case in INVALID_JOBS],
 )
-def test_job_rejects_invalid_fields(fields: dict[str, object]) -> None:
-    with pytest.raises(ValidationError):
-        Job.model_validate(fields)
+def test_job_rejects_invalid_fields(
+    fields: dict[str, Any], loc: tuple[str | int, ...], kind: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Job.model_validate({**VALID_JOB, **fields})
+    assert [(error["loc"], error["type"]) for error in caught.value.errors()] == [(loc, kind)]
+
+
+SHELL_CASES = [
+    ("default-bash", None, ["bash", "--noprofile", "--norc", "-eo", "pipefail", "/w/s.sh"]),
+    ("bash", "bash", ["bash", "--noprofile", "--norc", "-eo", "pipefail", "/w/s.sh"]),
+    ("sh", "sh", ["sh", "-e", "/w/s.sh"]),
+    ("python", "python", ["python", "/w/s.sh"]),
+    ("template", "python3 -u {0}", ["python3", "-u", "/w/s.sh"]),
+    ("template-quoted", "'my shell' --x={0}", ["my shell", "--x=/w/s.sh"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("shell", "argv"), [case[1:] for case in SHELL_CASES], ids=[case[0] for case in SHELL_CASES]
+)
+def test_shell_command(shell: str | None, argv: list[str]) -> None:
+    assert shell_command(shell, "/w/s.sh") == argv
+
+
+TOLERANCE_CASES: list[tuple[str, Any, float, bool, Any, float]] = [
+    # id, as written, amount, relative, as dumped, allowed change from a baseline of 0.8
+    ("absolute-float", 0.005, 0.005, False, 0.005, 0.005),
+    ("absolute-text", "0.005", 0.005, False, 0.005, 0.005),
+    ("absolute-int", 1, 1.0, False, 1.0, 1.0),
+    ("zero", 0, 0.0, False, 0.0, 0.0),
+    ("percent", "2%", 2.0, True, "2%", 0.016),
+    ("percent-spaced", " 1.5 % ", 1.5, True, "1.5%", 0.012),
+    ("percent-fraction", "0.25%", 0.25, True, "0.25%", 0.002),
+]
+
+
+@pytest.mark.parametrize(
+    ("written", "amount", "relative", "dumped", "allowed"),
+    [case[1:] for case in TOLERANCE_CASES],
+    ids=[case[0] for case in TOLERANCE_CASES],
+)
+def test_tolerance_round_trips(
+    written: Any, amount: float, relative: bool, dumped: Any, allowed: float
+) -> None:
+    tolerance = Tolerance.model_validate(written)
+    assert (tolerance.amount, tolerance.relative) == (amount, relative)
+    assert tolerance.model_dump(mode="json") == dumped
+    assert Tolerance.model_validate(tolerance.model_dump(mode="json")) == tolerance
+    assert tolerance.allowed(0.8) == pytest.approx(allowed)
+    assert tolerance.allowed(-0.8) == pytest.approx(allowed)

@@ -4,8 +4,12 @@ Every error this package raises derives from one root, so a caller that only
 needs "the user's input was bad" catches `LabciSpecError`::
 
     LabciSpecError
-    ├── SpecErrors      a workflow file is invalid; carries every located problem
-    └── MetricsError    a job's metrics file is invalid
+    ├── SpecErrors        a workflow file is invalid; carries every located problem
+    ├── MetricsError      a job's metrics (file or `::metric` line) is invalid
+    ├── ExpressionError   a `${{ }}` expression is malformed or cannot be evaluated;
+    │                     `offset` locates it in the text it came from
+    ├── CronError         a `schedule` cron expression is invalid
+    └── InputsError       the inputs given to a manual run do not fit the workflow's `inputs`
 
 `SpecError` is not an exception: it is one located problem inside a
 `SpecErrors`, printed as ``path:line:column: message`` (1-based, like a
@@ -46,3 +50,24 @@ class SpecErrors(LabciSpecError):
 
 class MetricsError(LabciSpecError):
     """A metrics file is invalid; the message names the offending metric."""
+
+
+class ExpressionError(LabciSpecError):
+    """An expression is malformed, uses what is not allowed, or cannot be evaluated.
+
+    `offset` is the 0-based character offset, in the text handed to the parser, of the
+    place the problem starts, so a loader can turn it into a line and column.
+    """
+
+    def __init__(self, message: str, offset: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+class CronError(LabciSpecError):
+    """A cron expression is invalid; the message names the field and the allowed range."""
+
+
+class InputsError(LabciSpecError):
+    """Inputs of a manual run are unknown, missing or of the wrong type; lists every problem."""

@@ -1,52 +1,71 @@
-"""Which workflows an event triggers: branch globs in the style of GitHub Actions.
+"""Which workflows an event starts: the event, its activity type, branch and path filters.
 
-Glob syntax, matched against the whole branch name:
-`*` any characters except '/', `**` any characters including '/', `?` exactly
-one character except '/', a leading `!` negates; everything else is literal.
-Patterns apply in order and the last one that matches decides, so
-`["release/**", "!release/old"]` takes every release branch but one.
+Patterns follow GitHub's filter-pattern syntax (`labci_spec.globs`): `*`, `**`, `?`,
+`+`, `[]`, and a leading `!` that negates; in a list, the last pattern that matches
+decides. For a pull request, `branches` filter the *base* branch, and `paths` the files
+the pull request changes (three-dot diff); for a push, the pushed branch and the files
+changed since the previous head.
 """
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from labci_spec.globs import branches_pass, paths_pass
 from labci_spec.model import Workflow
+from labci_spec.triggers import PushTrigger
 
-_WILDCARDS = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
+
+@dataclass(frozen=True)
+class EventFacts:
+    """What filters look at, in labci's words.
+
+    `branch` is the pushed branch, or for a pull request its base branch. `changed_files`
+    is None when unknown (a push creating a branch); path filters then let it through.
+    """
+
+    kind: str  # push | pull_request | workflow_dispatch | schedule
+    branch: str
+    action: str | None = None
+    changed_files: Sequence[str] | None = None
 
 
-@lru_cache(maxsize=1024)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    pieces = re.split(r"(\*\*|\*|\?)", pattern)
-    regex = "".join(_WILDCARDS.get(piece) or re.escape(piece) for piece in pieces)
-    return re.compile(regex, re.DOTALL)
+def workflow_matches(workflow: Workflow, event: EventFacts) -> bool:
+    """Whether `event` starts `workflow`."""
+    on = workflow.on
+    if event.kind == "push":
+        return on.push is not None and _filters_pass(on.push, event)
+    if event.kind == "pull_request":
+        trigger = on.pull_request
+        if trigger is None or (event.action or "opened") not in trigger.types:
+            return False
+        return _filters_pass(trigger, event)
+    if event.kind == "workflow_dispatch":
+        return on.workflow_dispatch is not None
+    if event.kind == "schedule":
+        return on.schedule is not None
+    return False
+
+
+def needs_changed_files(workflow: Workflow, kind: str) -> bool:
+    """Whether deciding on `workflow` for a `kind` event needs the list of changed files."""
+    trigger = getattr(workflow.on, kind, None) if kind in ("push", "pull_request") else None
+    return isinstance(trigger, PushTrigger) and (
+        trigger.paths is not None or trigger.paths_ignore is not None
+    )
 
 
 def branch_matches(patterns: list[str] | None, branch: str) -> bool:
-    """Whether `branch` passes the filter; None matches every branch, [] none."""
-    if patterns is None:
-        return True
-    matched = False
-    for pattern in patterns:
-        negated = pattern.startswith("!")
-        glob = pattern[1:] if negated else pattern
-        if _glob_regex(glob).fullmatch(branch):
-            matched = not negated
-    return matched
+    """Whether `branch` passes a `branches` filter; None matches every branch, [] none."""
+    return branches_pass(branches=patterns, branches_ignore=None, branch=branch)
 
 
-def workflow_matches(workflow: Workflow, event: str, branch: str) -> bool:
-    """Whether `event` on `branch` triggers `workflow`.
-
-    `event` is "push" (`branch` is the pushed branch) or "pull_request" (`branch`
-    is the pull request's base branch). Any other event triggers nothing.
-    """
-    if event == "push":
-        branch_filter = workflow.on.push
-    elif event == "pull_request":
-        branch_filter = workflow.on.pull_request
-    else:
+def _filters_pass(trigger: PushTrigger, event: EventFacts) -> bool:
+    if not branches_pass(
+        branches=trigger.branches, branches_ignore=trigger.branches_ignore, branch=event.branch
+    ):
         return False
-    return branch_filter is not None and branch_matches(branch_filter.branches, branch)
+    return paths_pass(
+        paths=trigger.paths, paths_ignore=trigger.paths_ignore, changed=event.changed_files
+    )

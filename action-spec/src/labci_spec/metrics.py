@@ -1,119 +1,118 @@
-"""Parse a job's metrics file: a JSON object of finite numbers, nested objects flattened.
+"""The metrics an experiment reports: files it writes, and `::metric` lines it prints.
 
-`{"loss": 0.3, "eval": {"acc": 0.9}}` becomes `{"loss": 0.3, "eval.acc": 0.9}`.
-The file comes from the experiment, so it is treated as hostile: size, depth
-and key count are bounded before and while parsing, and every rejection is a
-`MetricsError` whose message names the metric concerned.
+A metrics file is parsed according to its suffix (`metrics_format`): JSON, YAML or
+CSV, each described in `labci_spec.metrics_formats`. A step can also print
+`::metric name=accuracy::0.912` on its stdout, in the form of GitHub's workflow
+commands, which `parse_metric_line` recognises. Both yield metric names mapped to
+finite floats, and every rejection is a `MetricsError` whose message starts with
+"metrics invalid: ", ready to be shown on a pull request.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from itertools import accumulate
-from typing import Any
+from collections.abc import Callable
 
 from labci_spec.errors import MetricsError
+from labci_spec.metrics_formats import (
+    MAX_METRICS,
+    MAX_METRICS_BYTES,
+    MAX_METRICS_DEPTH,
+    metrics_failure,
+    parse_metrics_csv,
+    parse_metrics_json,
+    parse_metrics_yaml,
+    read_decimal,
+)
 
-MAX_METRICS_BYTES = 1024 * 1024
-MAX_METRICS_DEPTH = 32
-MAX_METRICS = 1000
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+__all__ = [
+    "MAX_METRICS",
+    "MAX_METRICS_BYTES",
+    "MAX_METRICS_DEPTH",
+    "METRICS_SUFFIXES",
+    "METRIC_NAME_PATTERN",
+    "metrics_format",
+    "parse_metric_line",
+    "parse_metrics",
+    "parse_metrics_csv",
+    "parse_metrics_json",
+    "parse_metrics_yaml",
+]
+
+METRICS_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml", ".csv")
+# Safe in a URL path, a file name and a markdown table, and long enough for `eval/top5.acc`.
+METRIC_NAME_PATTERN: str = r"^[A-Za-z0-9_./-]{1,128}$"
+_FORMAT_BY_SUFFIX = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
+_PARSERS: dict[str, Callable[[str | bytes], dict[str, float]]] = {
+    "json": parse_metrics_json,
+    "yaml": parse_metrics_yaml,
+    "csv": parse_metrics_csv,
+}
+_COMMAND = "::metric"
+_SHOWN_LINE_CHARS = 80
 
 
-class _Rejected:
-    """Stands in for a JSON number we refuse, so the error can name its metric."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _fail(message: str) -> MetricsError:
-    return MetricsError(f"metrics invalid: {message}")
+def metrics_format(file: str) -> str | None:
+    """The format `file` is read as, by its suffix in any case: json, yaml, csv, or None."""
+    lowered = file.lower()
+    for suffix, fmt in _FORMAT_BY_SUFFIX.items():
+        if lowered.endswith(suffix):
+            return fmt
+    return None
 
 
-def parse_metrics_json(text: str | bytes) -> dict[str, float]:
-    """The metrics in `text` as flat dotted names to finite floats; raises MetricsError."""
-    if len(text) > MAX_METRICS_BYTES:
-        raise _fail(f"file is larger than {MAX_METRICS_BYTES} bytes")
-    if isinstance(text, bytes | bytearray):
-        try:
-            text = bytes(text).decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise _fail(f"file is not valid UTF-8 (at offset {exc.start})") from exc
-    elif len(text.encode("utf-8", "surrogatepass")) > MAX_METRICS_BYTES:
-        raise _fail(f"file is larger than {MAX_METRICS_BYTES} bytes")
-    if _bracket_depth(text) > MAX_METRICS_DEPTH:
-        raise _fail(f"nesting deeper than {MAX_METRICS_DEPTH} levels")
+def parse_metrics(file: str, data: str | bytes) -> dict[str, float]:
+    """The metrics in `data`, read as the format `file`'s suffix names; raises MetricsError."""
+    fmt = metrics_format(file)
+    if fmt is None:
+        supported = ", ".join(METRICS_SUFFIXES)
+        raise metrics_failure(f"{file}: unsupported file type (use {supported})")
+    return _PARSERS[fmt](data)
+
+
+def parse_metric_line(line: str) -> tuple[str, float] | None:
+    """`(name, value)` for a `::metric name=<name>::<value>` line, None for any other line.
+
+    As with GitHub's workflow commands, a command starts at column 0, so indented text
+    or a line quoting one is never taken for a metric. A line that is a `::metric`
+    command but malformed raises MetricsError quoting the line, because a metric the
+    experiment meant to report must not go missing silently.
+    """
+    if not line.startswith(_COMMAND):
+        return None
+    rest = line[len(_COMMAND) :]
+    if rest and not rest.startswith("::") and not rest[0].isspace():
+        return None  # another command, such as `::metrics-summary`
+    parameters, separator, value = rest.partition("::")
+    if not separator:
+        raise _bad_line(line, "expected ::metric name=<name>::<value>")
+    name = _metric_name(line, parameters)
     try:
-        data = json.loads(
-            text,
-            parse_float=_number,
-            parse_int=_number,
-            parse_constant=lambda name: _Rejected(f"is {name}, not a finite number"),
-            object_pairs_hook=_unique_keys,
-        )
-    except (ValueError, RecursionError) as exc:
-        raise _fail(f"not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise _fail(f"expected a JSON object, got {_kind(data)}")
-    metrics: dict[str, float] = {}
-    _flatten(data, "", metrics)
-    return metrics
+        return name, read_decimal(value)
+    except ValueError as exc:
+        raise _bad_line(line, f"'{name}' {exc}") from None
 
 
-def _bracket_depth(text: str) -> int:
-    """The deepest bracket nesting in `text`, ignoring brackets inside strings."""
-    brackets = _BRACKET.findall(_STRING.sub("", text))
-    steps = (1 if bracket in "[{" else -1 for bracket in brackets)
-    return max(accumulate(steps, initial=0))
+def _metric_name(line: str, parameters: str) -> str:
+    name: str | None = None
+    for parameter in filter(None, (part.strip() for part in parameters.split(","))):
+        key, equals, value = parameter.partition("=")
+        if key.strip() != "name" or not equals:
+            shown = key.strip()[:20]
+            raise _bad_line(line, f"unknown parameter '{shown}' (only name= is allowed)")
+        if name is not None:
+            raise _bad_line(line, "name= is given twice")
+        name = value.strip()
+    if not name:
+        raise _bad_line(line, "missing name=")
+    if re.fullmatch(METRIC_NAME_PATTERN, name) is None:
+        allowed = "1-128 letters, digits, _ - . /"
+        raise _bad_line(line, f"invalid metric name {name[:20]!r} (allowed: {allowed})")
+    return name
 
 
-def _number(literal: str) -> float | _Rejected:
-    value = float(literal)
-    if not math.isfinite(value):
-        return _Rejected(f"is too large ({literal[:20]}...)")
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _fail(f"key '{key}' appears twice in one object")
-        result[key] = value
-    return result
-
-
-def _flatten(data: dict[str, Any], prefix: str, into: dict[str, float]) -> None:
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if not key:
-            where = f" under '{prefix[:-1]}'" if prefix else ""
-            raise _fail(f"empty metric name{where}")
-        if isinstance(value, dict):
-            _flatten(value, f"{name}.", into)
-            continue
-        if isinstance(value, _Rejected):
-            raise _fail(f"'{name}' {value.reason}")
-        if not isinstance(value, float):
-            raise _fail(f"'{name}' is not a number (got {_kind(value)})")
-        if name in into:
-            raise _fail(f"'{name}' is defined twice")
-        if len(into) >= MAX_METRICS:
-            raise _fail(f"more than {MAX_METRICS} metrics")
-        into[name] = value
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object" if isinstance(value, dict) else type(value).__name__
+def _bad_line(line: str, problem: str) -> MetricsError:
+    shown = line.rstrip("\r\n")
+    if len(shown) > _SHOWN_LINE_CHARS:
+        shown = shown[: _SHOWN_LINE_CHARS - 3] + "..."
+    return metrics_failure(f"{problem} in {shown!r}")

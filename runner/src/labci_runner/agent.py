@@ -13,16 +13,24 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import docker
 from arq.worker import Worker
 
+from labci_runner.cache import MAX_CACHE_ENTRY_BYTES, RunnerCache
 from labci_runner.checkout import MirrorCache
 from labci_runner.client import ServerClient
 from labci_runner.errors import ConfigError
+from labci_runner.executors.choice import ExecutorChoice
+from labci_runner.executors.container_config import ContainerDefaults
+from labci_runner.executors.docker import DockerExecutor, DockerSettings, remove_leftovers
+from labci_runner.executors.engine import DockerEngine
 from labci_runner.executors.process import ProcessExecutor
+from labci_runner.gpus import RunnerGpus, discover
 from labci_runner.jobs import JobRuntime, RunningJobs
 from labci_runner.settings import Settings, inherited_job_env
 from labci_runner.worker import build_worker, redis_pool, stop_worker
@@ -67,6 +75,8 @@ async def register(settings: Settings) -> RunnerIdentity:
         )
     identity = RunnerIdentity(server_url, answer.runner_id, answer.runner_token, answer.queue_name)
     save_identity(identity_path(settings), identity)
+    # Setup problems (GPU driver, Docker's NVIDIA support) are said now, not at job time.
+    await asyncio.to_thread(discover_gpus, settings)
     return identity
 
 
@@ -110,20 +120,76 @@ async def _resolve_identity(settings: Settings) -> RunnerIdentity:
     )
 
 
+def build_executor(settings: Settings, env: dict[str, str]) -> ExecutorChoice:
+    docker_executor = DockerExecutor(
+        DockerEngine(settings.docker_url),
+        DockerSettings(
+            runner_name=settings.name,
+            grace_s=settings.kill_grace_s,
+            pull_policy=settings.pull_policy,
+            default_image=settings.default_image,
+            defaults=ContainerDefaults(
+                cpus=settings.job_cpus,
+                memory_bytes=settings.job_memory_bytes,
+                pids_limit=settings.pids_limit,
+                user=settings.container_user,
+            ),
+        ),
+    )
+    if settings.executor == "docker":
+        return ExecutorChoice(process=None, docker_executor=docker_executor, containers_only=True)
+    process = ProcessExecutor(base_env=env, grace_s=settings.kill_grace_s)
+    return ExecutorChoice(process=process, docker_executor=docker_executor, containers_only=False)
+
+
+async def remove_own_leftovers(settings: Settings) -> None:
+    """Containers a crashed run of this runner left behind (found by its label) go first."""
+
+    engine = DockerEngine(settings.docker_url)
+
+    def sweep() -> list[str]:
+        if not engine.answers():
+            return []
+        try:
+            client = engine.client()
+        except (docker.errors.DockerException, OSError):
+            return []
+        try:
+            return remove_leftovers(client, settings.name)
+        except (docker.errors.DockerException, OSError):
+            return []
+        finally:
+            client.close()
+
+    removed = await asyncio.to_thread(sweep)
+    if removed:
+        print(f"labci-runner {settings.name}: removed leftover containers {', '.join(removed)}")
+
+
 async def start(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (SIGTERM/SIGINT set it when it is not given)."""
-    if settings.executor == "docker":
-        raise ConfigError("LABCI_RUNNER_EXECUTOR=docker is not available yet; use process")
+    if settings.executor == "docker" and not settings.default_image:
+        logger.warning("no LABCI_RUNNER_DEFAULT_IMAGE: only jobs naming container.image run here")
     identity = await _resolve_identity(settings)
     stop = stop or _stop_on_signals()
     env = inherited_job_env()
+    await remove_own_leftovers(settings)
+    gpus = await asyncio.to_thread(discover_gpus, settings)
     async with ServerClient(identity.server_url, identity.runner_token) as client:
         runtime = JobRuntime(
             client=client,
-            executor=ProcessExecutor(base_env=env, grace_s=settings.kill_grace_s),
+            executor=build_executor(settings, env),
             mirrors=MirrorCache(settings.workdir, env=env),
             running=RunningJobs(),
             jobs_dir=settings.workdir / "jobs",
+            max_log_bytes=settings.max_log_bytes,
+            gpus=gpus,
+            runner_name=settings.name,
+            cache=RunnerCache(
+                settings.cache_root,
+                max_bytes=settings.cache_max_bytes,
+                max_entry_bytes=min(settings.cache_max_bytes, MAX_CACHE_ENTRY_BYTES),
+            ),
         )
         async with redis_pool(settings, identity.queue_name) as pool:
             worker = build_worker(settings, pool, identity.queue_name, runtime)
@@ -161,12 +227,65 @@ async def _serve(
         raise ConfigError(f"the arq worker stopped: {worker_task.exception()}")
 
 
+def discover_gpus(settings: Settings) -> RunnerGpus:
+    """The runner's GPUs, and what is wrong with its setup, said at start (not at job time)."""
+    probe = discover(settings.gpus)
+    inventory = probe.inventory()
+    problems = list(inventory.problems)
+    if inventory.gpus and not nvidia_containers(DockerEngine(settings.docker_url)):
+        problems.append(
+            "GPUs found, but Docker has no NVIDIA container toolkit: container jobs get no GPU"
+        )
+    inventory = replace(inventory, problems=tuple(problems))
+    models = ", ".join(f"{g.id}: {g.model or 'GPU'}" for g in inventory.gpus) or "none"
+    versions = f"driver {inventory.driver_version or '?'}, CUDA {inventory.cuda_version or '?'}"
+    print(f"labci-runner {settings.name}: GPUs ({inventory.source}) {models}; {versions}")
+    for problem in problems:
+        print(f"labci-runner {settings.name}: warning: {problem}")
+    return RunnerGpus(probe, inventory)
+
+
+def nvidia_containers(engine: DockerEngine) -> bool:
+    """Whether containers can get GPUs: an `nvidia` runtime or the toolkit's hook."""
+    if shutil.which("nvidia-container-runtime-hook") or shutil.which("nvidia-container-cli"):
+        return True
+    if not engine.answers():
+        return False
+    try:
+        client = engine.client()
+    except (docker.errors.DockerException, OSError):
+        return False
+    try:
+        return "nvidia" in (client.info().get("Runtimes") or {})
+    except (docker.errors.DockerException, OSError):
+        return False
+    finally:
+        client.close()
+
+
+async def _capabilities(runtime: JobRuntime) -> dict[str, bool] | None:
+    executor = runtime.executor
+    if isinstance(executor, ExecutorChoice):
+        return (await executor.capabilities()).as_json()
+    return None
+
+
 async def heartbeat_loop(settings: Settings, runtime: JobRuntime) -> None:
     """Renew the running jobs' leases and stop the ones the server cancelled; never crash."""
     while True:
         try:
+            capabilities = await _capabilities(runtime)
+            gpus = None
+            if runtime.gpus is not None:
+                in_use = runtime.gpus_in_use()
+                await runtime.gpus.recheck(in_use)
+                gpus = runtime.gpus.heartbeat_json(in_use)
             cancel = await runtime.client.heartbeat(
-                runtime.running.keys(), slots=settings.slots, labels=settings.labels
+                runtime.running.keys(),
+                slots=settings.slots,
+                labels=settings.labels,
+                capabilities=capabilities,
+                gpus=gpus,
             )
         except Exception as exc:  # a lost heartbeat is retried next beat, never fatal
             logger.warning("heartbeat failed: %s", exc)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -36,7 +38,7 @@ class Registration:
 
 @dataclass(frozen=True)
 class Assignment:
-    """A fetched job attempt; `job` is the raw `labci_spec.Job` JSON."""
+    """A fetched job attempt; `job` is the raw `labci_spec.JobInstance` JSON."""
 
     job_id: int
     attempt: int
@@ -48,6 +50,7 @@ class Assignment:
     job: dict[str, Any]
     env: dict[str, str]
     timeout_s: float | None
+    gpu_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Assignment:
@@ -62,6 +65,7 @@ class Assignment:
             job=dict(body["job"]),
             env={str(k): str(v) for k, v in (body.get("env") or {}).items()},
             timeout_s=body.get("timeout_s"),
+            gpu_ids=tuple(str(g) for g in body.get("gpu_ids") or ()),
         )
 
 
@@ -149,14 +153,24 @@ class ServerClient:
         return Registration(int(data["runner_id"]), str(data["runner_token"]), data["queue_name"])
 
     async def heartbeat(
-        self, running: list[tuple[int, int]], *, slots: int, labels: list[str]
+        self,
+        running: list[tuple[int, int]],
+        *,
+        slots: int,
+        labels: list[str],
+        capabilities: dict[str, bool] | None = None,
+        gpus: dict[str, Any] | None = None,
     ) -> list[tuple[int, int]]:
         """Renew the leases of `running`; return the (job_id, attempt) pairs to cancel."""
-        body = {
+        body: dict[str, object] = {
             "running": [{"job_id": j, "attempt": a} for j, a in running],
             "slots": slots,
             "labels": labels,
         }
+        if capabilities is not None:
+            body["capabilities"] = capabilities
+        if gpus is not None:
+            body["gpus"] = gpus
         response = await send_with_retries(
             self.http, "POST", "/api/v1/runners/heartbeat", json=body, headers=self._auth()
         )
@@ -197,6 +211,34 @@ class AttemptChannel:
     async def start(self) -> None:
         await self._post("/start", {})
 
+    async def upload_artifact(
+        self, path: str, chunks: Callable[[], AsyncIterator[bytes]]
+    ) -> dict[str, Any]:
+        """Stream one artifact; `chunks` makes a fresh stream for each try."""
+        url = f"/api/v1/runner/jobs/{self.job_id}/artifacts/{quote(path)}"
+        delay_s = BACKOFF_FIRST_S
+        for try_no in range(1, MAX_TRIES + 1):
+            try:
+                response = await self.http.put(
+                    url, params={"attempt": self.attempt}, content=chunks(), headers=self._headers
+                )
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 500:
+                    _raise_for_status(response)
+                    result: dict[str, Any] = response.json()
+                    return result
+                problem = f"{response.status_code} {_detail(response)}"
+            if try_no < MAX_TRIES:
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, BACKOFF_MAX_S)
+        raise ServerUnavailable(f"PUT {url}: {problem} (after {MAX_TRIES} tries)")
+
+    async def release(self, reason: str) -> None:
+        """This attempt cannot start here (an assigned GPU is not fit): the server retries."""
+        await self._post("/release", {"reason": reason[:500]})
+
     async def logs(self, lines: list[dict[str, Any]]) -> None:
         await self._post("/logs", {"lines": lines})
 
@@ -224,11 +266,13 @@ class AttemptChannel:
         reason: str | None = None,
         metrics: dict[str, float] | None = None,
         metrics_error: str | None = None,
+        record: dict[str, Any] | None = None,
     ) -> None:
         body = {
             "outcome": outcome,
             "reason": reason,
             "metrics": metrics,
             "metrics_error": metrics_error,
+            "record": record,
         }
         await self._post("/complete", body)

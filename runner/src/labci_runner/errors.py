@@ -10,6 +10,8 @@ One root, and a type for each decision the caller makes::
     │   └── StaleAttempt     409: the attempt moved on; stop the job and report nothing
     ├── CheckoutFailed       git could not produce the workspace   ┐ infrastructure: the job
     ├── ExecutorError        the executor could not run the steps  ┘ completes as "error"
+    ├── StepSetupFailed      the workflow asks for what cannot be (a missing working
+    │                        directory): that step fails, like a non-zero exit
     └── MetricsInvalid       the experiment's metrics file is missing, too big or malformed
 
 A failing step, a timeout or a cancellation are *results* (`JobOutcome.outcome`), never
@@ -54,6 +56,10 @@ class CheckoutFailed(LabciRunnerError):
 
 class ExecutorError(LabciRunnerError):
     """The executor could not start or supervise the steps (not a failing step)."""
+
+
+class StepSetupFailed(LabciRunnerError):
+    """A step cannot start because of its workflow (not labci): the step fails with this."""
 
 
 class MetricsInvalid(LabciRunnerError):

@@ -17,13 +17,15 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 
+from labci_runner.artifacts import keep_artifacts
+from labci_runner.cache import RunnerCache
 from labci_runner.checkout import MirrorCache
 from labci_runner.client import Assignment, AttemptChannel, ServerClient
 from labci_runner.errors import (
@@ -34,9 +36,12 @@ from labci_runner.errors import (
     StaleAttempt,
 )
 from labci_runner.executors.base import ExecutionContext, Executor, JobOutcome, StepResult
+from labci_runner.gpus import GpuSampler, RunnerGpus
+from labci_runner.jobcache import restore_job_cache, save_job_cache
+from labci_runner.jobrecord import job_record
 from labci_runner.logs import LogSink
-from labci_runner.metrics import read_metrics
-from labci_spec import Job
+from labci_runner.metrics import MetricLines, merge_metrics, read_metrics_files
+from labci_spec import JobInstance, github_context
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +112,15 @@ class JobRuntime:
     mirrors: MirrorCache
     running: RunningJobs
     jobs_dir: Path
+    cache: RunnerCache | None = None
+    max_log_bytes: int | None = None
+    gpus: RunnerGpus | None = None
+    runner_name: str = ""
+    # GPU ids held by the attempts running now (a heartbeat re-checks only the others).
+    held_gpus: dict[JobKey, tuple[str, ...]] = field(default_factory=dict)
+
+    def gpus_in_use(self) -> set[str]:
+        return {gpu for ids in self.held_gpus.values() for gpu in ids}
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,11 @@ class Report:
     reason: str | None = None
     metrics: dict[str, float] | None = None
     metrics_error: str | None = None
+    record: dict[str, Any] | None = None
+
+
+class _Released(Exception):
+    """The attempt cannot start here; the server gives it back to the scheduler."""
 
 
 async def execute_job(rt: JobRuntime, job_id: int, attempt: int) -> str:
@@ -149,8 +168,12 @@ async def _run_attempt(
     started = time.monotonic()
     _announce(assignment.job_id, assignment.attempt, f"starting at {assignment.commit_sha[:7]}")
     try:
-        async with LogSink(channel.logs) as logs:
+        async with LogSink(channel.logs, max_bytes=rt.max_log_bytes) as logs:
             report = await _execute(rt, assignment, channel, job_dir, logs)
+    except _Released as released:
+        await channel.release(str(released))
+        _announce(assignment.job_id, assignment.attempt, f"released: {released}")
+        return "released"
     except asyncio.CancelledError:
         if entry.stop_reason == "shutdown":
             report = Report("error", "the runner stopped while the job was running")
@@ -173,7 +196,24 @@ async def _run_attempt(
 async def _execute(
     rt: JobRuntime, assignment: Assignment, channel: AttemptChannel, job_dir: Path, logs: LogSink
 ) -> Report:
-    job = _parse_job(assignment)
+    instance = _parse_job(assignment)
+    await _check_gpus(rt, assignment, instance)
+    key = (assignment.job_id, assignment.attempt)
+    rt.held_gpus[key] = assignment.gpu_ids
+    try:
+        return await _checked_out_and_run(rt, assignment, instance, channel, job_dir, logs)
+    finally:
+        rt.held_gpus.pop(key, None)
+
+
+async def _checked_out_and_run(
+    rt: JobRuntime,
+    assignment: Assignment,
+    instance: JobInstance,
+    channel: AttemptChannel,
+    job_dir: Path,
+    logs: LogSink,
+) -> Report:
     src, output, scratch = job_dir / "src", job_dir / "output", job_dir / "scratch"
     await asyncio.to_thread(_fresh_dirs, job_dir, output, scratch)
     checkout_started = time.monotonic()
@@ -182,22 +222,69 @@ async def _execute(
     checkout_ms = (time.monotonic() - checkout_started) * 1000
     await channel.start()
     await logs.write(0, "system", f"checked out {assignment.commit_sha} in {checkout_ms:.0f} ms")
+    metric_lines = MetricLines()
     ctx = ExecutionContext(
         workspace=src,
         output_dir=output,
         scratch_dir=scratch,
         server_env=assignment.env,
-        timeout_s=float(assignment.timeout_s or job.timeout_s),
+        timeout_s=float(assignment.timeout_s or instance.job.timeout_s),
         logs=logs,
         report_step=partial(_report_step, channel),
+        github=_github(assignment.env),
+        on_stdout=metric_lines.feed,
+        gpu_ids=assignment.gpu_ids,
     )
-    outcome = await rt.executor.run(job, ctx)
-    return await _add_metrics(job, output, outcome)
-
-
-def _parse_job(assignment: Assignment) -> Job:
+    to_save = await restore_job_cache(rt.cache, assignment, instance, src, logs)
+    began = time.time()
+    sampler = _sampler(rt, assignment)
+    sampling = asyncio.create_task(sampler.run()) if sampler else None
     try:
-        return Job.model_validate(assignment.job)
+        outcome = await rt.executor.run(instance, ctx)
+    finally:
+        if sampling is not None:
+            sampling.cancel()
+            await asyncio.gather(sampling, return_exceptions=True)
+    if to_save is not None and outcome.outcome == "success":
+        await save_job_cache(rt.cache, to_save, src, logs)
+    if instance.job.artifacts is not None:
+        await keep_artifacts(channel, instance, output, logs)
+    report = await _add_metrics(instance, output, outcome, metric_lines)
+    record = job_record(rt.runner_name, rt.gpus, assignment, instance, outcome, sampler, began)
+    return replace(report, record=record)
+
+
+async def _check_gpus(rt: JobRuntime, assignment: Assignment, instance: JobInstance) -> None:
+    """Before anything runs on its GPUs: no leftover processes, enough free memory."""
+    if not assignment.gpu_ids or rt.gpus is None:
+        return
+    need = instance.job.resources.gpu_memory_bytes
+    problems = await rt.gpus.check(assignment.gpu_ids, need_mib=need // 2**20 if need else None)
+    if problems:
+        raise _Released("; ".join(problems.values()))
+
+
+def _sampler(rt: JobRuntime, assignment: Assignment) -> GpuSampler | None:
+    if not assignment.gpu_ids or rt.gpus is None or not rt.gpus.measuring:
+        return None
+    return GpuSampler(rt.gpus.probe, assignment.gpu_ids)
+
+
+def _github(env: dict[str, str]) -> dict[str, str]:
+    """The `github` fields `if:` conditions may read, from the job's LABCI_* variables."""
+    pr = env.get("LABCI_PR_NUMBER", "")
+    return github_context(
+        event=env.get("LABCI_EVENT", ""),
+        branch=env.get("LABCI_BRANCH", ""),
+        base_branch=env.get("LABCI_BASE_BRANCH"),
+        sha=env.get("LABCI_COMMIT_SHA", ""),
+        pr_number=int(pr) if pr.isdigit() else None,
+    )
+
+
+def _parse_job(assignment: Assignment) -> JobInstance:
+    try:
+        return JobInstance.model_validate(assignment.job)
     except pydantic.ValidationError as exc:
         # A job this runner cannot read is version skew between server and runner.
         raise ExecutorError(f"cannot read the job definition: {exc.error_count()} errors") from exc
@@ -209,17 +296,26 @@ def _fresh_dirs(job_dir: Path, *dirs: Path) -> None:
         path.mkdir(parents=True)
 
 
-async def _add_metrics(job: Job, output: Path, outcome: JobOutcome) -> Report:
-    """Attach metrics; a bad metrics file turns a success into an "error"."""
-    if job.metrics is None or outcome.outcome not in ("success", "failure"):
+async def _add_metrics(
+    instance: JobInstance, output: Path, outcome: JobOutcome, lines: MetricLines
+) -> Report:
+    """Attach metrics (files, then `::metric` lines); bad metrics turn a success into "error".
+
+    A job with no `metrics:` section still reports the metric lines its steps printed.
+    """
+    if outcome.outcome not in ("success", "failure"):
         return Report(outcome.outcome, outcome.reason)
+    spec = instance.job.metrics
     try:
-        metrics = await read_metrics(output, job.metrics.file)
+        if lines.error:
+            raise MetricsInvalid(lines.error)
+        files = await read_metrics_files(output, spec.paths) if spec and spec.paths else {}
+        metrics = merge_metrics(files, lines.metrics)
     except MetricsInvalid as exc:
         if outcome.outcome == "success":
             return Report("error", str(exc), None, str(exc))
         return Report(outcome.outcome, outcome.reason, None, str(exc))
-    return Report(outcome.outcome, outcome.reason, metrics)
+    return Report(outcome.outcome, outcome.reason, metrics or None)
 
 
 async def _report_step(channel: AttemptChannel, result: StepResult) -> None:
@@ -239,6 +335,7 @@ async def _complete(channel: AttemptChannel, report: Report, started: float) -> 
             reason=report.reason,
             metrics=report.metrics,
             metrics_error=report.metrics_error,
+            record=report.record,
         )
     except StaleAttempt:
         raise

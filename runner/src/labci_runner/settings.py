@@ -12,9 +12,12 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from labci_spec.fields import parse_size
+
+DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 # Credentials the runner holds that experiment code must never see.
 SECRET_ENV_NAMES = frozenset({"LABCI_RUNNER_TOKEN", "LABCI_REGISTRATION_TOKEN", "LABCI_REDIS_URL"})
 
@@ -52,7 +55,48 @@ class Settings(BaseSettings):
     executor: Literal["process", "docker"] = Field(
         default="process",
         validation_alias="LABCI_RUNNER_EXECUTOR",
-        description="How steps run: `process` (host processes); `docker` is not available yet.",
+        description=(
+            "`process`: jobs without `container:` run as host processes, container jobs in "
+            "Docker when an engine answers; `docker`: every job in a container."
+        ),
+    )
+    docker_host: str | None = Field(
+        default=None,
+        validation_alias="LABCI_RUNNER_DOCKER_HOST",
+        description="Docker engine address, e.g. unix:///run/docker.sock; default DOCKER_HOST.",
+    )
+    pull_policy: Literal["if-not-present", "always", "never"] = Field(
+        default="if-not-present",
+        validation_alias="LABCI_RUNNER_PULL_POLICY",
+        description="When images are pulled: if-not-present, always or never.",
+    )
+    default_image: str | None = Field(
+        default=None,
+        validation_alias="LABCI_RUNNER_DEFAULT_IMAGE",
+        description="With the docker executor, the image of jobs that name no container.image.",
+    )
+    container_user: str = Field(
+        default_factory=lambda: _default_container_user(),
+        validation_alias="LABCI_RUNNER_CONTAINER_USER",
+        description="uid:gid steps run as in containers; never root (default: the runner's own, or 1000:1000 for a root runner).",
+    )
+    job_cpus: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias="LABCI_RUNNER_JOB_CPUS",
+        description="CPUs of a container job whose workflow states no resources.cpus.",
+    )
+    job_memory_bytes: Annotated[int, BeforeValidator(parse_size)] = Field(
+        default=4 * 1024**3,
+        gt=0,
+        validation_alias="LABCI_RUNNER_JOB_MEMORY",
+        description="Memory (e.g. 4G) of a container job whose workflow states no resources.memory.",
+    )
+    pids_limit: int = Field(
+        default=4096,
+        gt=0,
+        validation_alias="LABCI_RUNNER_PIDS_LIMIT",
+        description="Processes a container job may have at once (a fork bomb stops there).",
     )
     workdir: Path = Field(
         default=Path("~/.labci-runner"),
@@ -82,6 +126,31 @@ class Settings(BaseSettings):
         validation_alias="LABCI_RUNNER_POLL_DELAY_S",
         description="Seconds between arq queue polls; part of the job start latency.",
     )
+    gpus: str | None = Field(
+        default=None,
+        validation_alias="LABCI_RUNNER_GPUS",
+        description=(
+            "The GPUs this runner offers: `0,1`, or a JSON list of {id, model, memory_mib};"
+            " default: what NVML (or nvidia-smi) finds."
+        ),
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        validation_alias="LABCI_RUNNER_CACHE_DIR",
+        description="Where workflows' `cache:` entries are kept; default <workdir>/cache.",
+    )
+    cache_max_bytes: Annotated[int, BeforeValidator(parse_size)] = Field(
+        default=20 * 1024**3,
+        ge=0,
+        validation_alias="LABCI_RUNNER_CACHE_MAX_BYTES",
+        description="Total size of the cache (e.g. 20G); least recently used entries go first.",
+    )
+    max_log_bytes: Annotated[int, BeforeValidator(parse_size)] = Field(
+        default=64 * 1024**2,
+        gt=0,
+        validation_alias="LABCI_RUNNER_MAX_LOG_BYTES",
+        description="Output kept per job attempt (e.g. 64M); beyond it the log says it was truncated.",
+    )
     kill_grace_s: float = Field(
         default=10.0,
         ge=0,
@@ -100,6 +169,32 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_workdir(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("container_user", mode="after")
+    @classmethod
+    def _not_root(cls, value: str) -> str:
+        uid, _, gid = value.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise ValueError("expected numeric uid:gid, e.g. 1000:1000")
+        if int(uid) == 0:
+            raise ValueError("steps never run as root in containers")
+        return value
+
+    @property
+    def docker_url(self) -> str:
+        """LABCI_RUNNER_DOCKER_HOST, else DOCKER_HOST, else the local socket."""
+        return self.docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
+
+    @property
+    def cache_root(self) -> Path:
+        return (self.cache_dir or self.workdir / "cache").expanduser()
+
+
+def _default_container_user() -> str:
+    """The runner's own uid:gid, so files steps write stay the runner's; 1000:1000 when the
+    runner is root (steps never run as root)."""
+    uid, gid = os.getuid(), os.getgid()
+    return "1000:1000" if uid == 0 else f"{uid}:{gid}"
 
 
 def inherited_job_env() -> dict[str, str]:

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .api import runners as runner_routes
@@ -18,9 +18,10 @@ from .context import ServerContext
 from .db.engine import make_engine, make_sessionmaker
 from .errors import LabciError
 from .queue import connect
+from .results.artifacts import artifact_download
 from .results.views import run_detail, run_overview
 from .settings import Settings
-from .web import pages
+from .web import badge_routes, pages
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(webhook_routes.router)
     app.include_router(runner_routes.router)
     app.include_router(pages.router)
+    app.include_router(badge_routes.router)
     _add_json_api(app)
     _add_error_handlers(app)
     return app
@@ -66,6 +68,17 @@ def _add_json_api(app: FastAPI) -> None:
     @app.get("/api/v1/runs/{run_id}")
     async def get_run(run_id: int, request: Request) -> dict[str, Any]:
         return await run_detail(get_context(request), run_id)
+
+    @app.get("/api/v1/jobs/{job_id}/artifacts/{path:path}")
+    async def get_artifact(job_id: int, path: str, request: Request) -> FileResponse:
+        file = await artifact_download(get_context(request), job_id, path)
+        # A download, never a page: an HTML artifact from a pull request must not run here.
+        return FileResponse(
+            file,
+            media_type="application/octet-stream",
+            filename=file.name,
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
 
 
 def _add_error_handlers(app: FastAPI) -> None:

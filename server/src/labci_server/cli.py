@@ -1,4 +1,5 @@
-"""The `labci` command: serve, worker, dev, demo, db, runners, hook, trigger, validate."""
+"""The `labci` command: serve, worker, dev, demo, db, runners, hook, trigger, validate,
+dispatch, cancel."""
 
 from __future__ import annotations
 
@@ -112,6 +113,21 @@ def cmd_runners_token(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_badge_token(settings: Settings, args: argparse.Namespace) -> int:
+    from .db.engine import make_engine, make_sessionmaker
+    from .web.badge_tokens import ensure_badge_token
+
+    async def issue() -> str:
+        engine = make_engine(settings.database_url)
+        try:
+            return await ensure_badge_token(make_sessionmaker(engine), args.repo)
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(issue()))
+    return 0
+
+
 def cmd_hook_install(settings: Settings, args: argparse.Namespace) -> int:
     from .forge.gitlocal_trigger import bare_repo, install_hook
 
@@ -157,32 +173,56 @@ def cmd_trigger(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_validate(_settings: Settings, args: argparse.Namespace) -> int:
-    from labci_spec import SpecErrors, load_workflow
+    from .validate import validate_files, workflow_paths
 
-    paths = [Path(p) for p in args.paths] or sorted(
-        [*Path(".labci").glob("*.yml"), *Path(".labci").glob("*.yaml")]
-    )
+    paths = workflow_paths(args.paths, Path())
     if not paths:
         print("labci validate: no .labci/*.yml files here", file=sys.stderr)
         return 1
-    failed = False
-    for path in paths:
-        try:
-            workflow = load_workflow(path.read_bytes(), str(path))
-        except SpecErrors as exc:
-            failed = True
-            for error in exc.errors:
-                print(f"{error.path}:{error.line}:{error.column}: error: {error.message}")
-            continue
-        except OSError as exc:
-            failed = True
-            print(f"{path}: error: {exc.strerror}")
-            continue
-        jobs = ", ".join(
-            f"{key} on [{', '.join(job.runs_on)}]" for key, job in workflow.jobs.items()
-        )
-        print(f"{path}: ok — workflow {workflow.name!r}: {jobs}")
-    return 1 if failed else 0
+    report = validate_files(paths, sys.stdout)
+    return 1 if report.failed_files else 0
+
+
+def cmd_dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    from labci_spec import InputsError, SpecErrors
+
+    from .forge.gitlocal_trigger import send_event
+    from .planning.dispatch import DispatchRequest, parse_inputs, prepare_dispatch
+
+    request = DispatchRequest(
+        repo=args.repo, workflow=args.workflow, ref=args.ref, inputs=parse_inputs(args.input)
+    )
+    try:
+        event = asyncio.run(prepare_dispatch(settings, request))
+    except SpecErrors as exc:
+        for error in exc.errors:
+            print(f"{error.path}:{error.line}:{error.column}: error: {error.message}")
+        return 1
+    except InputsError as exc:
+        print(f"labci dispatch: {args.workflow}: {exc}", file=sys.stderr)
+        return 1
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    result = send_event(
+        args.server or settings.public_url, secret, event, path="/api/v1/dispatches"
+    )
+    shown = ", ".join(f"{k}={v}" for k, v in event["inputs"].items()) or "no inputs"
+    print(
+        f"dispatched {event['workflow_path']} ({event['workflow_name']}) at {args.ref} "
+        f"({event['commit_sha'][:7]}) with {shown} → event {result.get('event_id')}"
+    )
+    return 0
+
+
+def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
+    from .forge.gitlocal_trigger import send_event
+
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    body = {"reason": args.reason}
+    result = send_event(
+        args.server or settings.public_url, secret, body, path=f"/api/v1/runs/{args.run}/cancel"
+    )
+    print(f"run {args.run}: {result.get('cancelled_jobs', 0)} job(s) cancelled")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     runners.add_parser("token", help="print a single-use runner registration token").set_defaults(
         func=cmd_runners_token
     )
+    badge = sub.add_parser(
+        "badge-token", help="print the token a private repository's badge URLs need (?token=)"
+    )
+    badge.add_argument("repo", help="OWNER/REPO, or the path of a local bare repository")
+    badge.set_defaults(func=cmd_badge_token)
     hook = sub.add_parser("hook", help="the local git forge's post-receive hook").add_subparsers(
         dest="hook_command", required=True
     )
@@ -234,9 +279,31 @@ def build_parser() -> argparse.ArgumentParser:
     receive.set_defaults(func=cmd_hook_receive)
     _add_trigger(sub)
     validate = sub.add_parser("validate", help="check workflow files (default .labci/*.yml)")
-    validate.add_argument("paths", nargs="*")
+    validate.add_argument("paths", nargs="*", help="files, or directories holding .labci/")
     validate.set_defaults(func=cmd_validate)
+    _add_dispatch(sub)
+    cancel = sub.add_parser("cancel", help="stop a run: its unfinished jobs are cancelled")
+    cancel.add_argument("run", type=int, help="the run's id (as in its page's address)")
+    cancel.add_argument("--reason", default="cancelled by an operator")
+    cancel.add_argument("--server", help="server URL (default LABCI_PUBLIC_URL)")
+    cancel.set_defaults(func=cmd_cancel)
     return parser
+
+
+def _add_dispatch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dispatch = sub.add_parser(
+        "dispatch", help="start a manual run of a workflow with `on: workflow_dispatch`"
+    )
+    dispatch.add_argument(
+        "--repo", required=True, help="owner/name of a GitHub repository, or a bare repo's path"
+    )
+    dispatch.add_argument("--workflow", required=True, help="file name, e.g. sweep.yml")
+    dispatch.add_argument("--ref", default="main", help="branch or commit (default main)")
+    dispatch.add_argument(
+        "-i", "--input", action="append", default=[], metavar="NAME=VALUE", help="an input"
+    )
+    dispatch.add_argument("--server", help="server URL (default LABCI_PUBLIC_URL)")
+    dispatch.set_defaults(func=cmd_dispatch)
 
 
 def _add_trigger(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -122,6 +122,7 @@ class DevStack:
             **inherited,
             "PATH": bin_dir + os.pathsep + inherited.get("PATH", ""),
             "LABCI_DATABASE_URL": self.settings.database_url,
+            "LABCI_ARTIFACTS_DIR": self.settings.artifacts_dir,
             "LABCI_REDIS_URL": self.settings.redis_url or "",
             "LABCI_WEBHOOK_SECRET": secret,
             "LABCI_PUBLIC_URL": self.settings.public_url,
@@ -208,6 +209,8 @@ def dev_settings(settings: Settings, state_dir: Path) -> Settings:
     updates: dict[str, object] = {}
     if "database_url" not in settings.model_fields_set:
         updates["database_url"] = f"sqlite:///{state_dir / 'labci.db'}"
+    if "artifacts_dir" not in settings.model_fields_set:
+        updates["artifacts_dir"] = str(state_dir / "artifacts")
     if settings.webhook_secret is None:
         secret_file = state_dir / "webhook-secret"
         if not secret_file.exists():

@@ -55,9 +55,13 @@ class ForgeError(LabciError):
 class ForgeUnavailable(ForgeError):
     """The forge could not take the request now; retry after `retry_after_s` if given."""
 
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after_s: float | None = None, *, rate_limited: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        # A rate limit: without `retry_after_s`, wait longer than for an outage.
+        self.rate_limited = rate_limited
 
 
 class ForgeRejected(ForgeError):

@@ -61,8 +61,20 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(
         12, description="Attempts before a forge message is dead-lettered."
     )
+    outbox_min_interval_s: float = Field(
+        1.0,
+        description="Least time between two writes to GitHub with one credential (one at a time).",
+    )
+    outbox_rate_limit_wait_s: float = Field(
+        60.0,
+        description="Least wait after a rate limit that names no time (GitHub asks for a minute).",
+    )
     registration_token_ttl_s: float = Field(
         3600.0, description="How long a runner registration token stays valid."
+    )
+    artifacts_dir: str = Field(
+        "./labci-artifacts",
+        description="Where uploaded job artifacts are kept (one folder per job and attempt).",
     )
 
 

@@ -59,7 +59,7 @@ async def schedule_jobs_task(ctx: dict[str, Any]) -> int:
 
 async def deliver_outbox_task(ctx: dict[str, Any]) -> int:
     sc: ServerContext = ctx["labci"]
-    return await deliver_due(sc.sessions, sc.forges, sc.outbox_policy)
+    return await deliver_due(sc.sessions, sc.forges, sc.outbox_policy, sc.pacer)
 
 
 async def _every(interval_s: float, action: Callable[[], Awaitable[Any]], name: str) -> None:
@@ -98,7 +98,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
                 asyncio.create_task(
                     _every(
                         OUTBOX_INTERVAL_S,
-                        lambda: deliver_due(sessions, sc.forges, sc.outbox_policy),
+                        lambda: deliver_due(sessions, sc.forges, sc.outbox_policy, sc.pacer),
                         "outbox",
                     )
                 ),

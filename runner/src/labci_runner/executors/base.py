@@ -1,12 +1,12 @@
 """The executor contract: how a job's steps are run, whatever runs them.
 
-Lifecycle of one `Executor.run(job, ctx)` call, owned by the job flow (`jobs.py`):
+Lifecycle of one `Executor.run(instance, ctx)` call, owned by the job flow (`jobs.py`):
 
 1. The flow has checked out the commit into `ctx.workspace` and created an empty
    `ctx.output_dir`; `ctx.scratch_dir` is the executor's to use (script files).
-2. Steps run in order. Before each, `ctx.report_step(index, "running", ...)`; after it,
-   "success" or "failure" with the exit code. Once a step fails, every later step is
-   reported "skipped" and not run.
+2. Steps run in order, through the shared loop in `labci_runner.steps` (conditions,
+   rendering, continue-on-error, step timeouts). Before each, `ctx.report_step(index,
+   "running", ...)`; after it, "success" or "failure" with the exit code, or "skipped".
 3. The whole run sits in one `asyncio.timeout(ctx.timeout_s)` scope. On expiry the running
    step's processes get SIGTERM, `grace_s` later SIGKILL, and `run` *returns* a
    `JobOutcome("timed_out", reason)`: a timeout is a result, not an error.
@@ -15,21 +15,25 @@ Lifecycle of one `Executor.run(job, ctx)` call, owned by the job flow (`jobs.py`
    re-raised after cleanup — never swallowed.
 5. Whatever happens, nothing the steps started outlives `run`.
 
-Output goes to `ctx.logs` line by line, per stream. Concurrency: one `run` per job; an
+Output goes to `ctx.logs` line by line, per stream; stdout lines also go to
+`ctx.on_stdout` (where `::metric` lines are picked up). Concurrency: one `run` per job; an
 executor instance may serve several jobs at once (slots > 1) and keeps no per-job state.
-Errors: `ExecutorError` only when the executor itself cannot work (bash missing, workspace
-unwritable); `StaleAttempt` from `report_step` propagates after the processes are killed.
+Errors: `ExecutorError` only when the executor itself cannot work (workspace unwritable,
+an engine unreachable); later steps are then reported "skipped" and the job completes as
+"error". What a workflow asks for and the machine lacks (a `shell:` not installed, a
+missing `working-directory`) fails that step instead, like a non-zero exit.
+`StaleAttempt` from `report_step` propagates after the processes are killed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from labci_runner.logs import LogSink
-from labci_spec import Job
+from labci_spec import JobInstance
 
 StepStatus = Literal["running", "success", "failure", "skipped"]
 Outcome = Literal["success", "failure", "error", "cancelled", "timed_out"]
@@ -56,6 +60,8 @@ class JobOutcome:
     outcome: Outcome
     reason: str | None = None
     steps: list[StepResult] = field(default_factory=list)
+    # For the job's record: what ran it (executor, image and digest, effective limits).
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,11 +75,17 @@ class ExecutionContext:
     timeout_s: float
     logs: LogSink
     report_step: ReportStep
+    # The `github` fields `if:` conditions read (event name, branches, sha).
+    github: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    on_stdout: Callable[[str], None] | None = None
+    # The GPUs the scheduler assigned to this job (device indexes or UUIDs); none for CPU jobs.
+    gpu_ids: Sequence[str] = ()
 
 
 class Executor(Protocol):
-    async def run(self, job: Job, ctx: ExecutionContext) -> JobOutcome:
-        """Run `job.steps` per the module docstring's lifecycle."""
+    async def run(self, instance: JobInstance, ctx: ExecutionContext) -> JobOutcome:
+        """Run `instance.job.steps` per the module docstring's lifecycle."""
         ...
 
 

@@ -1,4 +1,4 @@
-"""Run steps as host processes: `bash --noprofile --norc -eo pipefail <script>`.
+"""Run steps as host processes, each under its shell (`bash --noprofile --norc -eo pipefail`).
 
 Each step is its own session and process group (start_new_session), so the runner can
 signal everything the step started — background children included — in one `killpg`.
@@ -10,24 +10,19 @@ needs cgroups, which is the docker executor's job.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from labci_runner.errors import ExecutorError
-from labci_runner.executors.base import (
-    ExecutionContext,
-    JobOutcome,
-    StepResult,
-    describe_timeout,
-)
-from labci_runner.logs import LogSink
+from labci_runner.errors import ExecutorError, StepSetupFailed
+from labci_runner.executors.base import ExecutionContext, JobOutcome
 from labci_runner.settings import SECRET_ENV_NAMES
-from labci_spec import Job, Step
+from labci_runner.steps import Started, StepPlan, StepRun, run_steps
+from labci_spec import JobInstance, shell_command
 
 MAX_LINE_BYTES = 64 * 1024
 TRUNCATED_MARK = " …[line truncated]"
@@ -78,131 +73,94 @@ class ProcessExecutor:
         self.grace_s = grace_s
         self.max_line_bytes = max_line_bytes
 
-    async def run(self, job: Job, ctx: ExecutionContext) -> JobOutcome:
-        results: list[StepResult] = []
-        try:
-            async with asyncio.timeout(ctx.timeout_s) as scope:
-                failed = await self._run_steps(job, ctx, results)
-        except TimeoutError:
-            if not scope.expired():
-                raise
-            reason = describe_timeout(ctx.timeout_s)
-            await ctx.logs.write(max(len(results) - 1, 0), "system", reason)
-            await self._skip_rest(job, ctx, results)
-            return JobOutcome("timed_out", reason, results)
-        except asyncio.CancelledError:
-            await ctx.logs.write(max(len(results) - 1, 0), "system", "cancelled")
-            await self._skip_rest(job, ctx, results)
-            raise
-        if failed is None:
-            return JobOutcome("success", None, results)
-        name = job.steps[failed.index].display_name
-        reason = f"step {failed.index + 1} ({name}) exited with {failed.exit_code}"
-        return JobOutcome("failure", reason, results)
+    async def run(self, instance: JobInstance, ctx: ExecutionContext) -> JobOutcome:
+        outcome = await run_steps(instance, ctx, self)
+        return replace(outcome, details={"executor": "process", "gpus": list(ctx.gpu_ids)})
 
-    async def _run_steps(
-        self, job: Job, ctx: ExecutionContext, results: list[StepResult]
-    ) -> StepResult | None:
-        """Run steps in order; return the failed one, if any (later ones are skipped)."""
-        failed: StepResult | None = None
-        for index, step in enumerate(job.steps):
-            if failed is not None:
-                await self._report(ctx, results, StepResult(index, "skipped"))
-                continue
-            result = await self._run_step(index, step, job, ctx, results=results)
-            if result.status == "failure":
-                failed = result
-        return failed
-
-    async def _skip_rest(self, job: Job, ctx: ExecutionContext, results: list[StepResult]) -> None:
-        for index in range(len(results), len(job.steps)):
-            await self._report(ctx, results, StepResult(index, "skipped"))
-
-    @staticmethod
-    async def _report(ctx: ExecutionContext, results: list[StepResult], result: StepResult) -> None:
-        results.append(result)
-        await ctx.report_step(result)
-
-    async def _run_step(
-        self, index: int, step: Step, job: Job, ctx: ExecutionContext, *, results: list[StepResult]
-    ) -> StepResult:
-        script = ctx.scratch_dir / f"step-{index}.sh"
-        await asyncio.to_thread(script.write_text, step.run)
-        await ctx.logs.write(index, "system", f"▶ {step.display_name}")
-        running = await self._spawn(script, ctx, self.step_env(job, step, ctx))
-        # The step's clock starts when its process exists.
-        started_at = time.time()
+    async def launch(self, run: StepRun, ctx: ExecutionContext, started: Started) -> None:
+        plan = run.plan
+        cwd = _workdir(ctx.workspace, plan.workdir)
+        script = ctx.scratch_dir / f"step-{plan.index}"
+        await asyncio.to_thread(script.write_text, plan.script)
+        argv = shell_command(plan.shell, os.fspath(script))
+        running = await self._spawn(argv, cwd, self.step_env(plan, ctx))
         pumps = [
-            asyncio.create_task(self._pump(running.proc.stdout, ctx.logs, index, "stdout")),
-            asyncio.create_task(self._pump(running.proc.stderr, ctx.logs, index, "stderr")),
+            asyncio.create_task(self._pump(running.proc.stdout, ctx, plan.index, "stdout")),
+            asyncio.create_task(self._pump(running.proc.stderr, ctx, plan.index, "stderr")),
         ]
         try:
-            await ctx.report_step(StepResult(index, "running", started_at=started_at))
+            await started(run)  # the step's clock starts when its process exists
             await asyncio.shield(running.exited)
         finally:
-            # Runs on success, failure, timeout and cancellation alike: the interrupted
-            # step is recorded as failed before the exception continues upwards.
-            await self._stop_group(running)
+            # On success, failure, timeout and cancellation alike: nothing the step
+            # started may outlive it.
+            await self._stop_group(running, ctx, plan.index)
             await _finish(pumps)
-            exit_code = _shell_exit_code(running.proc.returncode)
-            status: Literal["success", "failure"] = "success" if exit_code == 0 else "failure"
-            result = StepResult(index, status, exit_code, started_at, time.time())
-            await self._report(ctx, results, result)
-        return result
+            run.exit_code = _shell_exit_code(running.proc.returncode)
 
-    def step_env(self, job: Job, step: Step, ctx: ExecutionContext) -> dict[str, str]:
+    def step_env(self, plan: StepPlan, ctx: ExecutionContext) -> dict[str, str]:
         """Runner env < job env < step env < server env < the LABCI_* variables."""
         env = dict(self.base_env)
-        env.update(job.env)
-        env.update(step.env)
+        env.update(plan.env)
         env.update(ctx.server_env)
         env["LABCI_OUTPUT"] = str(ctx.output_dir)
         env["LABCI_WORKSPACE"] = str(ctx.workspace)
         env["CI"] = "true"
+        # Pinned to the GPUs the scheduler assigned; a CPU job sees none.
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(ctx.gpu_ids)
+        env["NVIDIA_VISIBLE_DEVICES"] = ",".join(ctx.gpu_ids) or "void"
         return env
 
-    async def _spawn(self, script: Path, ctx: ExecutionContext, env: dict[str, str]) -> _Step:
+    async def _spawn(self, argv: list[str], cwd: Path, env: dict[str, str]) -> _Step:
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[None] = loop.create_future()
         try:
             transport, protocol = await loop.subprocess_exec(
                 lambda: _ExitAwareProtocol(exited, limit=self.max_line_bytes, loop=loop),
-                "bash",
-                "--noprofile",
-                "--norc",
-                "-eo",
-                "pipefail",
-                os.fspath(script),
-                cwd=ctx.workspace,
+                *argv,
+                cwd=cwd,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
             )
+        except FileNotFoundError as exc:
+            # The workflow's `shell:` names a program this machine lacks: the step fails.
+            raise StepSetupFailed(f"'{argv[0]}' is not installed on this runner") from exc
         except OSError as exc:
-            raise ExecutorError(f"cannot start bash in {ctx.workspace}: {exc}") from exc
+            raise ExecutorError(f"cannot start {argv[0]} in {cwd}: {exc.strerror}") from exc
         return _Step(asyncio.subprocess.Process(transport, protocol, loop), exited)
 
-    async def _stop_group(self, step: _Step) -> None:
-        """SIGTERM, then SIGKILL after the grace period; always SIGKILL leftovers."""
+    async def _stop_group(self, step: _Step, ctx: ExecutionContext, index: int) -> None:
+        """A step still running is interrupted as a person would: SIGINT, SIGTERM after the
+        grace period, SIGKILL after another, each logged. Whatever is left of the group
+        after the step ended (daemons it started) is killed too."""
         pid = step.proc.pid
         try:
-            if not step.exited.done():
-                _signal_group(pid, signal.SIGTERM)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if step.exited.done():
+                    break
+                with contextlib.suppress(Exception):  # logging must not stop the stopping
+                    await ctx.logs.write(index, "system", f"sending {sig.name} to the step")
+                _signal_group(pid, sig)
                 # asyncio.wait, not asyncio.timeout: this also runs while a cancellation
                 # is being delivered, where a nested timeout scope misreports expiry.
                 await asyncio.wait({step.exited}, timeout=self.grace_s)
+            if not step.exited.done():
+                with contextlib.suppress(Exception):
+                    await ctx.logs.write(index, "system", "sending SIGKILL to the step")
         finally:
             _signal_group(pid, signal.SIGKILL)
         await asyncio.shield(step.exited)
 
     async def _pump(
-        self, reader: asyncio.StreamReader | None, logs: LogSink, step: int, stream: Stream
+        self, reader: asyncio.StreamReader | None, ctx: ExecutionContext, step: int, stream: Stream
     ) -> None:
         """Forward `reader` line by line; lines over the limit are cut and marked."""
         if reader is None:
             return
+        logs = _Forward(ctx, stream)
         discarding = False
         while True:
             try:
@@ -220,6 +178,30 @@ class ProcessExecutor:
             if not discarding:
                 await logs.write(step, stream, _decode(raw))
             discarding = False
+
+
+class _Forward:
+    """Where a stream's lines go: the log, and for stdout the `::metric` collector too."""
+
+    def __init__(self, ctx: ExecutionContext, stream: Stream) -> None:
+        self.ctx = ctx
+        self.stream = stream
+
+    async def write(self, step: int, stream: Stream, text: str) -> None:
+        if stream == "stdout" and self.ctx.on_stdout is not None:
+            self.ctx.on_stdout(text)
+        await self.ctx.logs.write(step, stream, text)
+
+
+def _workdir(workspace: Path, relative: str) -> Path:
+    """The step's directory: inside the workspace (symlinks resolved), and existing."""
+    root = workspace.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise StepSetupFailed(f"working-directory {relative!r} escapes the workspace")
+    if not path.is_dir():
+        raise StepSetupFailed(f"working-directory {relative!r} does not exist in the workspace")
+    return path
 
 
 def _decode(raw: bytes) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from ..results import uploads
+from ..results import artifacts, uploads
 from ..scheduling import runners
 from .deps import Bearer, Ctx
 from .schemas import (
@@ -15,6 +15,7 @@ from .schemas import (
     HeartbeatRequest,
     LogsRequest,
     RegisterRequest,
+    ReleaseRequest,
     StepRequest,
 )
 
@@ -39,8 +40,15 @@ async def heartbeat(
     token: Bearer,
 ) -> dict[str, Any]:
     running = [(j.job_id, j.attempt) for j in body.running]
+    capabilities = body.capabilities.model_dump() if body.capabilities else None
     return await runners.heartbeat(
-        sc, token=token, running=running, slots=body.slots, labels=body.labels
+        sc,
+        token=token,
+        running=running,
+        slots=body.slots,
+        labels=body.labels,
+        capabilities=capabilities,
+        gpus=body.gpus,
     )
 
 
@@ -108,5 +116,33 @@ async def complete(
         reason=body.reason,
         metrics=body.metrics,
         metrics_error=body.metrics_error,
+        record=body.record,
+    )
+    return {"ok": True}
+
+
+@router.put("/runner/jobs/{job_id}/artifacts/{path:path}")
+async def upload_artifact(
+    job_id: int,
+    path: str,
+    attempt: int,
+    request: Request,
+    sc: Ctx,
+    token: Bearer,
+) -> dict[str, Any]:
+    return await artifacts.store_artifact(
+        sc, job_id=job_id, attempt=attempt, token=token, path=path, body=request.stream()
+    )
+
+
+@router.post("/runner/jobs/{job_id}/release")
+async def release(
+    job_id: int,
+    body: ReleaseRequest,
+    sc: Ctx,
+    token: Bearer,
+) -> dict[str, bool]:
+    await uploads.release_job(
+        sc, job_id=job_id, attempt=body.attempt, token=token, reason=body.reason
     )
     return {"ok": True}

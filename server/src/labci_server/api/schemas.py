@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -17,10 +19,21 @@ class RunningJob(BaseModel):
     attempt: int
 
 
+class Capabilities(BaseModel):
+    """What a runner can take now: jobs on the host, jobs in containers (engine answering)."""
+
+    host: bool = True
+    container: bool = False
+
+
 class HeartbeatRequest(BaseModel):
     running: list[RunningJob] = Field(default_factory=list, max_length=256)
     slots: int = Field(1, ge=1, le=256)
     labels: list[str] = Field(default_factory=list, max_length=64)
+    capabilities: Capabilities | None = None
+    # GPU inventory: {"gpus": [{"id", "model", "memory_mib", "uuid", "healthy", "problem"}],
+    # "driver_version", "cuda_version", "source", "problems"}
+    gpus: dict[str, Any] | None = None
 
 
 class AttemptBody(BaseModel):
@@ -51,3 +64,11 @@ class CompleteRequest(AttemptBody):
     reason: str | None = Field(None, max_length=2000)
     metrics: dict[str, float] | None = None
     metrics_error: str | None = Field(None, max_length=2000)
+    # The reproducibility record: image digest, host, GPUs, driver/CUDA, limits, GPU use.
+    record: dict[str, Any] | None = None
+
+
+class ReleaseRequest(AttemptBody):
+    """The runner cannot start this attempt (an assigned GPU is not fit): try again."""
+
+    reason: str = Field(max_length=500)

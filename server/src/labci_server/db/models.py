@@ -19,7 +19,17 @@ def now_s() -> float:
     return time.time()
 
 
-TERMINAL_JOB_STATES = ("success", "failure", "error", "cancelled", "timed_out")
+TERMINAL_JOB_STATES = (
+    "success",
+    "failure",
+    "error",
+    "cancelled",
+    "timed_out",
+    "skipped",
+    "blocked",
+)
+# waiting: its `needs` are not finished; pending: ready to be scheduled.
+WAITING_JOB_STATES = ("waiting", "pending")
 
 
 class Repository(SQLModel, table=True):
@@ -29,6 +39,11 @@ class Repository(SQLModel, table=True):
     provider: str  # "github" | "git"
     full_name: str  # owner/name; for the git provider, the bare repository's name
     clone_url: str
+    private: bool = False
+    # The GitHub App installation that covers it (from its webhooks), when labci is an App.
+    installation_id: int | None = None
+    # Lets a README show this private repository's badges: `?token=` in the badge URL.
+    badge_token: str | None = None
     created_at: float = Field(default_factory=now_s)
 
 
@@ -37,8 +52,11 @@ class Event(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     delivery_id: str = Field(unique=True, max_length=200)
     provider: str
-    kind: str  # "push" | "pull_request"
+    kind: str  # "push" | "pull_request" | "workflow_dispatch"
     action: str | None = None
+    # A manual run names its workflow file and carries its typed inputs.
+    workflow_path: str | None = None
+    inputs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     repository_id: int = Field(foreign_key="repositories.id", index=True)
     commit_sha: str
     branch: str  # pushed branch, or the PR's head branch
@@ -59,8 +77,10 @@ class Run(SQLModel, table=True):
     repository_id: int = Field(foreign_key="repositories.id", index=True)
     workflow_path: str
     workflow_name: str
+    # The workflow file as read at the commit: part of every result's reproducibility record.
+    workflow_sha256: str | None = None
     commit_sha: str = Field(index=True)
-    trigger: str
+    trigger: str  # push | pull_request | workflow_dispatch | baseline
     branch: str
     pr_number: int | None = None
     state: str = "pending"  # pending | running | finished
@@ -75,15 +95,20 @@ class Job(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("run_id", "job_key"),)
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="runs.id", index=True)
-    job_key: str
-    context: str  # labci/<workflow>/<job>
-    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    job_key: str  # the instance: "train (0, adam)"
+    workflow_job: str = ""  # the job's id in the workflow: "train"
+    context: str  # labci/<workflow>/<group>; repeats of one experiment share it
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # a JobInstance
     runs_on: list[str] = Field(sa_column=Column(JSON, nullable=False))
     env: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     timeout_s: int
     state: str = Field(default="pending", index=True)
     attempt: int = 1
     runner_id: int | None = Field(default=None, foreign_key="runners.id", index=True)
+    # The GPUs of its runner the scheduler gave this attempt (ids as the runner names them).
+    gpu_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # What a reader needs to trust or rerun the number: image digest, host, GPUs, limits.
+    record: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     job_token_hash: str | None = None
     lease_expires_at: float | None = None
     reason: str | None = Field(default=None, sa_column=Column(Text))
@@ -130,12 +155,33 @@ class Metric(SQLModel, table=True):
     value: float
 
 
+class Artifact(SQLModel, table=True):
+    """A file a job kept (`artifacts:`), stored under LABCI_ARTIFACTS_DIR."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("job_id", "attempt", "path"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id", index=True)
+    attempt: int
+    path: str  # relative to the job's $LABCI_OUTPUT
+    size_bytes: int
+    sha256: str
+    created_at: float = Field(default_factory=now_s)
+
+
 class Runner(SQLModel, table=True):
     __tablename__ = "runners"
     id: int | None = Field(default=None, primary_key=True)
     name: str
     labels: list[str] = Field(sa_column=Column(JSON, nullable=False))
     slots: int = 1
+    # What it can take now (heartbeats say): {"host": jobs without container, "container": ...}
+    capabilities: dict[str, bool] = Field(
+        default_factory=lambda: {"host": True, "container": False},
+        sa_column=Column(JSON, nullable=False),
+    )
+    # The GPU inventory of its last heartbeat: {"gpus": [{"id", "model", "healthy", ...}], ...}
+    gpus: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     token_hash: str = Field(unique=True)
     queue_name: str = ""
     last_heartbeat_at: float | None = None
@@ -150,6 +196,39 @@ class RegistrationToken(SQLModel, table=True):
     used_at: float | None = None
 
 
+class ContextVerdict(SQLModel, table=True):
+    """The judgement of one context of a run: its state, description and metric table."""
+
+    __tablename__ = "verdicts"
+    __table_args__ = (UniqueConstraint("run_id", "context"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    repository_id: int = Field(foreign_key="repositories.id", index=True)
+    commit_sha: str = Field(index=True)
+    context: str
+    # final | awaiting_baseline (a baseline run at `baseline_sha` was started for it)
+    phase: str = "final"
+    state: str  # the commit status state
+    description: str
+    baseline_sha: str | None = None
+    # The per-metric comparison and where the baseline came from, for comments and pages.
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: float = Field(default_factory=now_s)
+    updated_at: float = Field(default_factory=now_s)
+
+
+class PullRequestComment(SQLModel, table=True):
+    """The labci comment of a pull request of the local `git` forge (GitHub keeps its own)."""
+
+    __tablename__ = "pull_request_comments"
+    __table_args__ = (UniqueConstraint("repository_id", "pr_number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    repository_id: int = Field(foreign_key="repositories.id", index=True)
+    pr_number: int
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: float = Field(default_factory=now_s)
+
+
 class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (UniqueConstraint("repository_id", "commit_sha", "context", "state"),)
@@ -161,6 +240,8 @@ class OutboxMessage(SQLModel, table=True):
     state: str
     description: str
     target_url: str | None = None
+    # kind "comment": the markdown of the pull request's comment (`commit_sha` is "pr:<n>")
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     status: str = Field(default="pending", index=True)  # pending | sent | dead | superseded
     attempts: int = 0
     next_attempt_at: float = Field(default_factory=now_s)

@@ -1,4 +1,11 @@
-"""GitHub through gidgethub: workflow files via the trees/contents API, commit statuses.
+"""GitHub through gidgethub: workflow files via the trees/contents API, changed files via
+the pull-request files and compare APIs, refs via the commits API, commit statuses, the
+pull-request comment via the issue-comments API (every pull request is an issue), and check
+runs via the checks API.
+
+Credentials: a static token (LABCI_GITHUB_TOKEN), or, when labci is a GitHub App, the
+installation token of each request's repository (`github_app.InstallationTokens`). Check runs
+exist only for Apps.
 
 GitHub vocabulary stays in this module; callers see Repository, commit_sha, StatusMessage.
 """
@@ -7,8 +14,9 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
 
 import gidgethub
 import httpx
@@ -16,10 +24,39 @@ from gidgethub.httpx import GitHubAPI
 
 from ..db.models import Repository
 from ..errors import ForgeRejected, ForgeUnavailable
-from .base import MAX_WORKFLOW_FILES, StatusMessage, is_workflow_path
+from .base import (
+    MAX_CHANGED_FILES,
+    ZERO_SHA,
+    CheckRunMessage,
+    CommentMessage,
+    StatusMessage,
+    WorkflowFiles,
+    check_comment,
+    is_workflow_path,
+    limit_changed_paths,
+    select_workflow_files,
+)
+
+if TYPE_CHECKING:
+    from .github_app import InstallationTokens
 
 USER_AGENT = "labci"
 STATUS_PAGE_SIZE = 100
+PULL_FILES_PAGE_SIZE = 100
+COMMENTS_PAGE_SIZE = 100
+COMPARE_FILES_CAP = 300  # GitHub lists at most 300 files of a comparison, without saying so
+CHECK_RUNS_PAGE_SIZE = 100
+MAX_CHECK_SUMMARY_CHARS = 65_535  # GitHub's `output.summary` limit
+CHECK_STATUSES = ("queued", "in_progress", "completed")
+CHECK_CONCLUSIONS = (
+    "success",
+    "failure",
+    "neutral",
+    "cancelled",
+    "timed_out",
+    "action_required",
+    "skipped",
+)
 
 
 def retry_after_s(headers: Mapping[str, str], now: float) -> float | None:
@@ -45,40 +82,171 @@ def translate_error(exc: Exception, what: str) -> Exception:
             status == 403 and (wait is not None or "rate limit" in str(exc).lower())
         )
         if status >= 500 or rate_limited:
-            return ForgeUnavailable(f"{what}: GitHub answered {status}", retry_after_s=wait)
+            return ForgeUnavailable(
+                f"{what}: GitHub answered {status}", retry_after_s=wait, rate_limited=rate_limited
+            )
         return ForgeRejected(f"{what}: GitHub answered {status}: {exc}", status=status)
     return exc
 
 
 class GitHubForge:
-    def __init__(self, client: httpx.AsyncClient, *, api_url: str, token: str | None) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        api_url: str,
+        token: str | None,
+        app: InstallationTokens | None = None,
+    ) -> None:
+        """With `app`, every request uses its repository's installation token, not `token`."""
         self._api = GitHubAPI(client, USER_AGENT, oauth_token=token, base_url=api_url.rstrip("/"))
+        self._app = app
 
-    async def _get(self, url: str, url_vars: dict[str, Any]) -> Any:
+    async def _token(self, repo: Repository) -> str | None:
+        """The installation token for `repo`; None means the static token (no App)."""
+        if self._app is None:
+            return None
+        if repo.installation_id is None:
+            raise ForgeRejected(
+                f"{repo.full_name}: labci has not seen an installation of its GitHub App for "
+                "this repository yet; install the App on it (or redeliver its installation "
+                "webhook)",
+                status=404,
+            )
+        return await self._app.token(repo.installation_id)
+
+    def _error(self, exc: Exception, what: str, repo: Repository, token: str | None) -> Exception:
+        """`translate_error`, except that a 401 to an installation token drops the token: it
+        was revoked before its time, and a retry mints a new one."""
+        if (
+            token is not None
+            and self._app is not None
+            and repo.installation_id is not None
+            and isinstance(exc, gidgethub.HTTPException)
+            and int(exc.status_code) == 401
+        ):
+            self._app.forget(repo.installation_id, token)
+            return ForgeUnavailable(
+                f"{what}: GitHub refused the token of installation {repo.installation_id} "
+                "(401); a new one is minted on retry"
+            )
+        return translate_error(exc, what)
+
+    async def _get(
+        self,
+        repo: Repository,
+        url: str,
+        url_vars: dict[str, Any],
+        *,
+        token: str | None,
+        none_on: Collection[int] = (),
+    ) -> Any:
+        """The decoded response; None when GitHub answers one of the statuses in `none_on`."""
         try:
-            return await self._api.getitem(url, url_vars)
-        except (httpx.TransportError, gidgethub.HTTPException) as exc:
+            return await self._api.getitem(url, url_vars, oauth_token=token)
+        except gidgethub.HTTPException as exc:
+            if int(exc.status_code) in none_on:
+                return None
+            raise self._error(exc, f"GET {url}", repo, token) from exc
+        except httpx.TransportError as exc:
             raise translate_error(exc, f"GET {url}") from exc
 
-    async def read_workflow_files(self, repo: Repository, commit_sha: str) -> dict[str, bytes]:
+    async def read_workflow_files(self, repo: Repository, commit_sha: str) -> WorkflowFiles:
+        """Sizes come from the recursive tree listing, so a refused file is never downloaded."""
         owner, name = repo.full_name.split("/", 1)
         names = {"owner": owner, "repo": name}
+        token = await self._token(repo)
         tree = await self._get(
-            "/repos/{owner}/{repo}/git/trees/{sha}?recursive=1", {**names, "sha": commit_sha}
+            repo,
+            "/repos/{owner}/{repo}/git/trees/{sha}?recursive=1",
+            {**names, "sha": commit_sha},
+            token=token,
         )
-        paths = sorted(
-            e["path"]
+        sizes = {
+            e["path"]: int(e.get("size", 0))
             for e in tree.get("tree", [])
             if e.get("type") == "blob" and is_workflow_path(e["path"])
-        )
+        }
+        to_read, refused = select_workflow_files(sizes)
         files = {}
-        for path in paths[:MAX_WORKFLOW_FILES]:
+        for path in to_read:
             item = await self._get(
+                repo,
                 "/repos/{owner}/{repo}/contents/{+path}?ref={ref}",
                 {**names, "path": path, "ref": commit_sha},
+                token=token,
             )
+            if item.get("encoding", "base64") != "base64":  # "none": too big to serve inline
+                refused[path] = "GitHub did not serve it inline (too big); not read"
+                continue
             files[path] = base64.b64decode(item.get("content", ""))
-        return files
+        return WorkflowFiles(files=files, refused=dict(sorted(refused.items())))
+
+    async def changed_files(
+        self, repo: Repository, *, base_sha: str | None, head_sha: str, pr_number: int | None
+    ) -> list[str] | None:
+        """A pull request's files as GitHub lists them now (its current head and base, which
+        may be newer than `head_sha`); a push's from the comparison of `base_sha...head_sha`."""
+        if pr_number is not None:
+            return await self._pull_request_files(repo, pr_number)
+        if not base_sha or base_sha == ZERO_SHA:
+            return None
+        return await self._compared_files(repo, base_sha, head_sha)
+
+    async def _pull_request_files(self, repo: Repository, pr_number: int) -> list[str] | None:
+        owner, name = repo.full_name.split("/", 1)
+        url = "/repos/{owner}/{repo}/pulls/{pull_number}/files?per_page=" + str(
+            PULL_FILES_PAGE_SIZE
+        )
+        names = {"owner": owner, "repo": name, "pull_number": str(pr_number)}
+        paths: set[str] = set()
+        listed = 0
+        token = await self._token(repo)
+        try:
+            async with aclosing(self._api.getiter(url, names, oauth_token=token)) as entries:
+                async for entry in entries:
+                    listed += 1
+                    if listed >= MAX_CHANGED_FILES:  # GitHub stops listing at 3,000: maybe more
+                        return None
+                    paths.update(_entry_paths(entry))
+        except (httpx.TransportError, gidgethub.HTTPException) as exc:
+            raise self._error(exc, f"GET {url}", repo, token) from exc
+        return limit_changed_paths(paths)
+
+    async def _compared_files(
+        self, repo: Repository, base_sha: str, head_sha: str
+    ) -> list[str] | None:
+        owner, name = repo.full_name.split("/", 1)
+        # per_page=1: the commits are paged, the files (on the first page) are not.
+        comparison = await self._get(
+            repo,
+            "/repos/{owner}/{repo}/compare/{basehead}?per_page=1",
+            {"owner": owner, "repo": name, "basehead": f"{base_sha}...{head_sha}"},
+            token=await self._token(repo),
+            none_on=(404,),  # GitHub does not know one of the commits
+        )
+        # Only when the base is an ancestor of the head is the three-dot comparison (the only
+        # kind the API offers) the two-dot diff a push needs; a force push is "diverged".
+        if comparison is None or comparison.get("status") not in ("ahead", "identical"):
+            return None
+        files = comparison.get("files") or []
+        if len(files) >= COMPARE_FILES_CAP:
+            return None
+        return limit_changed_paths({p for entry in files for p in _entry_paths(entry)})
+
+    async def resolve_ref(self, repo: Repository, ref: str) -> str | None:
+        if not ref:
+            return None
+        owner, name = repo.full_name.split("/", 1)
+        commit = await self._get(
+            repo,
+            "/repos/{owner}/{repo}/commits/{ref}",
+            {"owner": owner, "repo": name, "ref": ref},
+            token=await self._token(repo),
+            none_on=(404, 422),  # 422: "No commit found for SHA"
+        )
+        sha = commit.get("sha") if isinstance(commit, dict) else None
+        return sha if isinstance(sha, str) else None
 
     async def post_status(self, repo: Repository, message: StatusMessage) -> None:
         owner, name = repo.full_name.split("/", 1)
@@ -90,20 +258,17 @@ class GitHubForge:
         if message.target_url:
             data["target_url"] = message.target_url
         url = "/repos/{owner}/{repo}/statuses/{sha}"
-        try:
-            await self._api.post(
-                url, {"owner": owner, "repo": name, "sha": message.commit_sha}, data=data
-            )
-        except (httpx.TransportError, gidgethub.HTTPException) as exc:
-            raise translate_error(exc, f"POST {url}") from exc
+        url_vars = {"owner": owner, "repo": name, "sha": message.commit_sha}
+        await self._send(repo, await self._token(repo), "POST", url, url_vars, data)
 
     async def has_status(self, repo: Repository, message: StatusMessage) -> bool:
         """Pages through the commit's statuses (GitHub keeps at most 1,000 per context)."""
         owner, name = repo.full_name.split("/", 1)
         url = "/repos/{owner}/{repo}/commits/{ref}/statuses?per_page=" + str(STATUS_PAGE_SIZE)
         names = {"owner": owner, "repo": name, "ref": message.commit_sha}
+        token = await self._token(repo)
         try:
-            async for found in self._api.getiter(url, names):
+            async for found in self._api.getiter(url, names, oauth_token=token):
                 if (found.get("context"), found.get("state"), found.get("description")) == (
                     message.context,
                     message.state,
@@ -111,5 +276,216 @@ class GitHubForge:
                 ):
                     return True
         except (httpx.TransportError, gidgethub.HTTPException) as exc:
-            raise translate_error(exc, f"GET {url}") from exc
+            raise self._error(exc, f"GET {url}", repo, token) from exc
         return False
+
+    async def upsert_comment(self, repo: Repository, message: CommentMessage) -> str:
+        """Lists the pull request's comments (GitHub orders them by ascending id, so the first
+        marked one is the oldest and paging stops there), then PATCHes it or POSTs a new one.
+        A comment that already reads `body` is left as it is: no mutation spent on it."""
+        check_comment(message)
+        owner, name = repo.full_name.split("/", 1)
+        names = {"owner": owner, "repo": name}
+        token = await self._token(repo)
+        found = await self._find_comment(repo, token, names, message)
+        data = {"body": message.body}
+        if found is None:
+            url = "/repos/{owner}/{repo}/issues/{issue_number}/comments"
+            url_vars = {**names, "issue_number": str(message.pr_number)}
+            created = await self._send(repo, token, "POST", url, url_vars, data)
+            return str(created["id"])
+        comment_id, body = found
+        if body == message.body:
+            return comment_id
+        url = "/repos/{owner}/{repo}/issues/comments/{comment_id}"
+        try:
+            await self._send(repo, token, "PATCH", url, {**names, "comment_id": comment_id}, data)
+        except ForgeRejected as exc:
+            if exc.status != 404:
+                raise
+            # Deleted since it was listed (the repository itself answered the listing): a retry
+            # lists again and creates a new comment.
+            raise ForgeUnavailable(f"PATCH {url}: comment {comment_id} is gone") from exc
+        return comment_id
+
+    async def _find_comment(
+        self, repo: Repository, token: str | None, names: dict[str, str], message: CommentMessage
+    ) -> tuple[str, str] | None:
+        """(id, body) of the oldest comment whose body starts with the marker."""
+        url = "/repos/{owner}/{repo}/issues/{issue_number}/comments?per_page=" + str(
+            COMMENTS_PAGE_SIZE
+        )
+        url_vars = {**names, "issue_number": str(message.pr_number)}
+        try:
+            async with aclosing(self._api.getiter(url, url_vars, oauth_token=token)) as comments:
+                async for comment in comments:
+                    body = comment.get("body") or ""
+                    if body.lstrip().startswith(message.marker):
+                        return str(comment["id"]), body
+        except (httpx.TransportError, gidgethub.HTTPException) as exc:
+            raise self._error(exc, f"GET {url}", repo, token) from exc
+        return None
+
+    async def upsert_check_run(self, repo: Repository, message: CheckRunMessage) -> str:
+        """Lists the commit's check runs of this App and name (every page: `filter=all` keeps
+        the older ones, in no documented order), takes the newest with `external_id`, and
+        PATCHes it, or POSTs a new one when there is none or when GitHub would not apply the
+        change (see `Forge.upsert_check_run`). One that already reads so is left alone."""
+        if self._app is None:
+            raise ForgeRejected(
+                f"check run {message.name!r} for {repo.full_name}: check runs need labci to be "
+                "a GitHub App (set LABCI_GITHUB_APP_ID and LABCI_GITHUB_PRIVATE_KEY)",
+                status=422,
+            )
+        check_check_run(message)
+        owner, name = repo.full_name.split("/", 1)
+        names = {"owner": owner, "repo": name}
+        token = await self._token(repo)
+        summary = fit_summary(message.summary)
+        found = await self._find_check_run(repo, token, names, message, app_id=self._app.app_id)
+        if found is not None and _reads_same(found, message, summary):
+            return str(found["id"])
+        data = _check_run_data(message, summary)
+        if found is None or _settled(found, message):
+            url = "/repos/{owner}/{repo}/check-runs"
+            data["head_sha"] = message.head_sha
+            return str((await self._send(repo, token, "POST", url, names, data))["id"])
+        url = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
+        check_run_id = str(found["id"])
+        try:
+            await self._send(
+                repo, token, "PATCH", url, {**names, "check_run_id": check_run_id}, data
+            )
+        except ForgeRejected as exc:
+            if exc.status != 404:
+                raise
+            raise ForgeUnavailable(f"PATCH {url}: check run {check_run_id} is gone") from exc
+        return check_run_id
+
+    async def _find_check_run(
+        self,
+        repo: Repository,
+        token: str | None,
+        names: dict[str, str],
+        message: CheckRunMessage,
+        *,
+        app_id: str,
+    ) -> dict[str, Any] | None:
+        """The newest (highest id) of this App's check runs with the message's external id."""
+        url = (
+            "/repos/{owner}/{repo}/commits/{ref}/check-runs?check_name={check_name}"
+            "&filter=all&app_id={app_id}&per_page=" + str(CHECK_RUNS_PAGE_SIZE)
+        )
+        url_vars = {
+            **names,
+            "ref": message.head_sha,
+            "check_name": message.name,
+            "app_id": app_id,
+        }
+        newest: dict[str, Any] | None = None
+        try:
+            async with aclosing(
+                self._api.getiter(url, url_vars, oauth_token=token, iterable_key="check_runs")
+            ) as runs:
+                async for run in runs:
+                    mine = str((run.get("app") or {}).get("id")) == app_id
+                    if not (mine and run.get("external_id") == message.external_id):
+                        continue
+                    if newest is None or int(run["id"]) > int(newest["id"]):
+                        newest = run
+        except (httpx.TransportError, gidgethub.HTTPException) as exc:
+            raise self._error(exc, f"GET {url}", repo, token) from exc
+        return newest
+
+    async def _send(
+        self,
+        repo: Repository,
+        token: str | None,
+        method: str,
+        url: str,
+        url_vars: dict[str, str],
+        data: dict[str, Any],
+    ) -> Any:
+        send = self._api.post if method == "POST" else self._api.patch
+        try:
+            return await send(url, url_vars, data=data, oauth_token=token)
+        except (httpx.TransportError, gidgethub.HTTPException) as exc:
+            raise self._error(exc, f"{method} {url}", repo, token) from exc
+
+
+def check_check_run(message: CheckRunMessage) -> None:
+    """Raise `ForgeRejected(status=422)` for a check run GitHub would refuse or misread."""
+    where = f"check run {message.name!r} on {message.head_sha[:7]}"
+    if not message.name.strip():
+        raise ForgeRejected(f"{where}: the name is blank", status=422)
+    if message.status not in CHECK_STATUSES:
+        raise ForgeRejected(
+            f"{where}: status {message.status!r} is not one of {', '.join(CHECK_STATUSES)}",
+            status=422,
+        )
+    if message.conclusion is not None and message.conclusion not in CHECK_CONCLUSIONS:
+        raise ForgeRejected(
+            f"{where}: conclusion {message.conclusion!r} is not one of "
+            f"{', '.join(CHECK_CONCLUSIONS)}",
+            status=422,
+        )
+    if (message.status == "completed") != (message.conclusion is not None):
+        raise ForgeRejected(
+            f"{where}: a conclusion goes with status 'completed', and only with it "
+            f"(status {message.status!r}, conclusion {message.conclusion!r})",
+            status=422,
+        )
+
+
+def fit_summary(summary: str) -> str:
+    """`summary` within GitHub's limit: cut at a line break when one is near, with a note."""
+    if len(summary) <= MAX_CHECK_SUMMARY_CHARS:
+        return summary
+    note = (
+        f"\n\n*… truncated: the summary was {len(summary):,} characters, over GitHub's "
+        f"limit of {MAX_CHECK_SUMMARY_CHARS:,}.*"
+    )
+    room = MAX_CHECK_SUMMARY_CHARS - len(note)
+    cut = summary.rfind("\n", room // 2, room)
+    return summary[: cut if cut >= 0 else room] + note
+
+
+def _check_run_data(message: CheckRunMessage, summary: str) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": message.name,
+        "external_id": message.external_id,
+        "status": message.status,
+        "output": {"title": message.title, "summary": summary},
+    }
+    if message.conclusion is not None:
+        data["conclusion"] = message.conclusion
+    if message.details_url:  # without one, GitHub shows the App's homepage
+        data["details_url"] = message.details_url
+    return data
+
+
+def _reads_same(found: Mapping[str, Any], message: CheckRunMessage, summary: str) -> bool:
+    output = found.get("output") or {}
+    return (
+        found.get("status") == message.status
+        and found.get("conclusion") == message.conclusion
+        and output.get("title") == message.title
+        and output.get("summary") == summary
+        and (not message.details_url or found.get("details_url") == message.details_url)
+    )
+
+
+def _settled(found: Mapping[str, Any], message: CheckRunMessage) -> bool:
+    """Whether `found` is completed and the message would change its status or conclusion,
+    which GitHub does not do to a completed check run: a new one is created instead."""
+    return found.get("status") == "completed" and (
+        message.status != "completed" or found.get("conclusion") != message.conclusion
+    )
+
+
+def _entry_paths(entry: Mapping[str, Any]) -> list[str]:
+    """A diff entry's path, and for a rename also the old one (path filters see both)."""
+    paths = [entry["filename"]]
+    if entry.get("previous_filename"):
+        paths.append(entry["previous_filename"])
+    return paths

@@ -1,4 +1,9 @@
-"""The `git` provider: plain bare repositories on disk, statuses kept in labci's database."""
+"""The `git` provider: plain bare repositories on disk; statuses and pull request comments
+kept in labci's database.
+
+Reading workflow files, changed files and refs needs only the repository on disk, never the
+database; statuses need both.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..db.models import Repository
 from ..db.queries import outbox as outbox_queries
 from ..errors import ForgeUnavailable, PlanError
-from .base import MAX_WORKFLOW_FILES, WORKFLOW_DIR, StatusMessage, is_workflow_path
+from .base import (
+    WORKFLOW_DIR,
+    ZERO_SHA,
+    CheckRunMessage,
+    CommentMessage,
+    StatusMessage,
+    WorkflowFiles,
+    check_comment,
+    is_workflow_path,
+    limit_changed_paths,
+    select_workflow_files,
+)
 
 
 async def git(repo_path: str, *args: str) -> bytes:
@@ -33,17 +49,57 @@ class GitLocalForge:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def read_workflow_files(self, repo: Repository, commit_sha: str) -> dict[str, bytes]:
-        if not await asyncio.to_thread(Path(repo.clone_url).exists):
-            raise ForgeUnavailable(f"repository {repo.clone_url} is not on disk")
+    async def read_workflow_files(self, repo: Repository, commit_sha: str) -> WorkflowFiles:
+        """Sizes come from `git ls-tree -l`, so a refused file is never read."""
+        await _require_on_disk(repo)
         listing = await git(
-            repo.clone_url, "ls-tree", "--name-only", commit_sha, WORKFLOW_DIR + "/"
+            repo.clone_url,
+            "ls-tree",
+            "-l",
+            "-z",
+            "--end-of-options",
+            commit_sha,
+            WORKFLOW_DIR + "/",
         )
-        paths = [p for p in listing.decode(errors="replace").splitlines() if is_workflow_path(p)]
-        files = {}
-        for path in sorted(paths)[:MAX_WORKFLOW_FILES]:
-            files[path] = await git(repo.clone_url, "show", f"{commit_sha}:{path}")
-        return files
+        blobs: dict[str, tuple[str, int]] = {}  # path -> (blob sha, size in bytes)
+        for record in listing.split(b"\0"):
+            meta, _, raw_path = record.partition(b"\t")
+            fields = meta.decode().split()
+            path = raw_path.decode(errors="replace")
+            if len(fields) == 4 and fields[1] == "blob" and is_workflow_path(path):
+                blobs[path] = (fields[2], int(fields[3]))
+        to_read, refused = select_workflow_files({p: size for p, (_, size) in blobs.items()})
+        files = {p: await git(repo.clone_url, "cat-file", "blob", blobs[p][0]) for p in to_read}
+        return WorkflowFiles(files=files, refused=refused)
+
+    async def changed_files(
+        self, repo: Repository, *, base_sha: str | None, head_sha: str, pr_number: int | None
+    ) -> list[str] | None:
+        """`git diff base...head` for a pull request, `git diff base head` for a push; renames
+        are listed as a deletion and an addition, which gives the same paths."""
+        if not base_sha or base_sha == ZERO_SHA:
+            return None
+        await _require_on_disk(repo)
+        if await self.resolve_ref(repo, base_sha) is None:
+            return None  # not in this repository (any more)
+        revs = [f"{base_sha}...{head_sha}"] if pr_number is not None else [base_sha, head_sha]
+        out = await git(
+            repo.clone_url, "diff", "--name-status", "-z", "--no-renames", "--end-of-options", *revs
+        )
+        # Records are "STATUS\0path\0"; with --no-renames each has exactly one path.
+        fields = out.split(b"\0")
+        paths = {p.decode(errors="replace") for p in fields[1::2] if p}
+        return limit_changed_paths(paths)
+
+    async def resolve_ref(self, repo: Repository, ref: str) -> str | None:
+        if not ref or ref.startswith("-") or "\0" in ref:
+            return None
+        await _require_on_disk(repo)
+        try:
+            out = await git(repo.clone_url, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        except PlanError:  # --quiet: no such commit, and nothing on stderr
+            return None
+        return out.decode().strip() or None
 
     async def post_status(self, repo: Repository, message: StatusMessage) -> None:
         async with self._sessions() as session, session.begin():
@@ -66,3 +122,22 @@ class GitLocalForge:
                 session, repository_id=repo.id, commit_sha=message.commit_sha
             )
         return any(r.context == message.context and r.state == message.state for r in rows)
+
+    async def upsert_comment(self, repo: Repository, message: CommentMessage) -> str:
+        """The pull request's one labci comment, kept in the database (shown on its page)."""
+        check_comment(message)
+        assert repo.id is not None
+        async with self._sessions() as session, session.begin():
+            row = await outbox_queries.save_pull_request_comment(
+                session, repository_id=repo.id, pr_number=message.pr_number, body=message.body
+            )
+        return str(row)
+
+    async def upsert_check_run(self, repo: Repository, message: CheckRunMessage) -> str:
+        """No check runs here: the commit statuses carry the same text."""
+        return ""
+
+
+async def _require_on_disk(repo: Repository) -> None:
+    if not await asyncio.to_thread(Path(repo.clone_url).exists):
+        raise ForgeUnavailable(f"repository {repo.clone_url} is not on disk")

@@ -59,12 +59,15 @@ def pull_request_event(repo: Path, head: str, base: str) -> dict[str, Any]:
     }
 
 
-def send_event(server_url: str, secret: str | None, event: dict[str, Any]) -> dict[str, Any]:
+def send_event(
+    server_url: str, secret: str | None, event: dict[str, Any], *, path: str = "/webhooks/git"
+) -> dict[str, Any]:
+    """POST a signed event (a local forge's push or pull request, or a manual run)."""
     if not secret:
         raise ConfigError("LABCI_WEBHOOK_SECRET is not set; it signs local events")
     body = json.dumps(event).encode()
     response = httpx.post(
-        server_url.rstrip("/") + "/webhooks/git",
+        server_url.rstrip("/") + path,
         content=body,
         headers={"content-type": "application/json", "x-hub-signature-256": sign(body, secret)},
         timeout=30,

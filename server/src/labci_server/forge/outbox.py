@@ -1,15 +1,22 @@
 """The outbox: every forge message is stored first, then delivered here.
 
-Guarantees: a message is posted at most once per (repository, commit, context, state)
+Two kinds of message: a commit status, and a pull request's comment (`commit_sha`
+"pr:<number>", context `COMMENT_CONTEXT`, state the hash of its body).
+
+Guarantees: a status is posted at most once per (repository, commit, context, state)
 — a retry first reads the forge back; messages for one commit and context go out in
 order (a `pending` never overtakes the terminal status after it, and an unsent `pending`
-is superseded once a terminal status exists); failures back off exponentially,
-honouring `retry-after`/`x-ratelimit-reset`; a rejected message is dead-lettered with
-its reason.
+is superseded once a terminal status exists, or takes the newer description of a later
+`pending`); a comment is upserted, and only its newest unsent version is sent. Failures
+back off exponentially, honouring `retry-after`/`x-ratelimit-reset`; a rate limit without
+either waits at least the policy's `rate_limit_wait_s`; a rejected message is
+dead-lettered with its reason. Mutations are paced per forge credential (`pacing`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -21,7 +28,8 @@ from ..db.models import OutboxMessage, Repository
 from ..db.queries import outbox as queries
 from ..db.queries.repositories import get_repository
 from ..errors import ForgeRejected, ForgeUnavailable
-from .base import Forge, StatusMessage
+from .base import CommentMessage, Forge, StatusMessage
+from .pacing import Pacer, credential_key
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +38,17 @@ CLAIM_S = 60.0
 TERMINAL = queries.TERMINAL_STATUS_STATES
 
 
+PR_COMMENT_MARKER = "<!-- labci:pr-comment -->"
+COMMENT_CONTEXT = "labci/comment"
+
+
 @dataclass(frozen=True)
 class OutboxPolicy:
     min_backoff_s: float = 2.0
     max_backoff_s: float = 300.0
     max_attempts: int = 12
+    # GitHub: a secondary rate limit without retry-after or x-ratelimit-* → wait ≥ 1 minute.
+    rate_limit_wait_s: float = 60.0
 
 
 def clip_description(text: str) -> str:
@@ -60,6 +74,12 @@ async def enqueue_status(
     )
     if state == "pending" and any(m.state in TERMINAL for m in earlier):
         return  # a late pending must never follow a terminal state
+    if state == "pending":
+        unsent = [m for m in earlier if m.state == "pending" and m.status == "pending"]
+        for message in unsent:  # never sent: it may as well say the newer thing
+            message.description = clip_description(description)
+            message.target_url = target_url
+            session.add(message)
     if state in TERMINAL:
         for message in earlier:
             if message.status == "pending" and message.state == "pending":
@@ -78,8 +98,49 @@ async def enqueue_status(
     )
 
 
-def backoff_s(attempts: int, policy: OutboxPolicy, hint_s: float | None) -> float:
+async def enqueue_comment(
+    session: AsyncSession, *, repository_id: int, pr_number: int, body: str
+) -> None:
+    """Store the pull request's comment as it should read now; part of the caller's
+    transaction. Older unsent versions are superseded; an unchanged body is not re-sent."""
+    commit_sha, state = f"pr:{pr_number}", hashlib.sha256(body.encode()).hexdigest()[:40]
+    earlier = await queries.messages_for_context(
+        session, repository_id=repository_id, commit_sha=commit_sha, context=COMMENT_CONTEXT
+    )
+    live = [m for m in earlier if m.status in ("pending", "sent")]
+    if live and live[-1].state == state:
+        return
+    for message in earlier:
+        if message.status == "pending":
+            message.status = "superseded"
+            session.add(message)
+    same = [m for m in earlier if m.state == state]
+    if same:  # back to an earlier version: send that row again
+        row = same[0]
+        row.status, row.attempts, row.next_attempt_at = "pending", 0, time.time()
+        row.claimed_until, row.last_error = None, None
+        session.add(row)
+        return
+    await queries.insert_message(
+        session,
+        {
+            "repository_id": repository_id,
+            "kind": "comment",
+            "commit_sha": commit_sha,
+            "context": COMMENT_CONTEXT,
+            "state": state,
+            "description": f"pull request #{pr_number} comment",
+            "body": body,
+        },
+    )
+
+
+def backoff_s(
+    attempts: int, policy: OutboxPolicy, hint_s: float | None, *, rate_limited: bool = False
+) -> float:
     computed = min(policy.max_backoff_s, policy.min_backoff_s * 2 ** max(0, attempts - 1))
+    if rate_limited and hint_s is None:
+        computed = max(computed, policy.rate_limit_wait_s)
     return max(computed, hint_s or 0.0)
 
 
@@ -87,6 +148,7 @@ async def deliver_due(
     sessions: async_sessionmaker[AsyncSession],
     forges: dict[str, Forge],
     policy: OutboxPolicy,
+    pacer: Pacer | None = None,
 ) -> int:
     """Deliver what is due; returns how many messages were sent."""
     now = time.time()
@@ -98,7 +160,7 @@ async def deliver_due(
         key = (message.repository_id, message.commit_sha, message.context)
         if key in blocked:
             continue
-        outcome = await _deliver_one(sessions, forges, policy, message)
+        outcome = await _deliver_one(sessions, forges, policy, message, pacer)
         if outcome == "sent":
             sent += 1
         elif outcome != "skipped-claimed":
@@ -111,39 +173,52 @@ async def _deliver_one(
     forges: dict[str, Forge],
     policy: OutboxPolicy,
     message: OutboxMessage,
+    pacer: Pacer | None,
 ) -> str:
     assert message.id is not None
-    now = time.time()
-    async with sessions() as session, session.begin():
-        if await queries.unsent_before(session, message):
-            return "waiting"
-        tries = await queries.claim_message(
-            session, message_id=message.id, now=now, until=now + CLAIM_S
-        )
-        if tries is None:
-            return "skipped-claimed"
+    async with sessions() as session:
         repo = await get_repository(session, message.repository_id)
     if repo is None:
         await _finish(sessions, message.id, status="dead", error="repository no longer exists")
         return "dead"
-    forge = forges[repo.provider]
+    pacing = pacer.slot(credential_key(repo)) if pacer else contextlib.nullcontext()
+    async with pacing:
+        now = time.time()
+        async with sessions() as session, session.begin():
+            if await queries.unsent_before(session, message):
+                return "waiting"
+            tries = await queries.claim_message(
+                session, message_id=message.id, now=now, until=now + CLAIM_S
+            )
+            if tries is None:
+                return "skipped-claimed"
+        try:
+            await _send(forges[repo.provider], repo, message, tries)
+        except ForgeRejected as exc:
+            log.warning("outbox: dead-lettering %s %s: %s", message.context, message.state, exc)
+            await _finish(sessions, message.id, status="dead", error=str(exc))
+            return "dead"
+        except ForgeUnavailable as exc:
+            return await _retry_later(sessions, policy, message.id, tries, repo, exc)
+    await _finish(sessions, message.id, status="sent")
+    return "sent"
+
+
+async def _send(forge: Forge, repo: Repository, message: OutboxMessage, tries: int) -> None:
+    if message.kind == "comment":
+        pr_number = int(message.commit_sha.removeprefix("pr:"))
+        # Idempotent by construction: the forge finds the marked comment before writing.
+        await forge.upsert_comment(
+            repo, CommentMessage(pr_number, PR_COMMENT_MARKER, message.body or "")
+        )
+        return
     status = StatusMessage(
         message.commit_sha, message.context, message.state, message.description, message.target_url
     )
-    try:
-        # An earlier try may have landed without us hearing back: read the forge first.
-        if tries > 1 and await forge.has_status(repo, status):
-            await _finish(sessions, message.id, status="sent")
-            return "sent"
-        await forge.post_status(repo, status)
-    except ForgeRejected as exc:
-        log.warning("outbox: dead-lettering %s %s: %s", message.context, message.state, exc)
-        await _finish(sessions, message.id, status="dead", error=str(exc))
-        return "dead"
-    except ForgeUnavailable as exc:
-        return await _retry_later(sessions, policy, message.id, tries, repo, exc)
-    await _finish(sessions, message.id, status="sent")
-    return "sent"
+    # An earlier try may have landed without us hearing back: read the forge first.
+    if tries > 1 and await forge.has_status(repo, status):
+        return
+    await forge.post_status(repo, status)
 
 
 async def _retry_later(
@@ -164,7 +239,8 @@ async def _retry_later(
             row.status = "dead"
             row.last_error = f"gave up after {attempts} attempts: {exc}"
         else:
-            row.next_attempt_at = time.time() + backoff_s(attempts, policy, exc.retry_after_s)
+            wait = backoff_s(attempts, policy, exc.retry_after_s, rate_limited=exc.rate_limited)
+            row.next_attempt_at = time.time() + wait
         session.add(row)
     log.info("outbox: message %s on %s will be retried (%s)", message_id, repo.full_name, exc)
     return "retry"

@@ -1,60 +1,54 @@
-"""Event + `.labci/*.yml` at the commit → Runs and Jobs, with `pending` statuses queued.
+"""Event + `.labci/*.yml` at the commit → Runs and Jobs, with their first statuses queued.
 
 Planning is idempotent: the event moves from `received` to `planned` in the same
 transaction that creates its runs, so a crash leaves it `received` for the reconciler.
+Each matrix instance of a job is a Job row: `waiting` while its `needs` are unfinished,
+`pending` when it can be scheduled, or already `skipped` when its `if:` is false.
+Contexts get a `pending` status now, and their final one once their jobs are decided.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import PurePosixPath
+import hashlib
+from dataclasses import dataclass, replace
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from labci_spec import SpecErrors, Workflow, load_workflow, workflow_matches
+from labci_spec import (
+    EventFacts,
+    ExpressionError,
+    JobInstance,
+    Progress,
+    Workflow,
+    github_context,
+    should_run,
+    workflow_matches,
+)
+from labci_spec import needs_changed_files as filters_need_changes
 
 from ..context import ServerContext
-from ..db.models import Event, Job, Run
-from ..db.queries.events import get_event, mark_event
+from ..db.models import Event, Job, Repository, Run
+from ..db.queries.events import get_event, mark_event, newer_head_of_pull_request
 from ..db.queries.repositories import get_repository
+from ..db.queries.runs import get_run, open_runs_of_pull_request
 from ..forge.outbox import enqueue_status
+from ..results.autobase import KIND as KIND_BASELINE
+from ..results.cancel import cancel_run
+from ..results.ingest import mark_terminal, settle_run
+from ..results.publish import rejudge_awaiting
+from .selection import (
+    BrokenFile,
+    PlannedWorkflow,
+    event_facts,
+    expand,
+    github_event_name,
+    load_workflows,
+)
+from .vanished import settle_vanished
 
 
-@dataclass(frozen=True)
-class BrokenFile:
-    path: str
-    errors: SpecErrors
-
-    @property
-    def context(self) -> str:
-        return f"labci/{PurePosixPath(self.path).stem}"
-
-    @property
-    def description(self) -> str:
-        first = self.errors.errors[0]
-        more = len(self.errors.errors) - 1
-        tail = f" (+{more} more)" if more else ""
-        return f"{first.path}:{first.line}: {first.message}{tail}"
-
-
-def select_workflows(
-    event: Event, files: dict[str, bytes]
-) -> tuple[list[Workflow], list[BrokenFile]]:
-    branch = event.base_branch if event.kind == "pull_request" else event.branch
-    chosen, broken = [], []
-    for path, text in sorted(files.items()):
-        try:
-            workflow = load_workflow(text, path)
-        except SpecErrors as exc:
-            broken.append(BrokenFile(path, exc))
-            continue
-        if workflow_matches(workflow, event.kind, branch or ""):
-            chosen.append(workflow)
-    return chosen, broken
-
-
-def job_context(workflow: Workflow, job_id: str) -> str:
-    return f"labci/{workflow.name}/{job_id}"
+def job_context(workflow_name: str, group: str) -> str:
+    return f"labci/{workflow_name}/{group}"
 
 
 async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
@@ -64,52 +58,169 @@ async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
         repo = await get_repository(session, event.repository_id) if event else None
     if event is None or repo is None or event.state != "received":
         return []
-    files = await sc.forges[repo.provider].read_workflow_files(repo, event.commit_sha)
-    workflows, broken = select_workflows(event, files)
+    if await _overtaken(sc, event):
+        async with sc.sessions() as session, session.begin():
+            await mark_event(session, event_id, from_state="received", to_state="planned")
+        return []
+    selection = await _select(sc, event, repo)
+    planned, broken = selection.planned, selection.broken
     async with sc.sessions() as session, session.begin():
         if not await mark_event(session, event_id, from_state="received", to_state="planned"):
             return []
-        run_ids = [await _create_run(sc, session, event, wf) for wf in workflows]
+        run_ids = [await _create_run(sc, session, event, plan) for plan in planned]
         for bad in broken:
             run_ids.append(await _record_broken(sc, session, event, bad))
+        await settle_vanished(
+            session,
+            event,
+            workflows=selection.workflows,
+            facts=selection.facts,
+            target_url=sc.run_url(run_ids[0]) if run_ids else None,
+        )
+        if event.kind == "pull_request" and event.pr_number is not None:
+            await _supersede(sc, session, event)
+        if event.kind == KIND_BASELINE:
+            # A base without the workflow or job ends the pull requests' wait at once.
+            await rejudge_awaiting(session, repository_id=event.repository_id, sha=event.commit_sha)
     return run_ids
 
 
-async def _create_run(sc: ServerContext, session: AsyncSession, event: Event, wf: Workflow) -> int:
-    run = _new_run(event, wf.path, wf.name)
-    session.add(run)
-    await session.flush()
-    for job_key, declared in wf.jobs.items():
-        # Workflow-level env sits below the job's own env, as in GitHub Actions.
-        spec = declared.model_copy(update={"env": {**wf.env, **declared.env}})
-        job = Job(
-            run_id=run.id or 0,
-            job_key=job_key,
-            context=job_context(wf, job_key),
-            spec=spec.model_dump(mode="json"),
-            runs_on=list(spec.runs_on),
-            timeout_s=spec.timeout_s,
-        )
-        session.add(job)
-        await enqueue_status(
+async def _overtaken(sc: ServerContext, event: Event) -> bool:
+    """A pull request event whose head a later event already replaced runs nothing."""
+    if event.kind != "pull_request" or event.pr_number is None:
+        return False
+    async with sc.sessions() as session:
+        newer = await newer_head_of_pull_request(
             session,
             repository_id=event.repository_id,
-            commit_sha=event.commit_sha,
-            context=job.context,
-            state="pending",
-            description="queued",
-            target_url=sc.run_url(run.id),
+            pr_number=event.pr_number,
+            event_id=event.id or 0,
+            sha=event.commit_sha,
         )
+    return newer is not None
+
+
+async def _supersede(sc: ServerContext, session: AsyncSession, event: Event) -> None:
+    """A pull request's new head makes the unfinished runs of its earlier heads moot."""
+    older = await open_runs_of_pull_request(
+        session,
+        repository_id=event.repository_id,
+        pr_number=event.pr_number or 0,
+        other_than_sha=event.commit_sha,
+        before_event_id=event.id or 0,
+    )
+    for run in older:
+        locked = await get_run(session, run.id or 0, for_update=True)
+        if locked is not None and locked.state != "finished":
+            reason = f"superseded by {event.commit_sha[:7]}"
+            await cancel_run(session, locked, reason=reason, run_url=sc.run_url(locked.id))
+
+
+@dataclass(frozen=True)
+class _Selection:
+    planned: list[PlannedWorkflow]
+    broken: list[BrokenFile]
+    workflows: dict[str, Workflow]  # every workflow that loaded, by path
+    facts: EventFacts
+
+
+async def _select(sc: ServerContext, event: Event, repo: Repository) -> _Selection:
+    forge = sc.forges[repo.provider]
+    listing = await forge.read_workflow_files(repo, event.commit_sha)
+    only = event.workflow_path if event.kind in ("workflow_dispatch", "baseline") else None
+    workflows, broken = load_workflows(listing, only=only)
+    changed = None
+    if any(filters_need_changes(wf, event.kind) for wf in workflows):
+        changed = await forge.changed_files(
+            repo, base_sha=event.base_sha, head_sha=event.commit_sha, pr_number=event.pr_number
+        )
+    facts = event_facts(event, changed)
+    planned: list[PlannedWorkflow] = []
+    for workflow in workflows:
+        # A baseline measures what a pull request is compared with, whatever `on:` says.
+        if event.kind != "baseline" and not workflow_matches(workflow, facts):
+            continue
+        result = expand(workflow, event)
+        if isinstance(result, BrokenFile):
+            broken.append(result)
+        elif result.instances or event.kind != "baseline":
+            digest = hashlib.sha256(listing.files[workflow.path]).hexdigest()
+            planned.append(replace(result, sha256=digest))
+    return _Selection(planned, broken, {wf.path: wf for wf in workflows}, facts)
+
+
+async def _create_run(
+    sc: ServerContext, session: AsyncSession, event: Event, plan: PlannedWorkflow
+) -> int:
+    run = _new_run(event, plan.workflow.path, plan.workflow.name or "")
+    run.workflow_sha256 = plan.sha256
+    session.add(run)
+    await session.flush()
+    github = github_context(
+        event=github_event_name(event.kind),
+        branch=event.branch,
+        base_branch=event.base_branch,
+        sha=event.commit_sha,
+        pr_number=event.pr_number,
+    )
+    rows = [_new_job(run, plan, instance, github) for instance in plan.instances]
+    session.add_all(rows)
+    await session.flush()
+    run_url = sc.run_url(run.id)
+    for context in dict.fromkeys(row.context for row in rows):
+        members = [row for row in rows if row.context == context]
+        waiting = [row for row in members if row.state == "waiting"]
+        if waiting or any(row.state == "pending" for row in members):
+            needs = (
+                ", ".join(JobInstance.model_validate(waiting[0].spec).job.needs) if waiting else ""
+            )
+            await enqueue_status(
+                session,
+                repository_id=event.repository_id,
+                commit_sha=event.commit_sha,
+                context=context,
+                state="pending",
+                description=f"waiting for {needs}" if waiting else "queued",
+                target_url=run_url,
+            )
+    await settle_run(session, run, [row for row in rows if row.finished_at], run_url=run_url)
     return run.id or 0
+
+
+def _new_job(run: Run, plan: PlannedWorkflow, instance: JobInstance, github: dict[str, str]) -> Job:
+    job = Job(
+        run_id=run.id or 0,
+        job_key=instance.key,
+        workflow_job=instance.job_id,
+        context=job_context(plan.workflow.name or "", instance.group),
+        spec=instance.model_dump(mode="json", by_alias=True),
+        runs_on=list(instance.job.runs_on),
+        timeout_s=instance.job.timeout_s,
+    )
+    if instance.job.needs:
+        job.state = "waiting"
+        return job
+    try:
+        runs = should_run(
+            instance.job.if_, contexts={**instance.contexts, "github": github}, progress=Progress()
+        )
+    except ExpressionError as exc:
+        mark_terminal(job, "error", f"`if` cannot be evaluated: {exc.message}")
+        return job
+    if not runs:
+        mark_terminal(job, "skipped", "`if` condition is false")
+    return job
 
 
 async def _record_broken(
     sc: ServerContext, session: AsyncSession, event: Event, bad: BrokenFile
 ) -> int:
     run = _new_run(event, bad.path, bad.context.removeprefix("labci/"))
-    run.state, run.conclusion, run.error = "finished", "error", str(bad.errors)
+    run.state, run.conclusion, run.error = "finished", "error", bad.text
     session.add(run)
     await session.flush()
+    if event.kind == KIND_BASELINE:
+        return run.id or 0  # measured for a pull request: the base's author is not told
     await enqueue_status(
         session,
         repository_id=event.repository_id,

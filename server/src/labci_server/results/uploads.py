@@ -6,6 +6,7 @@ back gets 409 (Conflict), so stored results only ever come from the current atte
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
@@ -13,10 +14,13 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
-from ..db.models import TERMINAL_JOB_STATES, Job
+from ..db.models import TERMINAL_JOB_STATES, Job, Runner
 from ..db.queries import jobs as job_queries
+from ..db.queries.runs import get_run
 from ..errors import BadRequest, Conflict, NotFound, Unauthorized
 from ..queue import kick_outbox, kick_scheduler
+from ..scheduling.reconciler import plan_new_events
+from ..scheduling.retry import retry_or_fail
 from ..tokens import hash_token
 from .ingest import finish_job
 
@@ -26,12 +30,20 @@ MAX_LINES_PER_BATCH = 5000
 
 
 async def authorize_attempt(
-    session: AsyncSession, *, job_id: int, attempt: int, token: str | None
+    session: AsyncSession,
+    *,
+    job_id: int,
+    attempt: int,
+    token: str | None,
+    cancelled_ok: bool = False,
 ) -> Job:
+    """The job, if `token` is its current attempt's; `cancelled_ok` lets a cancelled attempt
+    still deliver what it wrote while being stopped (its logs and steps)."""
     job = await job_queries.get_job(session, job_id, for_update=True)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
-    if job.attempt != attempt or job.state in TERMINAL_JOB_STATES:
+    still_stopping = cancelled_ok and job.state == "cancelled"
+    if job.attempt != attempt or (job.state in TERMINAL_JOB_STATES and not still_stopping):
         raise Conflict(f"job {job_id} attempt {attempt} is stale")
     if not token or job.job_token_hash != hash_token(token):
         raise Unauthorized("job token does not match this job and attempt")
@@ -64,7 +76,9 @@ async def add_logs(
         for line in lines
     ]
     async with sc.sessions() as session, session.begin():
-        await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
+        await authorize_attempt(
+            session, job_id=job_id, attempt=attempt, token=token, cancelled_ok=True
+        )
         await job_queries.add_log_lines(session, job_id=job_id, attempt=attempt, lines=clean)
 
 
@@ -78,8 +92,10 @@ async def update_step(
     values: dict[str, Any],
 ) -> None:
     async with sc.sessions() as session, session.begin():
-        job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
-        steps = job.spec.get("steps", [])
+        job = await authorize_attempt(
+            session, job_id=job_id, attempt=attempt, token=token, cancelled_ok=True
+        )
+        steps = job.spec.get("job", {}).get("steps", [])
         if not 0 <= index < len(steps):
             raise BadRequest(f"job {job_id} has no step {index}")
         name = steps[index].get("name") or steps[index].get("run", "").split("\n")[0][:60]
@@ -98,6 +114,7 @@ async def complete_job(
     reason: str | None,
     metrics: dict[str, float] | None,
     metrics_error: str | None,
+    record: dict[str, Any] | None = None,
 ) -> None:
     if outcome not in OUTCOMES:
         raise BadRequest(f"outcome must be one of {', '.join(OUTCOMES)}")
@@ -108,10 +125,25 @@ async def complete_job(
     if metrics_error and outcome == "success":
         outcome, reason = "error", metrics_error
     async with sc.sessions() as session, session.begin():
+        peek = await job_queries.get_job(session, job_id)
+        if peek is None:
+            raise NotFound(f"job {job_id} does not exist")
+        run = await get_run(session, peek.run_id, for_update=True)  # lock order: run, job
         job = await job_queries.get_job(session, job_id, for_update=True)
         if job is not None and job.attempt == attempt and job.state in TERMINAL_JOB_STATES:
-            return  # a repeated completion of this attempt is a no-op
+            if job.job_token_hash is not None and token and job.job_token_hash == hash_token(token):
+                job.job_token_hash = None  # a cancelled attempt has reported: its token ends
+                session.add(job)
+            return  # a repeated completion of this attempt, or of a cancelled one: no-op
         job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
+        runner = await session.get(Runner, job.runner_id) if job.runner_id else None
+        job.record = {
+            **_bounded_record(record or {}),
+            # What the server knows better than the runner: which file and labels ran it.
+            "workflow": run.workflow_path if run else None,
+            "workflow_sha256": run.workflow_sha256 if run else None,
+            "runner_labels": list(runner.labels) if runner else [],
+        }
         await finish_job(
             session,
             job,
@@ -119,6 +151,39 @@ async def complete_job(
             reason=reason,
             metrics=metrics,
             run_url=sc.run_url(job.run_id),
+        )
+    await kick_outbox(sc.redis)
+    await kick_scheduler(sc.redis)
+    await plan_new_events(sc)  # a verdict may have asked for its baseline to be measured
+
+
+MAX_RECORD_CHARS = 16 * 1024
+
+
+def _bounded_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A runner's record as sent, unless it is unreasonably large (then a note says so)."""
+    if len(json.dumps(record, default=str)) > MAX_RECORD_CHARS:
+        return {"note": f"the runner sent a record over {MAX_RECORD_CHARS} characters"}
+    return record
+
+
+async def release_job(
+    sc: ServerContext, *, job_id: int, attempt: int, token: str | None, reason: str
+) -> None:
+    """The runner could not start this attempt (an assigned GPU is not fit): it goes back to
+    the scheduler as a new attempt, or fails once the attempts are used up."""
+    async with sc.sessions() as session, session.begin():
+        peek = await job_queries.get_job(session, job_id)
+        if peek is None:
+            raise NotFound(f"job {job_id} does not exist")
+        await get_run(session, peek.run_id, for_update=True)
+        job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
+        await retry_or_fail(
+            sc,
+            session,
+            job,
+            retry_reason=f"not started: {reason}",
+            fail_reason=f"could not start: {reason}",
         )
     await kick_outbox(sc.redis)
     await kick_scheduler(sc.redis)

@@ -7,6 +7,7 @@ from typing import Any
 from ..context import ServerContext
 from ..db.queries import jobs as job_queries
 from ..db.queries import outbox as outbox_queries
+from ..db.queries.artifacts import artifacts_of_jobs
 from ..db.queries.events import get_event
 from ..db.queries.repositories import get_repository
 from ..db.queries.runs import (
@@ -54,6 +55,7 @@ async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
         event = await get_event(session, run.event_id)
         jobs = await jobs_of_run(session, run_id)
         metrics = await metrics_of_jobs(session, [j.id or 0 for j in jobs])
+        kept = await artifacts_of_jobs(session, {j.id or 0: j.attempt for j in jobs})
         statuses = await outbox_queries.commit_statuses(
             session, repository_id=run.repository_id, commit_sha=run.commit_sha
         )
@@ -71,6 +73,13 @@ async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
                     "logs": [line.model_dump() for line in logs[:MAX_LOG_LINES_SHOWN]],
                     "logs_truncated": len(logs) > MAX_LOG_LINES_SHOWN,
                     "metrics": metrics.get(job.id or 0, {}),
+                    "artifacts": [
+                        {
+                            **a.model_dump(include={"path", "size_bytes", "sha256"}),
+                            "url": f"/api/v1/jobs/{job.id}/artifacts/{a.path}",
+                        }
+                        for a in kept.get(job.id or 0, [])
+                    ],
                 }
             )
     return {

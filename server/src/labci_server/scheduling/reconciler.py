@@ -1,6 +1,7 @@
 """Periodic repair: SQL is the truth, Redis only carries dispatch.
 
-Each pass: re-enqueue planning for events stuck in `received`; re-enqueue `queued` jobs
+Each pass: re-enqueue planning for events stuck in `received`; judge again verdicts that
+wait for a baseline measurement which has ended; re-enqueue `queued` jobs
 that Redis lost (flush, restart without persistence); return unstarted jobs of runners
 that went silent to `pending`; retry or fail `running` jobs whose lease expired; then
 schedule whatever is pending.
@@ -18,8 +19,10 @@ from ..db.models import Job
 from ..db.queries import jobs as job_queries
 from ..db.queries.events import unplanned_events
 from ..db.queries.runners import online_runners
-from ..queue import enqueue_plan, enqueue_run_job, run_job_known
-from ..results.ingest import finish_job
+from ..db.queries.runs import get_run
+from ..queue import enqueue_plan, enqueue_run_job, kick_outbox, run_job_known
+from ..results.publish import rejudge_awaiting
+from .retry import back_to_pending, retry_or_fail
 from .scheduler import schedule_jobs
 
 log = logging.getLogger(__name__)
@@ -32,17 +35,32 @@ SETTLE_S = 2.0
 async def reconcile(sc: ServerContext) -> None:
     now = time.time()
     await replan_stuck_events(sc, now)
+    await rejudge_waiting_verdicts(sc, now)
     await requeue_lost_jobs(sc, now)
     await release_jobs_of_silent_runners(sc, now)
     await reap_expired_leases(sc, now)
     await schedule_jobs(sc)
 
 
-async def replan_stuck_events(sc: ServerContext, now: float) -> None:
+async def replan_stuck_events(sc: ServerContext, now: float, *, grace_s: float = SETTLE_S) -> None:
     async with sc.sessions() as session:
-        events = await unplanned_events(session, received_before=now - SETTLE_S)
+        events = await unplanned_events(session, received_before=now - grace_s)
     for event in events:
         await enqueue_plan(sc.redis, event.id or 0)
+
+
+async def plan_new_events(sc: ServerContext) -> None:
+    """Plan events stored by other work (a baseline a verdict asked for) right away."""
+    await replan_stuck_events(sc, time.time(), grace_s=0.0)
+
+
+async def rejudge_waiting_verdicts(sc: ServerContext, now: float) -> None:
+    """Verdicts waiting for a baseline whose measurement ended unseen (its plan failed, a
+    race with the base's own completion) are judged again."""
+    async with sc.sessions() as session, session.begin():
+        ended = await rejudge_awaiting(session, updated_before=now - SETTLE_S)
+    if ended:
+        await kick_outbox(sc.redis)
 
 
 async def requeue_lost_jobs(sc: ServerContext, now: float) -> None:
@@ -72,38 +90,37 @@ async def release_jobs_of_silent_runners(sc: ServerContext, now: float) -> None:
                     job.runner_id,
                     job.id,
                 )
-                _back_to_pending(session, job, reason="runner went silent before starting the job")
+                back_to_pending(session, job, reason="runner went silent before starting the job")
 
 
 async def reap_expired_leases(sc: ServerContext, now: float) -> None:
-    async with sc.sessions() as session, session.begin():
-        for job in await job_queries.expired_leases(session, now=now):
-            if job.attempt < sc.settings.max_attempts:
-                log.warning(
-                    "reaper: job %s lost its runner; retrying as attempt %s",
-                    job.id,
-                    job.attempt + 1,
-                )
-                _back_to_pending(session, job, reason=f"runner lost during attempt {job.attempt}")
-            else:
-                await finish_job(
-                    session,
-                    job,
-                    outcome="error",
-                    reason=f"runner lost ({job.attempt} attempts)",
-                    metrics=None,
-                    run_url=sc.run_url(job.run_id),
-                )
+    async with sc.sessions() as session:
+        expired = await job_queries.expired_leases(session, now=now)
+    for candidate in expired:
+        async with sc.sessions() as session, session.begin():
+            # Lock order: run, then job (as in completions); re-check under the lock.
+            await get_run(session, candidate.run_id, for_update=True)
+            job = await job_queries.get_job(session, candidate.id or 0, for_update=True)
+            if job is not None and _lease_expired(job, now):
+                await _reap(sc, session, job)
 
 
-def _back_to_pending(session: AsyncSession, job: Job, *, reason: str) -> None:
-    """A new attempt number fences off the old one: its uploads get 409 from now on."""
-    job.attempt += 1
-    job.state = "pending"
-    job.runner_id = None
-    job.job_token_hash = None
-    job.lease_expires_at = None
-    job.queued_at = None
-    job.started_at = None
-    job.reason = reason
-    session.add(job)
+def _lease_expired(job: Job, now: float) -> bool:
+    return (
+        job.state in ("queued", "running")
+        and job.lease_expires_at is not None
+        and job.lease_expires_at < now
+    )
+
+
+async def _reap(sc: ServerContext, session: AsyncSession, job: Job) -> None:
+    lost_attempt = job.attempt
+    retried = await retry_or_fail(
+        sc,
+        session,
+        job,
+        retry_reason=f"runner lost during attempt {lost_attempt}",
+        fail_reason="runner lost",
+    )
+    if retried:
+        log.warning("reaper: job %s lost its runner; retrying as attempt %s", job.id, job.attempt)

@@ -66,6 +66,8 @@ async def heartbeat(
     running: list[tuple[int, int]],
     slots: int,
     labels: list[str],
+    capabilities: dict[str, bool] | None = None,
+    gpus: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     now = time.time()
     cancel = []
@@ -74,9 +76,17 @@ async def heartbeat(
         runner.last_heartbeat_at = now
         runner.slots = max(1, slots)
         runner.labels = labels or runner.labels
+        if capabilities is not None:
+            runner.capabilities = capabilities
+        if gpus is not None:
+            runner.gpus = gpus
         session.add(runner)
-        for job_id, attempt in sorted(running):  # one lock order everywhere: by job id
-            job = await job_queries.get_job(session, job_id, for_update=True)
+        for job_id, attempt in sorted(running):
+            # Never wait for a job's lock here: a completion holding it (run, then job,
+            # then fail-fast siblings) may be waiting for a row this heartbeat holds.
+            job = await job_queries.get_job(session, job_id, for_update=True, skip_locked=True)
+            if job is None and await job_queries.get_job(session, job_id) is not None:
+                continue  # being finished right now; the next heartbeat sees the outcome
             if (
                 job is None
                 or job.runner_id != runner.id
@@ -120,7 +130,6 @@ async def _job_payload(session: AsyncSession, job: Job) -> dict[str, Any]:
     if run is None or event is None or repo is None:
         raise NotFound(f"job {job.id} has no run")
     env = {
-        **job.env,
         "LABCI_JOB_ID": str(job.id),
         "LABCI_ATTEMPT": str(job.attempt),
         "LABCI_RUN_ID": str(run.id),
@@ -144,4 +153,5 @@ async def _job_payload(session: AsyncSession, job: Job) -> dict[str, Any]:
         "job": job.spec,
         "env": env,
         "timeout_s": job.timeout_s,
+        "gpu_ids": list(job.gpu_ids or []),
     }

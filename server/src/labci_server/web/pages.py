@@ -6,6 +6,7 @@ through `html.escape`.
 
 from __future__ import annotations
 
+import json
 import time
 from html import escape
 from typing import Any
@@ -21,7 +22,7 @@ router = APIRouter()
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
-.success{color:#1a7f37}.failure,.error,.timed_out,.cancelled{color:#cf222e}.pending,.queued,.running{color:#9a6700}
+.success{color:#1a7f37}.failure,.error,.timed_out,.cancelled,.blocked{color:#cf222e}.pending,.queued,.running,.waiting{color:#9a6700}.skipped{color:#57606a}
 pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;max-height:30rem}.stderr{color:#cf222e}
 """
 
@@ -105,5 +106,36 @@ def _job_section(row: dict[str, Any]) -> str:
         f"finished {when(job['finished_at'])}{' · ' + escape(job['reason']) if job['reason'] else ''}</p>"
         f"<h3>Metrics</h3><table>{metrics or '<tr><td>none</td></tr>'}</table>"
         f"<h3>Steps</h3><table><tr><th>#</th><th>name</th><th>status</th><th>exit</th></tr>{steps}</table>"
+        f"{_artifact_list(row.get('artifacts') or [])}"
+        f"{_record_table(job.get('record'))}"
         f"<h3>Log</h3><pre>{logs}</pre>"
     )
+
+
+def _artifact_list(artifacts: list[dict[str, Any]]) -> str:
+    if not artifacts:
+        return ""
+    items = "".join(
+        f"<li><a href='{escape(a['url'])}'>{escape(a['path'])}</a> ({a['size_bytes']} bytes)</li>"
+        for a in artifacts
+    )
+    return f"<h3>Artifacts</h3><ul>{items}</ul>"
+
+
+def _record_table(record: dict[str, Any] | None) -> str:
+    """How the number was made (image digest, host, GPUs, limits), for a reader to trust it."""
+    if not record:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(str(key))}</td><td>{escape(_shown(value))}</td></tr>"
+        for key, value in record.items()
+    )
+    return f"<h3>Record</h3><table>{rows}</table>"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and value > 1e9:
+        return when(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return "" if value is None else str(value)

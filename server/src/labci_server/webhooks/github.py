@@ -16,7 +16,7 @@ from gidgethub.sansio import Event as GitHubEvent
 
 from ..errors import BadRequest, Unauthorized
 
-PR_ACTIONS = ("opened", "synchronize", "reopened")
+PR_ACTIONS = ("opened", "synchronize", "reopened", "ready_for_review")
 NULL_SHA = "0" * 40
 SIGNATURE_HEADER = "x-hub-signature-256"
 
@@ -38,6 +38,13 @@ class NewEvent:
     pr_number: int | None = None
     # Code from a fork is untrusted: such events wait for approval before anything runs.
     needs_approval: bool = False
+    # A manual run names its workflow file and carries its typed inputs.
+    workflow_path: str | None = None
+    inputs: dict[str, Any] | None = None
+    # What GitHub says of the repository: private ones need a token to show badges; an
+    # App installation is whose token labci writes with. None: unknown, keep what is stored.
+    private: bool | None = None
+    installation_id: int | None = None
 
 
 def verify_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> GitHubEvent:
@@ -77,6 +84,17 @@ def _repo(data: dict[str, Any]) -> tuple[str, str]:
     return str(repo["full_name"]), str(repo["clone_url"])
 
 
+def _facts(data: dict[str, Any]) -> dict[str, Any]:
+    installation = data.get("installation")
+    found = installation.get("id") if isinstance(installation, dict) else None
+    return {
+        "private": bool(data["repository"].get("private")),
+        "installation_id": found
+        if isinstance(found, int) and not isinstance(found, bool)
+        else None,
+    }
+
+
 def _push(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
     ref = str(data["ref"])
     if not ref.startswith("refs/heads/"):
@@ -95,6 +113,7 @@ def _push(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
         commit_sha=after,
         branch=ref.removeprefix("refs/heads/"),
         base_sha=str(data.get("before") or "") or None,
+        **_facts(data),
     )
 
 
@@ -120,6 +139,7 @@ def _pull_request(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
         base_sha=str(pr["base"]["sha"]),
         pr_number=_number(data.get("number") or pr["number"]),
         needs_approval=from_fork,
+        **_facts(data),
     )
 
 

@@ -21,7 +21,12 @@ async def store_event(sc: ServerContext, new: NewEvent) -> int | None:
     """
     async with sc.sessions() as session, session.begin():
         repo = await ensure_repository(
-            session, provider=new.provider, full_name=new.repo_full_name, clone_url=new.clone_url
+            session,
+            provider=new.provider,
+            full_name=new.repo_full_name,
+            clone_url=new.clone_url,
+            private=new.private,
+            installation_id=new.installation_id,
         )
         pr_number = new.pr_number
         if new.kind == "pull_request" and pr_number is None:
@@ -44,6 +49,8 @@ async def store_event(sc: ServerContext, new: NewEvent) -> int | None:
                 "base_branch": new.base_branch,
                 "base_sha": new.base_sha,
                 "pr_number": pr_number,
+                "workflow_path": new.workflow_path,
+                "inputs": new.inputs,
                 "state": "awaiting_approval" if new.needs_approval else "received",
             },
         )

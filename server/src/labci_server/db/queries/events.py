@@ -19,6 +19,10 @@ async def get_event(session: AsyncSession, event_id: int) -> Event | None:
     return await session.get(Event, event_id)
 
 
+async def event_by_delivery(session: AsyncSession, delivery_id: str) -> Event | None:
+    return (await session.exec(select(Event).where(Event.delivery_id == delivery_id))).first()
+
+
 async def unplanned_events(session: AsyncSession, *, received_before: float) -> list[Event]:
     stmt = select(Event).where(Event.state == "received", Event.received_at < received_before)
     return list((await session.exec(stmt.order_by(col(Event.id)))).all())
@@ -59,3 +63,17 @@ async def mark_event(
     )
     result = await session.exec(stmt)  # type: ignore[call-overload]
     return bool(result.rowcount == 1)
+
+
+async def newer_head_of_pull_request(
+    session: AsyncSession, *, repository_id: int, pr_number: int, event_id: int, sha: str
+) -> Event | None:
+    """A later event of the same pull request at another commit, if one was received."""
+    stmt = select(Event).where(
+        Event.repository_id == repository_id,
+        Event.kind == "pull_request",
+        Event.pr_number == pr_number,
+        col(Event.id) > event_id,
+        Event.commit_sha != sha,
+    )
+    return (await session.exec(stmt.order_by(col(Event.id).desc()))).first()

@@ -9,15 +9,18 @@ from ..models import Job, LogLine, Metric, Step
 from ._insert import insert_ignore
 
 
-async def get_job(session: AsyncSession, job_id: int, *, for_update: bool = False) -> Job | None:
+async def get_job(
+    session: AsyncSession, job_id: int, *, for_update: bool = False, skip_locked: bool = False
+) -> Job | None:
     """A job; `for_update` locks its row until the transaction ends (PostgreSQL), so that
-    a completion, a heartbeat and the reaper never overwrite each other's decisions."""
+    a completion, a heartbeat and the reaper never overwrite each other's decisions.
+    With `skip_locked`, a row another transaction holds is not waited for: None."""
     if not for_update:
         return await session.get(Job, job_id)
     stmt = (
         select(Job)
         .where(Job.id == job_id)
-        .with_for_update()
+        .with_for_update(skip_locked=skip_locked)
         .execution_options(populate_existing=True)
     )
     return (await session.exec(stmt)).first()
@@ -46,14 +49,42 @@ async def busy_slots_by_runner(session: AsyncSession) -> dict[int, int]:
     return {runner_id: count for runner_id, count in (await session.exec(stmt)).all()}
 
 
+async def active_jobs_by_group(
+    session: AsyncSession, run_ids: set[int]
+) -> dict[tuple[int, str], int]:
+    """Queued or running jobs per (run, workflow job): what max-parallel counts."""
+    if not run_ids:
+        return {}
+    stmt = (
+        select(Job.run_id, Job.workflow_job, func.count())
+        .where(col(Job.state).in_(["queued", "running"]), col(Job.run_id).in_(run_ids))
+        .group_by(col(Job.run_id), col(Job.workflow_job))
+    )
+    return {(run_id, name): count for run_id, name, count in (await session.exec(stmt)).all()}
+
+
+async def active_jobs(session: AsyncSession, *, runner_id: int | None = None) -> list[Job]:
+    """Queued and running jobs (of one runner, if given): what holds slots and GPUs."""
+    stmt = select(Job).where(col(Job.state).in_(["queued", "running"]))
+    if runner_id is not None:
+        stmt = stmt.where(col(Job.runner_id) == runner_id)
+    return list((await session.exec(stmt)).all())
+
+
 async def claim_job_for_runner(
-    session: AsyncSession, *, job_id: int, attempt: int, runner_id: int, now: float
+    session: AsyncSession,
+    *,
+    job_id: int,
+    attempt: int,
+    runner_id: int,
+    now: float,
+    gpu_ids: list[str] | None = None,
 ) -> bool:
     """Move a pending job to `queued` on a runner; False if someone else got there first."""
     stmt = (
         update(Job)
         .where(col(Job.id) == job_id, col(Job.state) == "pending", col(Job.attempt) == attempt)
-        .values(state="queued", runner_id=runner_id, queued_at=now)
+        .values(state="queued", runner_id=runner_id, queued_at=now, gpu_ids=gpu_ids or [])
     )
     result = await session.exec(stmt)  # type: ignore[call-overload]
     return bool(result.rowcount == 1)
@@ -127,7 +158,8 @@ async def job_metrics(session: AsyncSession, job_id: int) -> dict[str, float]:
 
 
 async def expired_leases(session: AsyncSession, *, now: float) -> list[Job]:
-    """Jobs a runner took (fetched or started) whose lease ran out; rows locked."""
+    """Jobs a runner took (fetched or started) whose lease ran out (not locked: the reaper
+    locks each job's run, then the job, and checks again)."""
     stmt = (
         select(Job)
         .where(
@@ -136,8 +168,6 @@ async def expired_leases(session: AsyncSession, *, now: float) -> list[Job]:
             col(Job.lease_expires_at) < now,
         )
         .order_by(col(Job.id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
     )
     return list((await session.exec(stmt)).all())
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlmodel import col, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..models import CommitStatus, OutboxMessage
+from ..models import CommitStatus, OutboxMessage, PullRequestComment
 from ._insert import insert_ignore
 
 TERMINAL_STATUS_STATES = ("success", "failure", "error")
@@ -115,3 +116,33 @@ async def messages_for_commit(
         .order_by(col(OutboxMessage.id))
     )
     return list((await session.exec(stmt)).all())
+
+
+async def save_pull_request_comment(
+    session: AsyncSession, *, repository_id: int, pr_number: int, body: str
+) -> int:
+    """Create or rewrite the local forge's comment of a pull request; returns its id."""
+    values = {"repository_id": repository_id, "pr_number": pr_number, "body": body}
+    new_id = await insert_ignore(
+        session, PullRequestComment, values, unique=["repository_id", "pr_number"]
+    )
+    if new_id is not None:
+        return new_id
+    stmt = select(PullRequestComment).where(
+        PullRequestComment.repository_id == repository_id,
+        PullRequestComment.pr_number == pr_number,
+    )
+    row = (await session.exec(stmt)).one()
+    row.body, row.updated_at = body, time.time()
+    session.add(row)
+    return row.id or 0
+
+
+async def pull_request_comment(
+    session: AsyncSession, *, repository_id: int, pr_number: int
+) -> PullRequestComment | None:
+    stmt = select(PullRequestComment).where(
+        PullRequestComment.repository_id == repository_id,
+        PullRequestComment.pr_number == pr_number,
+    )
+    return (await session.exec(stmt)).first()

@@ -8,8 +8,15 @@ from ._insert import insert_ignore
 
 
 async def ensure_repository(
-    session: AsyncSession, *, provider: str, full_name: str, clone_url: str
+    session: AsyncSession,
+    *,
+    provider: str,
+    full_name: str,
+    clone_url: str,
+    private: bool | None = None,
+    installation_id: int | None = None,
 ) -> Repository:
+    """The repository's row, created on first sight; what the forge says now is kept."""
     await insert_ignore(
         session,
         Repository,
@@ -23,9 +30,11 @@ async def ensure_repository(
             )
         )
     ).one()
-    if repo.clone_url != clone_url:
-        repo.clone_url = clone_url
-        session.add(repo)
+    changes = {"clone_url": clone_url, "private": private, "installation_id": installation_id}
+    for name, value in changes.items():
+        if value is not None and getattr(repo, name) != value:
+            setattr(repo, name, value)
+            session.add(repo)
     return repo
 
 

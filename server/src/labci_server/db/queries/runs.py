@@ -27,6 +27,11 @@ async def jobs_of_run(session: AsyncSession, run_id: int) -> list[Job]:
     return list((await session.exec(stmt)).all())
 
 
+async def jobs_of_context(session: AsyncSession, run_id: int, context: str) -> list[Job]:
+    stmt = select(Job).where(Job.run_id == run_id, Job.context == context).order_by(col(Job.id))
+    return list((await session.exec(stmt)).all())
+
+
 async def metrics_of_jobs(session: AsyncSession, job_ids: list[int]) -> dict[int, dict[str, float]]:
     if not job_ids:
         return {}
@@ -43,4 +48,29 @@ async def metrics_of_jobs(session: AsyncSession, job_ids: list[int]) -> dict[int
 
 async def runs_for_commit(session: AsyncSession, commit_sha: str) -> list[Run]:
     stmt = select(Run).where(Run.commit_sha == commit_sha).order_by(col(Run.id))
+    return list((await session.exec(stmt)).all())
+
+
+async def open_runs_of_pull_request(
+    session: AsyncSession,
+    *,
+    repository_id: int,
+    pr_number: int,
+    other_than_sha: str,
+    before_event_id: int,
+) -> list[Run]:
+    """Unfinished runs of a pull request at other commits, planned for earlier events
+    (what a new head supersedes; a late delivery of an old head never cancels a newer)."""
+    stmt = (
+        select(Run)
+        .where(
+            Run.repository_id == repository_id,
+            Run.pr_number == pr_number,
+            Run.trigger == "pull_request",
+            Run.commit_sha != other_than_sha,
+            Run.state != "finished",
+            col(Run.event_id) < before_event_id,
+        )
+        .order_by(col(Run.id))
+    )
     return list((await session.exec(stmt)).all())

@@ -1,0 +1,44 @@
+"""Stopping runs: by an operator (`labci cancel`), or superseded by a pull request's new head.
+
+Every unfinished job of the run becomes `cancelled` at once, with the reason, and the run
+is settled in one go, so dependents read "cancelled" too rather than "blocked". A job a
+runner is running learns it at its next heartbeat (its attempt is no longer current): the
+runner interrupts its step (SIGINT, then SIGTERM, then SIGKILL) and whatever it reports
+after that is ignored. The caller holds the run's row lock.
+"""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..context import ServerContext
+from ..db.models import TERMINAL_JOB_STATES, Run
+from ..db.queries.runs import get_run, jobs_of_run
+from ..errors import NotFound
+from ..queue import kick_outbox, kick_scheduler
+from .ingest import mark_terminal, settle_run
+
+
+async def cancel_run(session: AsyncSession, run: Run, *, reason: str, run_url: str) -> int:
+    """Cancel what is unfinished in `run`; returns how many jobs were."""
+    rows = await jobs_of_run(session, run.id or 0)
+    unfinished = [row for row in rows if row.state not in TERMINAL_JOB_STATES]
+    for row in unfinished:
+        mark_terminal(row, "cancelled", reason)
+        session.add(row)
+    if unfinished:
+        await session.flush()
+        await settle_run(session, run, unfinished, run_url=run_url)
+    return len(unfinished)
+
+
+async def cancel_run_by_id(sc: ServerContext, run_id: int, *, reason: str) -> int:
+    """An operator's cancel (`labci cancel`); how many jobs were stopped."""
+    async with sc.sessions() as session, session.begin():
+        run = await get_run(session, run_id, for_update=True)
+        if run is None:
+            raise NotFound(f"run {run_id} does not exist")
+        stopped = await cancel_run(session, run, reason=reason, run_url=sc.run_url(run_id))
+    await kick_outbox(sc.redis)
+    await kick_scheduler(sc.redis)
+    return stopped

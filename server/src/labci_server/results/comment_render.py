@@ -1,0 +1,273 @@
+"""The pull request comment: markdown from the verdicts of the PR's head, pure.
+
+One section per context, worst first: its state and description, where its baseline came
+from, the metric table (metric, base, head, Δ, Δ %, verdict, p-value), links to the run,
+its logs and artifacts, and a collapsed reproducibility record. Long tables are collapsed
+behind the rows that changed. Everything the pull request controls (job keys, matrix
+values, reasons, artifact names) is escaped, so it can neither format nor mention.
+The whole stays under the forge's size limit: records, then full tables, then whole
+sections give way, and a note says what was left out.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from ..forge.base import MAX_COMMENT_CHARS
+from ..forge.outbox import PR_COMMENT_MARKER as MARKER
+from .describe import MINUS, number
+
+ICONS = {
+    "success": "✅",
+    "failure": "❌",
+    "error": "⚠️",
+    "pending": "⏳",
+    "running": "⏳",
+}
+STATE_ORDER = ("failure", "error", "pending", "running", "success")
+COLLAPSE_ROWS = 10  # a longer table shows its changed rows, the rest behind <details>
+TRUNCATION_ROOM = 400
+
+
+@dataclass(frozen=True)
+class Section:
+    """One context of the pull request's head, as the comment shows it."""
+
+    context: str
+    state: str  # success | failure | error | pending | running
+    description: str
+    run_id: int | None
+    run_url: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)  # one per job
+    artifacts: list[tuple[str, str]] = field(default_factory=list)  # (path, url)
+
+
+def text(value: object) -> str:
+    """Plain text, safe anywhere in a markdown table: no formatting, links, HTML, mentions."""
+    raw = " ".join(str(value).split())
+    escaped = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", escaped)
+    return escaped.replace("@", "&#64;")
+
+
+def render(head_sha: str, sections: Sequence[Section]) -> str:
+    """The whole comment, at most MAX_COMMENT_CHARS characters, starting with MARKER."""
+    ordered = sorted(sections, key=lambda s: (_rank(s.state), s.context))
+    for detail in ("full", "no-records", "compact"):
+        body = _assemble(head_sha, ordered, detail)
+        if len(body) <= MAX_COMMENT_CHARS:
+            return body
+    return _truncated(head_sha, ordered)
+
+
+def _rank(state: str) -> int:
+    return STATE_ORDER.index(state) if state in STATE_ORDER else len(STATE_ORDER)
+
+
+def _assemble(head_sha: str, sections: Sequence[Section], detail: str) -> str:
+    parts = [_header(head_sha, sections)]
+    parts.extend(_section(s, detail) for s in sections)
+    return "\n\n".join(parts) + "\n"
+
+
+def _truncated(head_sha: str, sections: Sequence[Section]) -> str:
+    header = _header(head_sha, sections)
+    budget = MAX_COMMENT_CHARS - len(header) - TRUNCATION_ROOM
+    kept: list[str] = []
+    used = 0
+    for section in sections:
+        part = _section(section, "compact")
+        if used + len(part) + 2 > budget:
+            break
+        kept.append(part)
+        used += len(part) + 2
+    left = len(sections) - len(kept)
+    note = (
+        f"_This comment is truncated to stay under GitHub's limit of {MAX_COMMENT_CHARS:,} "
+        f"characters: {left} more check{'s' if left != 1 else ''} "
+        "and the reproducibility records are on the run pages._"
+    )
+    return "\n\n".join([header, *kept, note]) + "\n"
+
+
+def _header(head_sha: str, sections: Sequence[Section]) -> str:
+    counts: dict[str, int] = {}
+    for section in sections:
+        counts[section.state] = counts.get(section.state, 0) + 1
+    regressions = sum(
+        1
+        for s in sections
+        for m in s.details.get("metrics") or []
+        if m.get("verdict") == "regressed" and m.get("gate")
+    )
+    summary = [f"{n} {state}" for state, n in sorted(counts.items(), key=lambda i: _rank(i[0]))]
+    if regressions:
+        summary.insert(0, f"**{regressions} gated regression{'s' if regressions > 1 else ''}**")
+    # No timestamp: an unchanged comment renders the same, and is not sent again.
+    return f"{MARKER}\n### labci results for `{head_sha[:7]}`\n\n{' · '.join(summary) or 'no checks yet'}"
+
+
+def _section(section: Section, detail: str) -> str:
+    icon = ICONS.get(section.state, "•")
+    lines = [f"#### {icon} `{text(section.context).replace('`', '')}` — {section.state}"]
+    lines.append(text(section.description))
+    baseline = _baseline_line(section.details)
+    if baseline:
+        lines.append(baseline)
+    rows = section.details.get("metrics") or []
+    if rows:
+        lines.append(_table(rows, collapse=detail != "full"))
+    links = _links(section)
+    if links:
+        lines.append(links)
+    if detail == "full" and section.records:
+        lines.append(_records(section.records))
+    return "\n\n".join(lines)
+
+
+def _baseline_line(details: dict[str, Any]) -> str | None:
+    found = details.get("baseline")
+    if found:
+        commit = str(found.get("commit") or "")[:7]
+        where = f"{text(found.get('source', 'baseline'))} `{commit}`"
+        run = found.get("run_id")
+        hardware = text(found.get("hardware") or "")
+        same = found.get("same_hardware")
+        flag = f"same hardware ({hardware})" if same else f"⚠️ **other hardware**: {hardware}"
+        if not same and details.get("hardware"):
+            flag += f"; this run: {text(details['hardware'])}"
+        return f"Baseline: {where} (run #{run}) · {flag}"
+    why = details.get("no_baseline")
+    return f"No baseline: {text(why)}" if why else None
+
+
+def _table(rows: list[dict[str, Any]], *, collapse: bool) -> str:
+    head = "| metric | base | head | Δ | Δ % | verdict | p-value |\n|---|---|---|---|---|---|---|"
+    lines = [_row(r) for r in rows]
+    changed = [
+        line
+        for line, r in zip(lines, rows, strict=True)
+        if r["verdict"] not in ("unchanged", "info")
+    ]
+    if len(rows) <= COLLAPSE_ROWS:
+        return head + "\n" + "\n".join(lines)
+    shown = head + "\n" + "\n".join(changed) if changed else "_No metric changed._"
+    full = head + "\n" + "\n".join(lines)
+    if collapse:
+        return f"{shown}\n\n_{len(rows) - len(changed)} unchanged metrics are on the run page._"
+    return f"{shown}\n\n<details><summary>All {len(rows)} metrics</summary>\n\n{full}\n\n</details>"
+
+
+def _row(row: dict[str, Any]) -> str:
+    goal = {"max": " ↑", "min": " ↓"}.get(row.get("goal") or "", "")
+    gate = "" if row.get("gate") or row.get("goal") is None else " (not gated)"
+    verdict = row["verdict"]
+    shown_verdict = f"**{verdict}**" if verdict in ("regressed", "improved") else verdict
+    if row.get("single_sample") and verdict in ("regressed", "improved", "unchanged"):
+        shown_verdict += " (single sample)"
+    elif row.get("noise_from_history"):
+        shown_verdict += " (noise from history)"
+    cells = [
+        f"`{row['name']}`{goal}{gate}",
+        _side(row.get("base")),
+        _side(row.get("head")),
+        _delta(row),
+        _percent(row.get("delta_pct")),
+        shown_verdict,
+        _p(row.get("p_value")),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _side(side: dict[str, Any] | None) -> str:
+    if side is None:
+        return "—"
+    value = number(side["mean"])
+    if side["n"] > 1:
+        value += f" ± {number(side['std'])} (n={side['n']})"
+    return value
+
+
+def _delta(row: dict[str, Any]) -> str:
+    if row.get("delta") is None:
+        return "—"
+    value = number(row["delta"], signed=True)
+    interval = row.get("ci95")
+    if interval:
+        value += f" [{number(interval[0])}, {number(interval[1])}]"
+    return value
+
+
+def _percent(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.2f} %".replace("-", MINUS)
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _links(section: Section) -> str:
+    parts: list[str] = []
+    if section.run_url:
+        parts.append(f"[run #{section.run_id}]({section.run_url})")
+        for job in section.details.get("jobs") or []:
+            parts.append(f"[logs of {text(job['key'])}]({section.run_url}#job-{job['id']})")
+    for path, url in section.artifacts[:20]:
+        parts.append(f"[{text(path)}]({url})")
+    if len(section.artifacts) > 20:
+        parts.append(f"{len(section.artifacts) - 20} more artifacts on the run page")
+    return " · ".join(parts)
+
+
+RECORD_COLUMNS = (
+    ("job", lambda r: r.get("job")),
+    ("commit", lambda r: str(r.get("commit") or "")[:12]),
+    ("workflow file", lambda r: f"sha256 {str(r.get('workflow_sha256') or '')[:12]}"),
+    ("image", lambda r: r.get("image_digest") or r.get("image") or r.get("executor")),
+    ("runner", lambda r: f"{r.get('runner') or ''} ({', '.join(r.get('runner_labels') or [])})"),
+    (
+        "GPU",
+        lambda r: (
+            ", ".join(str(g.get("model")) for g in r.get("gpus") or [] if isinstance(g, dict))
+            or "none"
+        ),
+    ),
+    (
+        "driver / CUDA",
+        lambda r: f"{r.get('driver_version') or '—'} / {r.get('cuda_version') or '—'}",
+    ),
+    ("matrix (seeds)", lambda r: ", ".join(f"{k}={v}" for k, v in (r.get("matrix") or {}).items())),
+    ("started", lambda r: _when(r.get("started_at"))),
+    ("finished", lambda r: _when(r.get("finished_at"))),
+)
+
+
+def _records(records: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(name for name, _ in RECORD_COLUMNS) + " |"
+    rule = "|" + "---|" * len(RECORD_COLUMNS)
+    rows = [
+        "| " + " | ".join(text(get(record) or "—") for _, get in RECORD_COLUMNS) + " |"
+        for record in records
+    ]
+    table = "\n".join([head, rule, *rows])
+    return f"<details><summary>Reproducibility record</summary>\n\n{table}\n\n</details>"
+
+
+def _when(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
+
+
+def artifact_url(site: str, job_id: int, path: str) -> str:
+    return f"{site}/api/v1/jobs/{job_id}/artifacts/{quote(path)}"

@@ -1,0 +1,206 @@
+"""The verdict of a context whose jobs are all terminal: its outcome judged against a baseline.
+
+- A job that did not pass keeps the state and description of its outcome (`groups`).
+- A passing context whose workflow compares metrics but that reported none of them, or
+  none of a gated one, is an `error`: there is nothing to judge.
+- Otherwise each metric is compared with the baseline (`compare`): `failure` when a
+  metric with `gate: true` regressed, `success` otherwise.
+- No baseline: for a pull request with `metrics.baseline: auto` the base commit is
+  measured once (`autobase`) and the verdict waits for it (phase `awaiting_baseline`,
+  the status stays pending); else `success` with the values and "no baseline".
+
+The verdict and its table (`details`, JSON) are what the status, the PR comment, the run
+page and the badges show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from labci_spec import Compare, JobInstance
+
+from ..db.models import Event, Job, Run
+from . import autobase
+from .baseline import (
+    Baseline,
+    find_baseline,
+    hardware_of,
+    measuring_at_base,
+    metric_history,
+    samples_of,
+)
+from .compare import MetricResult, compare_metrics, regressions
+from .describe import compose
+from .groups import Finished, context_verdict
+
+
+@dataclass(frozen=True)
+class Judgement:
+    state: str  # the commit status state; "pending" while awaiting a baseline
+    description: str
+    phase: str = "final"  # final | awaiting_baseline
+    baseline_sha: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rules:
+    compare: dict[str, Compare]
+    baseline: str  # auto | existing
+
+    @classmethod
+    def of(cls, members: list[Job]) -> Rules:
+        metrics = JobInstance.model_validate(members[0].spec).job.metrics
+        if metrics is None:
+            return cls({}, "auto")
+        return cls(dict(metrics.compare), metrics.baseline)
+
+
+async def judge(
+    session: AsyncSession,
+    *,
+    run: Run,
+    event: Event | None,
+    context: str,
+    members: list[Job],
+    finished: list[Finished],
+    metrics: dict[int, dict[str, float]],
+) -> Judgement:
+    state, description = context_verdict(finished)
+    head = samples_of(members, metrics)
+    details = _details(run, context, members, head)
+    ran = [job for job in members if job.state == "success"]
+    rules = Rules.of(members)
+    if state != "success" or not ran or not (head or rules.compare):
+        return Judgement(state, description, details=details)
+    unreported = [name for name, rule in rules.compare.items() if rule.gate and name not in head]
+    if rules.compare and not head:
+        names = ", ".join(sorted(rules.compare))
+        return Judgement("error", f"no metrics: the job reported none of {names}", details=details)
+    if unreported:
+        missing = ", ".join(sorted(unreported))
+        return Judgement("error", f"gated metrics missing: {missing}", details=details)
+    hardware = hardware_of(ran)
+    details["hardware"] = hardware.describe()
+    baseline = await find_baseline(
+        session, run=run, event=event, context=context, hardware=hardware
+    )
+    if baseline is None:
+        return await _without_baseline(session, run, event, context, rules, head, details)
+    history = await metric_history(session, run=run, event=event, context=context)
+    results = compare_metrics(baseline.measured.samples, head, rules.compare, history=history)
+    details["baseline"] = _baseline_details(baseline)
+    details["metrics"] = [metric_row(r) for r in results]
+    note = None if baseline.same_hardware else "baseline on other hardware"
+    failed = bool(regressions(results))
+    return Judgement("failure" if failed else "success", compose(results, note), details=details)
+
+
+async def _without_baseline(
+    session: AsyncSession,
+    run: Run,
+    event: Event | None,
+    context: str,
+    rules: Rules,
+    head: dict[str, list[float]],
+    details: dict[str, Any],
+) -> Judgement:
+    results = compare_metrics({}, head, rules.compare)
+    details["metrics"] = [metric_row(r) for r in results]
+    running = await measuring_at_base(session, run=run, event=event, context=context)
+    if rules.compare and running:
+        note = f"waiting for the baseline at {running[:7]}"
+        details["no_baseline"] = "the base commit's run of this job has not finished yet"
+        return Judgement(
+            "pending",
+            compose(results, note, compared=False),
+            phase="awaiting_baseline",
+            baseline_sha=running,
+            details=details,
+        )
+    if rules.compare and rules.baseline == "auto" and event is not None:
+        progress = await autobase.progress(session, run=run, event=event, context=context)
+        if progress.waiting:
+            details["no_baseline"] = progress.note
+            note = f"measuring the baseline at {progress.sha[:7]}"
+            return Judgement(
+                "pending",
+                compose(results, note, compared=False),
+                phase="awaiting_baseline",
+                baseline_sha=progress.sha,
+                details=details,
+            )
+        if progress.note:
+            details["no_baseline"] = progress.note
+            return Judgement(
+                "success", compose(results, "no baseline", compared=False), details=details
+            )
+    details["no_baseline"] = _why_none(run, event)
+    note = "no baseline" if rules.compare else None  # only what is judged needs one
+    return Judgement("success", compose(results, note, compared=False), details=details)
+
+
+def _why_none(run: Run, event: Event | None) -> str:
+    if run.trigger == "pull_request" and event is not None:
+        where = f"{(event.base_sha or '')[:7]} or on {event.base_branch}"
+        return f"no finished result of this job at the base commit {where}"
+    if run.trigger == "push":
+        if event is None or not event.base_sha or set(event.base_sha) == {"0"}:
+            return "a new branch: there is no previous commit to compare with"
+        return f"no finished result of this job at the previous commit {event.base_sha[:7]}"
+    if run.trigger == "baseline":
+        return "this run is itself a baseline"
+    return f"no earlier result of this job on {run.branch}"
+
+
+def metric_row(result: MetricResult) -> dict[str, Any]:
+    def side(summary: Any) -> dict[str, Any] | None:
+        return (
+            None if summary is None else {"n": summary.n, "mean": summary.mean, "std": summary.std}
+        )
+
+    return {
+        "name": result.name,
+        "goal": result.goal,
+        "gate": result.gate,
+        "base": side(result.base),
+        "head": side(result.head),
+        "delta": result.delta,
+        "delta_pct": result.delta_pct,
+        "ci95": list(result.ci95) if result.ci95 else None,
+        "p_value": result.p_value,
+        "verdict": result.verdict,
+        "single_sample": result.single_sample,
+        "noise_from_history": result.noise_from_history,
+    }
+
+
+def _baseline_details(baseline: Baseline) -> dict[str, Any]:
+    found = baseline.measured
+    return {
+        "run_id": found.run.id,
+        "commit": found.run.commit_sha,
+        "branch": found.run.branch,
+        "source": baseline.source,
+        "same_hardware": baseline.same_hardware,
+        "hardware": found.hardware.describe(),
+    }
+
+
+def _details(
+    run: Run, context: str, members: list[Job], head: dict[str, list[float]]
+) -> dict[str, Any]:
+    return {
+        "workflow": run.workflow_name,
+        "context": context,
+        "jobs": [
+            {"id": job.id, "key": job.job_key, "state": job.state, "reason": job.reason}
+            for job in members
+        ],
+        "head": {name: values for name, values in sorted(head.items())},
+        "metrics": [],
+        "baseline": None,
+    }

@@ -1,0 +1,263 @@
+"""README badges, trend charts and a metric's history over HTTP.
+
+    GET /badges/{owner}/{repo}/{workflow}.svg|.json                  passing/failing/running/unknown
+    GET /badges/{owner}/{repo}/{workflow}/{job}/{metric}.svg|.json   the latest value
+    GET /badges/{owner}/{repo}/{workflow}/{job}/{metric}/trend.svg   the last runs' values
+    GET /api/v1/repos/{owner}/{repo}/metrics?workflow=&job=&metric=  the same values as JSON
+
+All of them read runs that measured `?branch=` (default main) itself, never pull requests.
+A README embeds a badge before the first run, so an unknown workflow or metric is a 200
+"unknown" / "no data" badge; only an unknown repository (or a private one without its
+`?token=`) is a 404. Badges are revalidated on every view (GitHub's image proxy caches
+anything else) and answer 304 to a matching `If-None-Match`. Text from the URL reaches a
+badge only through the renderers in `badges.py`, which escape it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from ..api.deps import Ctx
+from ..context import ServerContext
+from ..db.queries.history import (
+    BranchRun,
+    MetricSamples,
+    latest_branch_run,
+    metric_history,
+    repositories_named,
+)
+from ..errors import BadRequest
+from ..planning.planner import job_context
+from .badge_tokens import visible_repository
+from .badges import STATUS_COLORS, badge_json, etag, format_metric, render_badge, trend_svg
+
+router = APIRouter()
+
+SVG_MEDIA_TYPE: Final = "image/svg+xml; charset=utf-8"
+JSON_MEDIA_TYPE: Final = "application/json"
+DEFAULT_BRANCH: Final = "main"
+TREND_RUNS, MAX_TREND_RUNS = 30, 200
+HISTORY_RUNS, MAX_HISTORY_RUNS = 50, 500
+METRIC_COLOR, NO_DATA_COLOR = "blue", "lightgrey"
+NO_DATA: Final = "no data"
+
+BADGE_HEADERS: Final = {
+    # camo (GitHub's image proxy) keeps an image as long as it is allowed to: revalidate.
+    "Cache-Control": "no-cache, max-age=0",
+    "X-Content-Type-Options": "nosniff",
+    # Opened directly, an SVG is a document: it may not load or run anything.
+    "Content-Security-Policy": "default-src 'none'",
+}
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    owner: str
+    name: str
+    token: str | None
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    workflow: str
+    job: str  # the context's group: the job id, or `sweep (0.1)` for a matrix instance
+    metric: str
+    branch: str
+
+    @property
+    def context(self) -> str:
+        return job_context(self.workflow, self.job)
+
+
+def repo_ref(
+    owner: str,
+    repo: str,
+    token: Annotated[str | None, Query(description="badge token of a private repository")] = None,
+) -> RepoRef:
+    return RepoRef(owner, repo, token)
+
+
+def badge_series(
+    workflow: str, job: str, metric: str, branch: str = DEFAULT_BRANCH
+) -> MetricSeries:
+    return MetricSeries(workflow, job, metric, branch)
+
+
+Repo = Annotated[RepoRef, Depends(repo_ref)]
+Series = Annotated[MetricSeries, Depends(badge_series)]
+
+
+@router.get("/badges/{owner}/{repo}/{workflow}.svg")
+async def status_svg(
+    request: Request, sc: Ctx, ref: Repo, workflow: str, branch: str = DEFAULT_BRANCH
+) -> Response:
+    status = await workflow_status(sc, ref, workflow, branch)
+    svg = render_badge(workflow, status, STATUS_COLORS[status])
+    return badge_response(request, svg, SVG_MEDIA_TYPE)
+
+
+@router.get("/badges/{owner}/{repo}/{workflow}.json")
+async def status_json(
+    request: Request, sc: Ctx, ref: Repo, workflow: str, branch: str = DEFAULT_BRANCH
+) -> Response:
+    status = await workflow_status(sc, ref, workflow, branch)
+    body = badge_json(workflow, status, STATUS_COLORS[status])
+    return badge_response(request, _json_text(body), JSON_MEDIA_TYPE)
+
+
+@router.get("/badges/{owner}/{repo}/{workflow}/{job}/{metric}.svg")
+async def metric_svg(request: Request, sc: Ctx, ref: Repo, series: Series) -> Response:
+    message, color = metric_message(await series_samples(sc, ref, series, limit=1))
+    svg = render_badge(series.metric, message, color)
+    return badge_response(request, svg, SVG_MEDIA_TYPE)
+
+
+@router.get("/badges/{owner}/{repo}/{workflow}/{job}/{metric}.json")
+async def metric_json(request: Request, sc: Ctx, ref: Repo, series: Series) -> Response:
+    message, color = metric_message(await series_samples(sc, ref, series, limit=1))
+    body = badge_json(series.metric, message, color)
+    return badge_response(request, _json_text(body), JSON_MEDIA_TYPE)
+
+
+@router.get("/badges/{owner}/{repo}/{workflow}/{job}/{metric}/trend.svg")
+async def metric_trend_svg(
+    request: Request,
+    sc: Ctx,
+    ref: Repo,
+    series: Series,
+    limit: Annotated[int, Query(ge=1, description=f"runs shown, at most {MAX_TREND_RUNS}")] = (
+        TREND_RUNS
+    ),
+) -> Response:
+    samples = await series_samples(sc, ref, series, limit=min(limit, MAX_TREND_RUNS))
+    points = [_trend_point(s) for s in reversed(samples)]  # oldest first
+    svg = trend_svg(points, title=f"{series.metric} on {series.branch}")
+    return badge_response(request, svg, SVG_MEDIA_TYPE)
+
+
+@router.get("/api/v1/repos/{owner}/{repo}/metrics")
+async def metric_history_json(
+    sc: Ctx,
+    ref: Repo,
+    workflow: str | None = None,
+    job: str | None = None,
+    metric: str | None = None,
+    branch: str = DEFAULT_BRANCH,
+    limit: Annotated[int, Query(ge=1, description=f"runs, at most {MAX_HISTORY_RUNS}")] = (
+        HISTORY_RUNS
+    ),
+) -> dict[str, Any]:
+    series = _required_series(workflow=workflow, job=job, metric=metric, branch=branch)
+    samples = await series_samples(sc, ref, series, limit=min(limit, MAX_HISTORY_RUNS))
+    return {
+        "repository": f"{ref.owner}/{ref.name}",
+        "workflow": series.workflow,
+        "job": series.job,
+        "metric": series.metric,
+        "branch": series.branch,
+        "points": [
+            {
+                "run_id": s.run_id,
+                "commit": s.commit_sha,
+                "time": s.time_s,
+                "value": s.mean,
+                "std": s.std,
+                "n": s.n,
+            }
+            for s in samples
+        ],
+    }
+
+
+async def workflow_status(sc: ServerContext, ref: RepoRef, workflow: str, branch: str) -> str:
+    async with sc.sessions() as session:
+        candidates = await repositories_named(session, owner=ref.owner, name=ref.name)
+        repo = visible_repository(candidates, ref.owner, ref.name, ref.token)
+        latest = await latest_branch_run(
+            session, repository_id=repo.id or 0, workflow_name=workflow, branch=branch
+        )
+    return status_of(latest)
+
+
+def status_of(latest: BranchRun | None) -> str:
+    """A branch's badge word: a gated metric regression fails the badge although the run's
+    jobs succeeded, because the verdict is what the commit status shows."""
+    if latest is None:
+        return "unknown"
+    if latest.run.state != "finished":
+        return "running"
+    if latest.run.conclusion != "success" or latest.verdict_failed:
+        return "failing"
+    return "passing"
+
+
+async def series_samples(
+    sc: ServerContext, ref: RepoRef, series: MetricSeries, *, limit: int
+) -> list[MetricSamples]:
+    async with sc.sessions() as session:
+        candidates = await repositories_named(session, owner=ref.owner, name=ref.name)
+        repo = visible_repository(candidates, ref.owner, ref.name, ref.token)
+        return await metric_history(
+            session,
+            repository_id=repo.id or 0,
+            workflow_name=series.workflow,
+            context=series.context,
+            metric=series.metric,
+            branch=series.branch,
+            limit=limit,
+        )
+
+
+def metric_message(samples: list[MetricSamples]) -> tuple[str, str]:
+    """Message and colour of a metric badge from the newest run's samples."""
+    if not samples:
+        return NO_DATA, NO_DATA_COLOR
+    latest = samples[0]
+    if latest.n > 1:
+        return format_metric(latest.mean, latest.std, latest.n), METRIC_COLOR
+    return format_metric(latest.mean), METRIC_COLOR
+
+
+def _trend_point(samples: MetricSamples) -> tuple[float, float] | tuple[float, float, float]:
+    std = samples.std
+    if std is None:
+        return (samples.time_s, samples.mean)
+    return (samples.time_s, samples.mean, std)
+
+
+def _required_series(
+    *, workflow: str | None, job: str | None, metric: str | None, branch: str
+) -> MetricSeries:
+    if not (workflow and job and metric):
+        given = {"workflow": workflow, "job": job, "metric": metric}
+        missing = [name for name, value in given.items() if not value]
+        raise BadRequest(
+            f"missing query parameter(s): {', '.join(missing)}; "
+            "e.g. ?workflow=train&job=mnist&metric=accuracy"
+        )
+    return MetricSeries(workflow, job, metric, branch)
+
+
+def _json_text(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def badge_response(request: Request, body: str, media_type: str) -> Response:
+    """The badge with its validators; 304 without a body when the client has it already."""
+    tag = etag(body)
+    headers = {**BADGE_HEADERS, "ETag": tag}
+    if _etag_matches(request.headers.get("if-none-match"), tag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _etag_matches(if_none_match: str | None, tag: str) -> bool:
+    """RFC 9110 If-None-Match: "*" or any listed tag, compared weakly (W/ ignored)."""
+    if not if_none_match:
+        return False
+    listed = [part.strip().removeprefix("W/") for part in if_none_match.split(",")]
+    return "*" in listed or tag in listed
