@@ -19,7 +19,7 @@ from .db.engine import make_engine, make_sessionmaker
 from .errors import LabciError
 from .queue import connect
 from .results.artifacts import artifact_download
-from .results.views import run_detail, run_overview
+from .results.views import outbox_listing, run_detail, run_overview
 from .settings import Settings
 from .web import badge_routes, pages
 
@@ -68,6 +68,14 @@ def _add_json_api(app: FastAPI) -> None:
     @app.get("/api/v1/runs/{run_id}")
     async def get_run(run_id: int, request: Request) -> dict[str, Any]:
         return await run_detail(get_context(request), run_id)
+
+    @app.get("/api/v1/outbox")
+    async def list_outbox(
+        request: Request, status: str = "dead", limit: int = 100
+    ) -> list[dict[str, Any]]:
+        return await outbox_listing(
+            get_context(request), status=status, limit=max(1, min(limit, 1000))
+        )
 
     @app.get("/api/v1/jobs/{job_id}/artifacts/{path:path}")
     async def get_artifact(job_id: int, path: str, request: Request) -> FileResponse:

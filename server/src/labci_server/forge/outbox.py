@@ -15,7 +15,6 @@ dead-lettered with its reason. Mutations are paced per forge credential (`pacing
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import time
@@ -29,7 +28,7 @@ from ..db.queries import outbox as queries
 from ..db.queries.repositories import get_repository
 from ..errors import ForgeRejected, ForgeUnavailable
 from .base import CommentMessage, Forge, StatusMessage
-from .pacing import Pacer, credential_key
+from .pacing import CredentialPaused, Pacer, Slot, credential_key, unpaced
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +139,9 @@ def backoff_s(
 ) -> float:
     computed = min(policy.max_backoff_s, policy.min_backoff_s * 2 ** max(0, attempts - 1))
     if rate_limited and hint_s is None:
-        computed = max(computed, policy.rate_limit_wait_s)
+        # GitHub: at least the minimum wait, then exponentially longer while it persists.
+        slow = policy.rate_limit_wait_s * 2 ** max(0, attempts - 1)
+        computed = max(computed, policy.rate_limit_wait_s, min(policy.max_backoff_s, slow))
     return max(computed, hint_s or 0.0)
 
 
@@ -156,15 +157,31 @@ async def deliver_due(
         due = await queries.due_messages(session, now=now)
     sent = 0
     blocked: set[tuple[int, str, str]] = set()
+    paused: set[str | None] = set()
     for message in due:
         key = (message.repository_id, message.commit_sha, message.context)
         if key in blocked:
             continue
-        outcome = await _deliver_one(sessions, forges, policy, message, pacer)
+        async with sessions() as session:
+            repo = await get_repository(session, message.repository_id)
+        if repo is None:
+            await _finish(sessions, message.id, status="dead", error="repository no longer exists")
+            continue
+        credential = credential_key(repo)
+        if credential in paused:
+            continue
+        try:
+            outcome = await _deliver_one(sessions, forges, policy, message, repo, pacer)
+        except CredentialPaused as exc:
+            log.info("outbox: holding messages for %s: %s", repo.full_name, exc)
+            paused.add(credential)
+            continue
         if outcome == "sent":
             sent += 1
         elif outcome != "skipped-claimed":
             blocked.add(key)
+        if outcome == "rate-limited":
+            paused.add(credential)
     return sent
 
 
@@ -173,16 +190,15 @@ async def _deliver_one(
     forges: dict[str, Forge],
     policy: OutboxPolicy,
     message: OutboxMessage,
+    repo: Repository,
     pacer: Pacer | None,
 ) -> str:
     assert message.id is not None
     async with sessions() as session:
-        repo = await get_repository(session, message.repository_id)
-    if repo is None:
-        await _finish(sessions, message.id, status="dead", error="repository no longer exists")
-        return "dead"
-    pacing = pacer.slot(credential_key(repo)) if pacer else contextlib.nullcontext()
-    async with pacing:
+        if await queries.unsent_before(session, message):
+            return "waiting"
+    pacing = pacer.slot(credential_key(repo)) if pacer else unpaced()
+    async with pacing as slot:
         now = time.time()
         async with sessions() as session, session.begin():
             if await queries.unsent_before(session, message):
@@ -193,18 +209,26 @@ async def _deliver_one(
             if tries is None:
                 return "skipped-claimed"
         try:
-            await _send(forges[repo.provider], repo, message, tries)
+            await _send(forges[repo.provider], repo, message, tries, slot)
         except ForgeRejected as exc:
             log.warning("outbox: dead-lettering %s %s: %s", message.context, message.state, exc)
             await _finish(sessions, message.id, status="dead", error=str(exc))
             return "dead"
         except ForgeUnavailable as exc:
-            return await _retry_later(sessions, policy, message.id, tries, repo, exc)
+            wait = await _retry_later(sessions, policy, message.id, tries, repo, exc)
+            if exc.rate_limited:
+                # The limit is the credential's, not the message's: hold every write with it.
+                slot.pause(wait)
+                return "rate-limited"
+            return "retry"
     await _finish(sessions, message.id, status="sent")
     return "sent"
 
 
-async def _send(forge: Forge, repo: Repository, message: OutboxMessage, tries: int) -> None:
+async def _send(
+    forge: Forge, repo: Repository, message: OutboxMessage, tries: int, slot: Slot
+) -> None:
+    await slot.ready()
     if message.kind == "comment":
         pr_number = int(message.commit_sha.removeprefix("pr:"))
         # Idempotent by construction: the forge finds the marked comment before writing.
@@ -228,22 +252,25 @@ async def _retry_later(
     attempts: int,
     repo: Repository,
     exc: ForgeUnavailable,
-) -> str:
+) -> float:
+    """Schedule the next try (or dead-letter after the last); returns the wait."""
+    wait = backoff_s(attempts, policy, exc.retry_after_s, rate_limited=exc.rate_limited)
     async with sessions() as session, session.begin():
         row = await session.get(OutboxMessage, message_id)
         if row is None:
-            return "gone"
+            return wait
         row.last_error = str(exc)
         row.claimed_until = None
         if attempts >= policy.max_attempts:
             row.status = "dead"
             row.last_error = f"gave up after {attempts} attempts: {exc}"
         else:
-            wait = backoff_s(attempts, policy, exc.retry_after_s, rate_limited=exc.rate_limited)
             row.next_attempt_at = time.time() + wait
         session.add(row)
-    log.info("outbox: message %s on %s will be retried (%s)", message_id, repo.full_name, exc)
-    return "retry"
+    log.info(
+        "outbox: message %s on %s: %s (next try in %.1f s)", message_id, repo.full_name, exc, wait
+    )
+    return wait
 
 
 async def _finish(

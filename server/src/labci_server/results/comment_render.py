@@ -53,7 +53,15 @@ def text(value: object) -> str:
     raw = " ".join(str(value).split())
     escaped = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     escaped = re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", escaped)
-    return escaped.replace("@", "&#64;")
+    # A zero-width space after the @, as Renovate does: GitHub links no mention then.
+    return escaped.replace("@", "@&#8203;")
+
+
+def code(value: object, *, in_table: bool = False) -> str:
+    """An inline code span of a name the pull request chose: no backtick to break out with;
+    in a table, `|` escaped (GitHub honours that inside code spans there, and only there)."""
+    raw = " ".join(str(value).split()).replace("`", "'")
+    return f"`{raw.replace('|', chr(92) + '|') if in_table else raw}`"
 
 
 def render(head_sha: str, sections: Sequence[Section]) -> str:
@@ -115,7 +123,7 @@ def _header(head_sha: str, sections: Sequence[Section]) -> str:
 
 def _section(section: Section, detail: str) -> str:
     icon = ICONS.get(section.state, "•")
-    lines = [f"#### {icon} `{text(section.context).replace('`', '')}` — {section.state}"]
+    lines = [f"#### {icon} {code(section.context)} — {section.state}"]
     lines.append(text(section.description))
     baseline = _baseline_line(section.details)
     if baseline:
@@ -174,7 +182,7 @@ def _row(row: dict[str, Any]) -> str:
     elif row.get("noise_from_history"):
         shown_verdict += " (noise from history)"
     cells = [
-        f"`{row['name']}`{goal}{gate}",
+        f"{code(row['name'], in_table=True)}{goal}{gate}",
         _side(row.get("base")),
         _side(row.get("head")),
         _delta(row),

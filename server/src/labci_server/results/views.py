@@ -17,7 +17,7 @@ from ..db.queries.runs import (
     recent_runs,
     runs_for_commit,
 )
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 
 MAX_LOG_LINES_SHOWN = 5000
 
@@ -44,6 +44,24 @@ async def run_overview(
                 }
             )
     return rows
+
+
+OUTBOX_STATES = ("pending", "sent", "dead", "superseded")
+
+
+async def outbox_listing(sc: ServerContext, *, status: str, limit: int) -> list[dict[str, Any]]:
+    """Forge messages in `status`, newest first: `dead` ones are what never reached the forge."""
+    if status not in OUTBOX_STATES:
+        raise BadRequest(f"status must be one of {', '.join(OUTBOX_STATES)}, not {status!r}")
+    async with sc.sessions() as session:
+        rows = await outbox_queries.recent_messages(session, status=status, limit=limit)
+    return [
+        {
+            "repository": name,
+            **m.model_dump(exclude={"body", "claimed_until", "repository_id"}),
+        }
+        for m, name in rows
+    ]
 
 
 async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:

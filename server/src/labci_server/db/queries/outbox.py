@@ -6,7 +6,7 @@ from typing import Any
 from sqlmodel import col, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..models import CommitStatus, OutboxMessage, PullRequestComment
+from ..models import CommitStatus, OutboxMessage, PullRequestComment, Repository
 from ._insert import insert_ignore
 
 TERMINAL_STATUS_STATES = ("success", "failure", "error")
@@ -90,6 +90,20 @@ async def messages_by_status(session: AsyncSession, status: str) -> list[OutboxM
         select(OutboxMessage).where(OutboxMessage.status == status).order_by(col(OutboxMessage.id))
     )
     return list((await session.exec(stmt)).all())
+
+
+async def recent_messages(
+    session: AsyncSession, *, status: str, limit: int
+) -> list[tuple[OutboxMessage, str]]:
+    """The newest messages in `status`, with their repository's full name."""
+    stmt = (
+        select(OutboxMessage, Repository.full_name)
+        .join(Repository, col(Repository.id) == col(OutboxMessage.repository_id))
+        .where(OutboxMessage.status == status)
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(limit)
+    )
+    return [(m, name) for m, name in (await session.exec(stmt)).all()]
 
 
 async def add_commit_status(session: AsyncSession, values: dict[str, Any]) -> None:
