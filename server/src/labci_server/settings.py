@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -76,6 +76,15 @@ class Settings(BaseSettings):
         "./labci-artifacts",
         description="Where uploaded job artifacts are kept (one folder per job and attempt).",
     )
+
+    @model_validator(mode="after")
+    def _app_needs_both(self) -> Settings:
+        if bool(self.github_app_id) != bool(self.github_private_key):
+            raise ValueError(
+                "LABCI_GITHUB_APP_ID and LABCI_GITHUB_PRIVATE_KEY go together: a GitHub App "
+                "needs its id and its private key"
+            )
+        return self
 
 
 def inherited_environment() -> dict[str, str]:

@@ -15,6 +15,7 @@ from ..webhooks.dispatch import store_dispatch, to_dispatch_event
 from ..webhooks.github import to_new_event, verify_delivery
 from ..webhooks.gitlocal import to_local_event, verify_local
 from ..webhooks.ingest import store_event
+from ..webhooks.reruns import check_run_delivery
 from .deps import Ctx
 
 router = APIRouter()
@@ -51,6 +52,9 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
     event = verify_delivery(request.headers, body, webhook_secret(sc))
     if event.event == "ping":
         return JSONResponse({"ok": True, "message": "pong"})
+    if event.event == "check_run":
+        status, answer = await check_run_delivery(sc, event)
+        return JSONResponse(answer, status_code=status)
     new = to_new_event(event)
     if isinstance(new, str):
         return JSONResponse({"ignored": new}, status_code=202)

@@ -262,19 +262,20 @@ class GitHubForge:
         await self._send(repo, await self._token(repo), "POST", url, url_vars, data)
 
     async def has_status(self, repo: Repository, message: StatusMessage) -> bool:
-        """Pages through the commit's statuses (GitHub keeps at most 1,000 per context)."""
+        """Whether the context's newest status reads so. GitHub lists a commit's statuses
+        newest first, so the first one of the context decides (an older equal one does not:
+        after a re-run, the same state may have to be posted again)."""
         owner, name = repo.full_name.split("/", 1)
         url = "/repos/{owner}/{repo}/commits/{ref}/statuses?per_page=" + str(STATUS_PAGE_SIZE)
         names = {"owner": owner, "repo": name, "ref": message.commit_sha}
         token = await self._token(repo)
         try:
             async for found in self._api.getiter(url, names, oauth_token=token):
-                if (found.get("context"), found.get("state"), found.get("description")) == (
-                    message.context,
-                    message.state,
-                    message.description,
-                ):
-                    return True
+                if found.get("context") == message.context:
+                    return (found.get("state"), found.get("description")) == (
+                        message.state,
+                        message.description,
+                    )
         except (httpx.TransportError, gidgethub.HTTPException) as exc:
             raise self._error(exc, f"GET {url}", repo, token) from exc
         return False

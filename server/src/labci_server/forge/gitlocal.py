@@ -121,7 +121,12 @@ class GitLocalForge:
             rows = await outbox_queries.commit_statuses(
                 session, repository_id=repo.id, commit_sha=message.commit_sha
             )
-        return any(r.context == message.context and r.state == message.state for r in rows)
+        # The context's newest status decides, as on GitHub.
+        mine = [r for r in rows if r.context == message.context]
+        return bool(mine) and (mine[-1].state, mine[-1].description) == (
+            message.state,
+            message.description,
+        )
 
     async def upsert_comment(self, repo: Repository, message: CommentMessage) -> str:
         """The pull request's one labci comment, kept in the database (shown on its page)."""

@@ -27,6 +27,7 @@ from ..db.models import OutboxMessage, Repository
 from ..db.queries import outbox as queries
 from ..db.queries.repositories import get_repository
 from ..errors import ForgeRejected, ForgeUnavailable
+from . import check_runs
 from .base import CommentMessage, Forge, StatusMessage
 from .pacing import CredentialPaused, Pacer, Slot, credential_key, unpaced
 
@@ -66,12 +67,17 @@ async def enqueue_status(
     state: str,
     description: str,
     target_url: str | None,
+    summary: str | None = None,
+    rerun: bool = False,
 ) -> None:
-    """Store a status for delivery; part of the caller's transaction."""
+    """Store a status for delivery (and its check run, for an App's repository); part of
+    the caller's transaction. `rerun`: the context starts again after a final state (a
+    re-run asked for), so its `pending` is no late message; `summary`: the check run's
+    markdown (the description when None)."""
     earlier = await queries.messages_for_context(
         session, repository_id=repository_id, commit_sha=commit_sha, context=context
     )
-    if state == "pending" and any(m.state in TERMINAL for m in earlier):
+    if state == "pending" and not rerun and any(m.state in TERMINAL for m in earlier):
         return  # a late pending must never follow a terminal state
     if state == "pending":
         unsent = [m for m in earlier if m.state == "pending" and m.status == "pending"]
@@ -84,6 +90,13 @@ async def enqueue_status(
             if message.status == "pending" and message.state == "pending":
                 message.status = "superseded"
                 session.add(message)
+    live = [m for m in earlier if m.status in ("pending", "sent")]
+    if live and live[-1].state != state:
+        # The forge shows (or will show) another state: a state it showed before must be
+        # posted again, after it, so the row moves to the end of the line.
+        for message in [m for m in earlier if m.state == state and m.status != "pending"]:
+            await session.delete(message)
+        await session.flush()
     await queries.insert_message(
         session,
         {
@@ -95,6 +108,16 @@ async def enqueue_status(
             "target_url": target_url,
         },
     )
+    if check_runs.mirrors(await session.get(Repository, repository_id)):
+        check = check_runs.check_run_of_status(
+            commit_sha=commit_sha,
+            context=context,
+            state=state,
+            description=clip_description(description),
+            target_url=target_url,
+            summary=summary,
+        )
+        await check_runs.enqueue_check_run(session, repository_id=repository_id, message=check)
 
 
 async def enqueue_comment(
@@ -229,6 +252,10 @@ async def _send(
     forge: Forge, repo: Repository, message: OutboxMessage, tries: int, slot: Slot
 ) -> None:
     await slot.ready()
+    if message.kind == check_runs.KIND:
+        # Idempotent too: the forge finds the check run by its external id first.
+        await forge.upsert_check_run(repo, check_runs.message_of(message))
+        return
     if message.kind == "comment":
         pr_number = int(message.commit_sha.removeprefix("pr:"))
         # Idempotent by construction: the forge finds the marked comment before writing.

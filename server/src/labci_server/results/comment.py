@@ -16,7 +16,7 @@ from ..db.queries.artifacts import artifacts_of
 from ..db.queries.runs import jobs_of_run
 from ..db.queries.verdicts import pull_request_head_runs, verdicts_of_runs
 from ..forge.outbox import enqueue_comment
-from .comment_render import Section, artifact_url, render
+from .comment_render import Section, artifact_url, render, render_section
 
 
 def site_of(run_url: str) -> str:
@@ -44,6 +44,15 @@ async def queue_comment(session: AsyncSession, run: Run, *, run_url: str) -> Non
     await enqueue_comment(
         session, repository_id=run.repository_id, pr_number=run.pr_number, body=body
     )
+
+
+async def context_summary(session: AsyncSession, run: Run, context: str, *, run_url: str) -> str:
+    """The markdown of one context of `run`, as the comment shows it."""
+    verdicts = {(v.run_id, v.context): v for v in await verdicts_of_runs(session, [run.id or 0])}
+    for section in await _sections(session, run, verdicts, site_of(run_url)):
+        if section.context == context:
+            return render_section(section)
+    return ""
 
 
 async def _sections(

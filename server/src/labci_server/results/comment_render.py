@@ -74,6 +74,11 @@ def render(head_sha: str, sections: Sequence[Section]) -> str:
     return _truncated(head_sha, ordered)
 
 
+def render_section(section: Section) -> str:
+    """One context's part of the comment, whole: a check run's summary."""
+    return _section(section, "full")
+
+
 def _rank(state: str) -> int:
     return STATE_ORDER.index(state) if state in STATE_ORDER else len(STATE_ORDER)
 

@@ -54,7 +54,7 @@ def tail_of(results: Sequence[MetricResult], note: str | None) -> str:
         parts.append(f"{regressed} regression" + ("s" if regressed > 1 else ""))
     if repeats > 1:
         parts.append(f"mean of {repeats}")
-    if note:
+    if note and note.strip():
         parts.append(note)
     return SEPARATOR.join(parts)
 
@@ -77,4 +77,4 @@ def compose(
             break
         kept.append(part)
     text = SEPARATOR.join(part for part in [*kept, tail] if part)
-    return clip_description(text or "no metrics")
+    return clip_description(text) or "no metrics"

@@ -7,12 +7,13 @@ import logging
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..db.models import Job, Run
+from ..db.models import Job, Repository, Run
 from ..db.queries.events import get_event
 from ..db.queries.runs import get_run, jobs_of_run, metrics_of_jobs
 from ..db.queries.verdicts import save_verdict, verdicts_awaiting
+from ..forge import check_runs
 from ..forge.outbox import enqueue_status
-from .comment import queue_comment
+from .comment import context_summary, queue_comment
 from .groups import Finished
 from .verdict import Judgement, judge
 
@@ -65,6 +66,9 @@ async def publish(
             "details": details,
         },
     )
+    summary = None
+    if check_runs.mirrors(await session.get(Repository, run.repository_id)):
+        summary = await context_summary(session, run, context, run_url=run_url)
     await enqueue_status(
         session,
         repository_id=run.repository_id,
@@ -73,6 +77,7 @@ async def publish(
         state=judgement.state,
         description=judgement.description,
         target_url=run_url,
+        summary=summary,
     )
     if run.trigger == "pull_request" and run.pr_number is not None:
         await queue_comment(session, run, run_url=run_url)

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..models import Job, Metric, Run
+from ..models import ContextVerdict, Job, Metric, Run
 
 
 async def runs_for_event(session: AsyncSession, event_id: int) -> list[Run]:
@@ -74,3 +74,35 @@ async def open_runs_of_pull_request(
         .order_by(col(Run.id))
     )
     return list((await session.exec(stmt)).all())
+
+
+async def newest_run_with_context(
+    session: AsyncSession, *, repository_id: int, commit_sha: str, context: str
+) -> Run | None:
+    """The newest run of the commit that has jobs of `context` (baseline runs aside)."""
+    stmt = (
+        select(Run)
+        .join(Job, col(Job.run_id) == col(Run.id))
+        .where(
+            Run.repository_id == repository_id,
+            Run.commit_sha == commit_sha,
+            Run.trigger != "baseline",
+            Job.context == context,
+        )
+        .order_by(col(Run.id).desc())
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def forget_results(
+    session: AsyncSession, jobs: list[Job], *, run_id: int, context: str
+) -> None:
+    """Drop the metrics of `jobs` and the verdict of the context: a re-run replaces them."""
+    ids = [job.id or 0 for job in jobs]
+    await session.exec(delete(Metric).where(col(Metric.job_id).in_(ids)))  # type: ignore[call-overload]
+    await session.exec(
+        delete(ContextVerdict).where(  # type: ignore[call-overload]
+            col(ContextVerdict.run_id) == run_id, col(ContextVerdict.context) == context
+        )
+    )
