@@ -12,11 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 from test_planning import push_event
 
 from helpers.gitrepo import TestRepo, make_repo
 from helpers.gitrepo import git as run_git
 from helpers.server import server_context, test_settings
+from labci_server.app import create_app
 from labci_server.db.models import ContextVerdict, Job
 from labci_server.db.queries import jobs as job_queries
 from labci_server.db.queries import outbox as outbox_queries
@@ -27,6 +29,7 @@ from labci_server.db.queries.verdicts import verdicts_of_runs
 from labci_server.forge.outbox import PR_COMMENT_MARKER, deliver_due
 from labci_server.planning.planner import plan_event
 from labci_server.results.ingest import finish_job
+from labci_server.web.badge_tokens import ensure_badge_token
 from labci_server.webhooks.github import NewEvent
 from labci_server.webhooks.ingest import store_event
 
@@ -482,3 +485,33 @@ async def test_a_context_skipped_by_paths_on_a_later_push_ends_in_success(
                 session, repository_id=await repo.repository_id(), commit_sha=code
             )
         assert len(after) == len(before)
+
+
+async def test_the_run_page_shows_the_verdict_and_the_api_no_badge_token(
+    tmp_path, database_url, redis_url
+):
+    git, base = repo_with(tmp_path, {".labci/train.yml": TRAIN})
+    head = git.commit({"model.py": "worse\n"}, branch="feature")
+    settings = test_settings(database_url, redis_url)
+    async with server_context(settings) as sc:
+        repo = Repo(sc, git)
+        pushed = await repo.push(base, "push-base")
+        await repo.finish((await repo.jobs(pushed))["fit"], {"acc": 0.912, "loss": 0.231})
+        pr = await repo.pull_request(head, base, "pr-1")
+        job = (await repo.jobs(pr))["fit"]
+        await repo.finish(job, {"acc": 0.85, "loss": 0.25})
+        assert await ensure_badge_token(sc.sessions, str(git.bare))
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
+                page = (await c.get(f"/runs/{job.run_id}")).text
+                detail = (await c.get(f"/api/v1/runs/{job.run_id}")).json()
+    assert "labci/train/fit <span class='failure'>failure</span>" in page
+    assert f"Baseline: base commit {base[:7]}" in page
+    assert "<td>acc ↑</td><td>0.912</td><td>0.85</td>" in page
+    assert "<td>regressed (single sample)</td>" in page
+    (verdict,) = [v for v in detail["verdicts"] if v["context"] == "labci/train/fit"]
+    assert verdict["state"] == "failure"
+    assert verdict["metrics"][0]["name"] == "acc"
+    assert "badge_token" not in detail["repository"]

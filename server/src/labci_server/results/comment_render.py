@@ -177,24 +177,32 @@ def _table(rows: list[dict[str, Any]], *, collapse: bool) -> str:
     return f"{shown}\n\n<details><summary>All {len(rows)} metrics</summary>\n\n{full}\n\n</details>"
 
 
-def _row(row: dict[str, Any]) -> str:
+def metric_cells(row: dict[str, Any]) -> list[str]:
+    """A metric row as plain text cells: metric, base, head, Δ [95 % CI], Δ %, verdict, p."""
     goal = {"max": " ↑", "min": " ↓"}.get(row.get("goal") or "", "")
     gate = "" if row.get("gate") or row.get("goal") is None else " (not gated)"
     verdict = row["verdict"]
-    shown_verdict = f"**{verdict}**" if verdict in ("regressed", "improved") else verdict
     if row.get("single_sample") and verdict in ("regressed", "improved", "unchanged"):
-        shown_verdict += " (single sample)"
+        verdict += " (single sample)"
     elif row.get("noise_from_history"):
-        shown_verdict += " (noise from history)"
-    cells = [
-        f"{code(row['name'], in_table=True)}{goal}{gate}",
+        verdict += " (noise from history)"
+    return [
+        f"{row['name']}{goal}{gate}",
         _side(row.get("base")),
         _side(row.get("head")),
         _delta(row),
         _percent(row.get("delta_pct")),
-        shown_verdict,
+        verdict,
         _p(row.get("p_value")),
     ]
+
+
+def _row(row: dict[str, Any]) -> str:
+    cells = metric_cells(row)
+    name = str(row["name"])
+    cells[0] = code(name, in_table=True) + cells[0][len(name) :]
+    if row["verdict"] in ("regressed", "improved"):
+        cells[5] = f"**{row['verdict']}**{cells[5][len(row['verdict']) :]}"
     return "| " + " | ".join(cells) + " |"
 
 

@@ -17,6 +17,7 @@ from ..db.queries.runs import (
     recent_runs,
     runs_for_commit,
 )
+from ..db.queries.verdicts import verdicts_of_runs
 from ..errors import BadRequest, NotFound
 
 MAX_LOG_LINES_SHOWN = 5000
@@ -80,6 +81,7 @@ async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
         outbox = await outbox_queries.messages_for_commit(
             session, repository_id=run.repository_id, commit_sha=run.commit_sha
         )
+        verdicts = await verdicts_of_runs(session, [run_id])
         job_rows = []
         for job in jobs:
             steps = await job_queries.steps_of_job(session, job_id=job.id or 0, attempt=job.attempt)
@@ -102,7 +104,8 @@ async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
             )
     return {
         "run": run.model_dump(),
-        "repository": repo.model_dump() if repo else None,
+        # The badge token is a read credential of a private repository: never shown here.
+        "repository": repo.model_dump(exclude={"badge_token"}) if repo else None,
         "event": event.model_dump(
             include={"id", "kind", "delivery_id", "received_at", "planned_at"}
         )
@@ -110,5 +113,9 @@ async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
         else None,
         "jobs": job_rows,
         "statuses": [s.model_dump() for s in statuses],
-        "outbox": [m.model_dump() for m in outbox],
+        "outbox": [m.model_dump(exclude={"body"}) for m in outbox],
+        "verdicts": [
+            {**v.model_dump(include={"context", "phase", "state", "description"}), **v.details}
+            for v in verdicts
+        ],
     }

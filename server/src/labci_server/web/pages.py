@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from ..api.deps import Ctx
+from ..results.comment_render import metric_cells
 from ..results.views import run_detail, run_overview
 
 router = APIRouter()
@@ -82,9 +83,35 @@ async def run_page(run_id: int, sc: Ctx) -> HTMLResponse:
         f"<tr><td>{escape(m['context'])}</td><td>{state(m['state'])}</td><td>{escape(m['description'])}</td>"
         f"<td>{escape(m['status'])}</td></tr>"
         for m in detail["outbox"]
+        if m["kind"] == "status"
     )
     head += f"<h2>Commit statuses</h2><table><tr><th>context</th><th>state</th><th>description</th><th>delivery</th></tr>{statuses}</table>"
-    return page(f"run {run_id}", head + "".join(_job_section(j) for j in detail["jobs"]))
+    verdicts = "".join(_verdict_section(v) for v in detail["verdicts"])
+    return page(f"run {run_id}", head + verdicts + "".join(_job_section(j) for j in detail["jobs"]))
+
+
+def _verdict_section(verdict: dict[str, Any]) -> str:
+    """A context's verdict: the metric table against its baseline, as the PR comment has it."""
+    found = verdict.get("baseline")
+    if found:
+        where = f"{found.get('source', 'baseline')} {str(found.get('commit') or '')[:7]}"
+        hardware = found.get("hardware") or ""
+        same = "same hardware" if found.get("same_hardware") else "OTHER hardware"
+        baseline = f"Baseline: {where} (run #{found.get('run_id')}) · {same} {hardware}"
+    else:
+        baseline = f"No baseline: {verdict.get('no_baseline') or '—'}"
+    header = "".join(
+        f"<th>{h}</th>" for h in ("metric", "base", "head", "Δ [95 % CI]", "Δ %", "verdict", "p")
+    )
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in metric_cells(row)) + "</tr>"
+        for row in verdict.get("metrics") or []
+    )
+    return (
+        f"<h2>{escape(verdict['context'])} {state(verdict['state'])}</h2>"
+        f"<p>{escape(verdict['description'])}</p><p>{escape(baseline)}</p>"
+        + (f"<table><tr>{header}</tr>{rows}</table>" if rows else "")
+    )
 
 
 def _job_section(row: dict[str, Any]) -> str:
