@@ -171,3 +171,52 @@ def test_bad_metrics_end_as_metrics_invalid_without_a_comparison(stack, github):
     (run,) = stack.wait_for_runs_finished(sha, 1)
     assert all(job["metrics"] == {} for job in run["jobs"])
     assert httpx.get(f"{stack.url}/healthz", timeout=5).status_code == 200
+
+
+NOISY = """\
+name: noisy
+on:
+  push: {branches: [main]}
+  pull_request: {branches: [main]}
+jobs:
+  fit:
+    runs-on: cpu
+    strategy: {matrix: {seed: [0, 1, 2, 3, 4]}}
+    steps:
+      - run: |
+          acc=$(python3 -c "print(open('acc.txt').read().split(',')[${{ matrix.seed }}])")
+          echo "{\\"acc\\": $acc}" > "$LABCI_OUTPUT/metrics.json"
+    metrics:
+      file: metrics.json
+      repeats: seed
+      compare:
+        acc: {goal: max, tolerance: 0.005}
+"""
+
+
+def test_noise_without_a_real_change_is_not_a_regression(stack, github):
+    """Five seeds whose mean is 0.01 lower, within their own spread: not `regressed`."""
+    repo = create_bare_repo(github.repos_root, "octo", "exp")
+    base = repo.commit({".labci/noisy.yml": NOISY, "acc.txt": "0.90,0.93,0.88,0.92,0.89"})
+    head = repo.commit({"acc.txt": "0.89,0.93,0.86,0.91,0.88"}, branch="feature")
+    github.standin.open_pull_request("octo", "exp", 14, head_ref="feature", base_ref="main")
+    stack.start_all()
+    push = push_payload("octo", "exp", repo.clone_url, "refs/heads/main", "0" * 40, base)
+    assert stack.deliver("push", push, "push-base").status_code == 202
+    wait_for_statuses(
+        github.standin, ("octo", "exp", base), lambda s: final(s, "labci/noisy/fit"), "base"
+    )
+    open_pr(stack, github, repo, 14, "feature", head, base, "pr-open")
+    statuses = wait_for_statuses(
+        github.standin, ("octo", "exp", head), lambda s: final(s, "labci/noisy/fit"), "head"
+    )
+    (fit,) = final(statuses, "labci/noisy/fit")
+    assert fit["state"] == "success"
+    assert "regression" not in fit["description"]
+    (comment,) = wait_for_comment(github, 14, lambda c: head[:7] in c[0]["body"], "the comment")
+    acc_row = next(line for line in comment["body"].splitlines() if line.startswith("| `acc`"))
+    assert "| inconclusive |" in acc_row
+    assert "0.904 ± " in acc_row
+    assert "(n=5)" in acc_row
+    p_value = float(acc_row.rstrip(" |").rsplit("|", 1)[-1])
+    assert p_value > 0.05
