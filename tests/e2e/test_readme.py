@@ -64,16 +64,16 @@ def test_demo_command_shows_two_passing_checks_with_metrics(tmp_path):
         if "labci/train/digits" in line and "success" in line
     ]
     assert [row[0] for row in rows if row[0] in ("main", "PR")] == ["main", "PR"]
-    metrics = {
-        line.split()[0]: line.split()[1:]
-        for line in out.split("\nMetrics\n", 1)[1].splitlines()[1:]
-        if line.strip()
-    }
+    metrics_block = out.split("\nMetrics\n", 1)[1].split("\n\n", 1)[0]
+    metrics = {line.split()[0]: line.split()[1:] for line in metrics_block.splitlines()[1:]}
     assert set(metrics) == {"accuracy", "loss"}
     base, head, _ = (float(v) for v in metrics["accuracy"])
     assert 0.5 < base < 1.0
     assert 0.5 < head < 1.0
     assert "waiting for both checks" in out
+    table = out.split("The pull request's comment (its metric table)\n", 1)[1]
+    accuracy = next(line for line in table.splitlines() if "`accuracy`" in line)
+    assert "**improved**" in accuracy
 
 
 def test_validate_example_prints_what_the_readme_shows():

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .db.engine import make_engine, make_sessionmaker
 from .db.queries.jobs import jobs_of_runs
-from .db.queries.outbox import commit_statuses
+from .db.queries.outbox import commit_statuses, pull_request_comment
 from .db.queries.repositories import find_repository
 from .db.queries.runs import metrics_of_jobs, runs_for_commit
 from .dev import DevStack
@@ -75,6 +75,9 @@ jobs:
         run: python train.py --out "$LABCI_OUTPUT/metrics.json"
     metrics:
       file: metrics.json
+      compare:
+        accuracy: {goal: max, tolerance: 0.5%}
+        loss: {goal: min, tolerance: 5%, gate: false}
 """
 
 
@@ -139,6 +142,15 @@ def run_demo(dev: DevStack, *, timeout_s: float) -> bool:
     print("labci demo: waiting for both checks…", flush=True)
     results = asyncio.run(wait_for_checks(dev, bare, {"main": base, "PR #1": head}, timeout_s))
     print_table(results)
+    comment = asyncio.run(wait_for_comment(dev, bare, pr_number=1, head=head))
+    if comment:
+        print("\nThe pull request's comment (its metric table)")
+        lines = comment.splitlines()
+        start = next((i for i, line in enumerate(lines) if line.startswith("| metric")), None)
+        for line in lines[start:] if start is not None else []:
+            if not line.startswith("|"):
+                break
+            print(f"  {line}")
     return all(row["state"] == "success" for row in results.values())
 
 
@@ -168,6 +180,32 @@ async def wait_for_checks(
             await asyncio.sleep(POLL_S)
     finally:
         await engine.dispose()
+
+
+async def wait_for_comment(
+    dev: DevStack, bare: Path, *, pr_number: int, head: str, timeout_s: float = 20.0
+) -> str | None:
+    """The pull request's labci comment once it shows `head` (the outbox sends it)."""
+    engine = make_engine(dev.settings.database_url)
+    sessions = make_sessionmaker(engine)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            async with sessions() as session:
+                repo = await find_repository(session, provider="git", full_name=str(bare))
+                row = (
+                    await pull_request_comment(
+                        session, repository_id=repo.id or 0, pr_number=pr_number
+                    )
+                    if repo
+                    else None
+                )
+            if row is not None and head[:7] in row.body:
+                return row.body
+            await asyncio.sleep(POLL_S)
+    finally:
+        await engine.dispose()
+    return None
 
 
 async def _snapshot(
