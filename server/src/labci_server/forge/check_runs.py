@@ -14,15 +14,10 @@ is upserted, and only its newest unsent version is sent.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from dataclasses import asdict
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from ..db.models import OutboxMessage, Repository
-from ..db.queries import outbox as queries
 from .base import CheckRunMessage
 
 KIND = "check_run"
@@ -61,44 +56,10 @@ def check_run_of_status(
     )
 
 
+def body_of(message: CheckRunMessage) -> str:
+    """The outbox body of a check run: its fields as JSON, in a stable order."""
+    return json.dumps(asdict(message), sort_keys=True)
+
+
 def message_of(row: OutboxMessage) -> CheckRunMessage:
     return CheckRunMessage(**json.loads(row.body or "{}"))
-
-
-async def enqueue_check_run(
-    session: AsyncSession, *, repository_id: int, message: CheckRunMessage
-) -> None:
-    """Store the check run as it should read now; older unsent versions are superseded."""
-    body = json.dumps(asdict(message), sort_keys=True)
-    state = hashlib.sha256(body.encode()).hexdigest()[:40]
-    context = PREFIX + message.name
-    earlier = await queries.messages_for_context(
-        session, repository_id=repository_id, commit_sha=message.head_sha, context=context
-    )
-    live = [m for m in earlier if m.status in ("pending", "sent")]
-    if live and live[-1].state == state:
-        return
-    for row in earlier:
-        if row.status == "pending":
-            row.status = "superseded"
-            session.add(row)
-    same = [m for m in earlier if m.state == state]
-    if same:  # back to what it read before (a re-run with the same outcome): send again
-        row = same[0]
-        row.status, row.attempts, row.next_attempt_at = "pending", 0, time.time()
-        row.claimed_until, row.last_error = None, None
-        session.add(row)
-        return
-    await queries.insert_message(
-        session,
-        {
-            "repository_id": repository_id,
-            "kind": KIND,
-            "commit_sha": message.head_sha,
-            "context": context,
-            "state": state,
-            "description": message.title,
-            "target_url": message.details_url,
-            "body": body,
-        },
-    )

@@ -117,17 +117,51 @@ async def enqueue_status(
             target_url=target_url,
             summary=summary,
         )
-        await check_runs.enqueue_check_run(session, repository_id=repository_id, message=check)
+        await _enqueue_upsert(
+            session,
+            repository_id=repository_id,
+            kind=check_runs.KIND,
+            commit_sha=commit_sha,
+            context=check_runs.PREFIX + context,
+            body=check_runs.body_of(check),
+            description=check.title,
+            target_url=check.details_url,
+        )
 
 
 async def enqueue_comment(
     session: AsyncSession, *, repository_id: int, pr_number: int, body: str
 ) -> None:
     """Store the pull request's comment as it should read now; part of the caller's
-    transaction. Older unsent versions are superseded; an unchanged body is not re-sent."""
-    commit_sha, state = f"pr:{pr_number}", hashlib.sha256(body.encode()).hexdigest()[:40]
+    transaction."""
+    await _enqueue_upsert(
+        session,
+        repository_id=repository_id,
+        kind="comment",
+        commit_sha=f"pr:{pr_number}",
+        context=COMMENT_CONTEXT,
+        body=body,
+        description=f"pull request #{pr_number} comment",
+    )
+
+
+async def _enqueue_upsert(
+    session: AsyncSession,
+    *,
+    repository_id: int,
+    kind: str,
+    commit_sha: str,
+    context: str,
+    body: str,
+    description: str,
+    target_url: str | None = None,
+) -> None:
+    """Store what an upserted message (the PR comment, a check run) should read now, its
+    state the hash of `body`: older unsent versions are superseded, an unchanged body is not
+    sent again, and a body it read before is sent again from its old row."""
+    state = hashlib.sha256(body.encode()).hexdigest()[:40]
     earlier = await queries.messages_for_context(
-        session, repository_id=repository_id, commit_sha=commit_sha, context=COMMENT_CONTEXT
+        session, repository_id=repository_id, commit_sha=commit_sha, context=context
     )
     live = [m for m in earlier if m.status in ("pending", "sent")]
     if live and live[-1].state == state:
@@ -137,7 +171,7 @@ async def enqueue_comment(
             message.status = "superseded"
             session.add(message)
     same = [m for m in earlier if m.state == state]
-    if same:  # back to an earlier version: send that row again
+    if same:
         row = same[0]
         row.status, row.attempts, row.next_attempt_at = "pending", 0, time.time()
         row.claimed_until, row.last_error = None, None
@@ -147,11 +181,12 @@ async def enqueue_comment(
         session,
         {
             "repository_id": repository_id,
-            "kind": "comment",
+            "kind": kind,
             "commit_sha": commit_sha,
-            "context": COMMENT_CONTEXT,
+            "context": context,
             "state": state,
-            "description": f"pull request #{pr_number} comment",
+            "description": description,
+            "target_url": target_url,
             "body": body,
         },
     )
@@ -181,12 +216,15 @@ async def deliver_due(
     sent = 0
     blocked: set[tuple[int, str, str]] = set()
     paused: set[str | None] = set()
+    repos: dict[int, Repository | None] = {}
     for message in due:
         key = (message.repository_id, message.commit_sha, message.context)
         if key in blocked:
             continue
-        async with sessions() as session:
-            repo = await get_repository(session, message.repository_id)
+        if message.repository_id not in repos:
+            async with sessions() as session:
+                repos[message.repository_id] = await get_repository(session, message.repository_id)
+        repo = repos[message.repository_id]
         if repo is None:
             await _finish(sessions, message.id, status="dead", error="repository no longer exists")
             continue

@@ -126,13 +126,6 @@ class Pacer:
                 int(slot.pause_s * 1000),
             )
 
-    async def paused_for(self, key: str | None) -> float:
-        """Seconds left of the credential's pause (0 when it may be used)."""
-        if key is None:
-            return 0.0
-        remaining_ms = await self._redis.pttl(self._keys(key)[2])
-        return max(0.0, remaining_ms / 1000)
-
     async def _wait_interval(self, key: str) -> None:
         previous = await self._redis.get(self._keys(key)[1])
         if previous is not None:

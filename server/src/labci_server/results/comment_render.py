@@ -177,33 +177,31 @@ def _table(rows: list[dict[str, Any]], *, collapse: bool) -> str:
     return f"{shown}\n\n<details><summary>All {len(rows)} metrics</summary>\n\n{full}\n\n</details>"
 
 
-def metric_cells(row: dict[str, Any]) -> list[str]:
-    """A metric row as plain text cells: metric, base, head, Δ [95 % CI], Δ %, verdict, p."""
+def metric_cells(row: dict[str, Any], *, markdown: bool = False) -> list[str]:
+    """A metric row's cells: metric, base, head, Δ [95 % CI], Δ %, verdict, p-value; plain
+    text, or `markdown` (the name as code, a change that counts in bold)."""
     goal = {"max": " ↑", "min": " ↓"}.get(row.get("goal") or "", "")
     gate = "" if row.get("gate") or row.get("goal") is None else " (not gated)"
+    name = code(row["name"], in_table=True) if markdown else str(row["name"])
     verdict = row["verdict"]
+    shown = f"**{verdict}**" if markdown and verdict in ("regressed", "improved") else verdict
     if row.get("single_sample") and verdict in ("regressed", "improved", "unchanged"):
-        verdict += " (single sample)"
+        shown += " (single sample)"
     elif row.get("noise_from_history"):
-        verdict += " (noise from history)"
+        shown += " (noise from history)"
     return [
-        f"{row['name']}{goal}{gate}",
+        f"{name}{goal}{gate}",
         _side(row.get("base")),
         _side(row.get("head")),
         _delta(row),
         _percent(row.get("delta_pct")),
-        verdict,
+        shown,
         _p(row.get("p_value")),
     ]
 
 
 def _row(row: dict[str, Any]) -> str:
-    cells = metric_cells(row)
-    name = str(row["name"])
-    cells[0] = code(name, in_table=True) + cells[0][len(name) :]
-    if row["verdict"] in ("regressed", "improved"):
-        cells[5] = f"**{row['verdict']}**{cells[5][len(row['verdict']) :]}"
-    return "| " + " | ".join(cells) + " |"
+    return "| " + " | ".join(metric_cells(row, markdown=True)) + " |"
 
 
 def _side(side: dict[str, Any] | None) -> str:

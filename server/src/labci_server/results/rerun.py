@@ -50,13 +50,14 @@ async def rerun_context(
         if any(row.state not in TERMINAL_JOB_STATES for row in members):
             log.info("%s of run %s is still going: no re-run", context, run.id)
             return None
-        again = [row for row in members if row.state != "skipped" or row.spec["job"].get("needs")]
+        needing = {row.id for row in members if row.spec["job"].get("needs")}
+        again = [row for row in members if row.state != "skipped" or row.id in needing]
         if not again:
             return None
         for job in again:
             back_to_pending(session, job, reason=reason)
             job.finished_at = None
-            if job.spec["job"].get("needs"):
+            if job.id in needing:
                 job.state = "waiting"  # decided again from its needs' outcomes
         await forget_results(session, again, run_id=run.id or 0, context=context)
         run_url = sc.run_url(run.id)

@@ -24,14 +24,15 @@ async def check_run_delivery(sc: ServerContext, event: GitHubEvent) -> tuple[int
     sender = event.data.get("sender") if isinstance(event.data, dict) else None
     login = sender.get("login") if isinstance(sender, dict) else None
     who = "@" + login[:MAX_LOGIN_CHARS] if isinstance(login, str) and login else "someone"
+    context = request.external_id or request.name  # labci's external id is the context
     run_id = await rerun_context(
         sc,
         provider="github",
         repo_full_name=request.repo_full_name,
         commit_sha=request.head_sha,
-        context=request.external_id or request.name,
+        context=context,
         who=who,
     )
     if run_id is None:
         return 202, {"ignored": f"nothing to re-run for {request.name!r} (unknown or still going)"}
-    return 202, {"rerun": {"run_id": run_id, "context": request.external_id or request.name}}
+    return 202, {"rerun": {"run_id": run_id, "context": context}}
