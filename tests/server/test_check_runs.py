@@ -23,11 +23,11 @@ from labci_server.errors import ConfigError
 from labci_server.forge.github import GitHubForge
 from labci_server.forge.github_app import InstallationTokens
 from labci_server.forge.outbox import deliver_due
+from labci_server.forge.registry import build_forges
 from labci_server.planning.planner import plan_event
 from labci_server.results.ingest import finish_job
 from labci_server.webhooks.github import NewEvent
 from labci_server.webhooks.ingest import store_event
-from labci_server.workers import build_forges
 
 APP_ID, INSTALLATION = 4242, 77
 CONTEXT = "labci/train/fit"

@@ -11,12 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from .api import operator as operator_routes
 from .api import runners as runner_routes
 from .api import webhooks as webhook_routes
 from .api.deps import get_context
 from .context import ServerContext
 from .db.engine import make_engine, make_sessionmaker
 from .errors import LabciError
+from .http import install_guards
 from .queue import connect
 from .results.artifacts import artifact_download
 from .results.views import outbox_listing, run_detail, run_overview
@@ -46,11 +48,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="labci", lifespan=lifespan)
     app.include_router(webhook_routes.router)
+    app.include_router(operator_routes.router)
     app.include_router(runner_routes.router)
     app.include_router(pages.router)
     app.include_router(badge_routes.router)
     _add_json_api(app)
     _add_error_handlers(app)
+    install_guards(app, settings)
     return app
 
 

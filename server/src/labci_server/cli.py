@@ -26,6 +26,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .db.migrate import upgrade
+    from .http import serve_options
 
     if settings.webhook_secret is None:
         raise ConfigError(
@@ -35,7 +36,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError("LABCI_REDIS_URL is not set (only `labci dev` starts an embedded Redis)")
     if not args.no_migrate:
         asyncio.run(upgrade(settings.database_url))
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        **serve_options(settings),
+    )
     return 0
 
 

@@ -21,11 +21,8 @@ from .context import ServerContext
 from .db.engine import make_engine, make_sessionmaker
 from .db.queries.events import mark_event
 from .errors import ForgeRejected, ForgeUnavailable, PlanError
-from .forge.base import Forge
-from .forge.github import GitHubForge
-from .forge.github_app import InstallationTokens
-from .forge.gitlocal import GitLocalForge
 from .forge.outbox import deliver_due
+from .forge.registry import build_forges
 from .planning.planner import plan_event
 from .queue import SERVER_QUEUE, connect, deserialize, kick_outbox, serialize
 from .scheduling.reconciler import reconcile
@@ -70,23 +67,6 @@ async def _every(interval_s: float, action: Callable[[], Awaitable[Any]], name: 
         except Exception:  # noqa: BLE001 — a failed pass is logged; the next one retries
             log.exception("%s pass failed", name)
         await asyncio.sleep(interval_s)
-
-
-def build_forges(settings: Settings, sc_sessions: Any, http: httpx.AsyncClient) -> dict[str, Forge]:
-    token = settings.github_token.get_secret_value() if settings.github_token else None
-    app = None
-    if settings.github_app_id and settings.github_private_key:
-        app = InstallationTokens(
-            http,
-            api_url=settings.github_api_url,
-            app_id=settings.github_app_id,
-            # Environments often carry a PEM on one line, with its line breaks written `\n`.
-            private_key=settings.github_private_key.get_secret_value().replace("\\n", "\n"),
-        )
-    return {
-        "github": GitHubForge(http, api_url=settings.github_api_url, token=token, app=app),
-        "git": GitLocalForge(sc_sessions),
-    }
 
 
 def make_worker(settings: Settings, *, burst: bool = False) -> Worker:

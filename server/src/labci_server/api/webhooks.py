@@ -1,5 +1,4 @@
-"""Signed endpoints: GitHub deliveries, the local `git` forge's triggers, and the
-operator's calls (manual runs, cancelling a run)."""
+"""Forge deliveries: GitHub webhooks and the local `git` forge's hook."""
 
 from __future__ import annotations
 
@@ -10,8 +9,6 @@ from fastapi.responses import JSONResponse
 
 from ..context import ServerContext
 from ..errors import ConfigError, LabciError
-from ..results.cancel import cancel_run_by_id
-from ..webhooks.dispatch import store_dispatch, to_dispatch_event
 from ..webhooks.github import to_new_event, verify_delivery
 from ..webhooks.gitlocal import to_local_event, verify_local
 from ..webhooks.ingest import store_event
@@ -58,7 +55,7 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
     new = to_new_event(event)
     if isinstance(new, str):
         return JSONResponse({"ignored": new}, status_code=202)
-    content = _stored(await store_event(sc, new))
+    content = stored_answer(await store_event(sc, new))
     if new.needs_approval:
         content["awaiting_approval"] = "pull request from a fork: nothing runs until approved"
     return JSONResponse(content, status_code=202)
@@ -69,27 +66,8 @@ async def git_trigger(request: Request, sc: Ctx) -> JSONResponse:
     body = await read_capped(request)
     data = verify_local(request.headers.get("x-hub-signature-256"), body, webhook_secret(sc))
     new = to_local_event(data, pr_number=data.get("pr_number"))
-    return JSONResponse(_stored(await store_event(sc, new)), status_code=202)
+    return JSONResponse(stored_answer(await store_event(sc, new)), status_code=202)
 
 
-@router.post("/api/v1/dispatches")
-async def dispatch(request: Request, sc: Ctx) -> JSONResponse:
-    """A manual run, sent (and checked) by `labci dispatch`."""
-    body = await read_capped(request)
-    data = verify_local(request.headers.get("x-hub-signature-256"), body, webhook_secret(sc))
-    stored = await store_dispatch(sc, to_dispatch_event(data))
-    return JSONResponse(_stored(stored), status_code=202)
-
-
-@router.post("/api/v1/runs/{run_id}/cancel")
-async def cancel(run_id: int, request: Request, sc: Ctx) -> JSONResponse:
-    """An operator stops a run (`labci cancel`); signed like the other operator calls."""
-    body = await read_capped(request)
-    data = verify_local(request.headers.get("x-hub-signature-256"), body, webhook_secret(sc))
-    reason = str(data.get("reason") or "cancelled by an operator")[:200]
-    stopped = await cancel_run_by_id(sc, run_id, reason=reason)
-    return JSONResponse({"run_id": run_id, "cancelled_jobs": stopped})
-
-
-def _stored(event_id: int | None) -> dict[str, Any]:
+def stored_answer(event_id: int | None) -> dict[str, Any]:
     return {"event_id": event_id, "duplicate": event_id is None}

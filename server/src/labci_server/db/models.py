@@ -44,6 +44,11 @@ class Repository(SQLModel, table=True):
     installation_id: int | None = None
     # Lets a README show this private repository's badges: `?token=` in the badge URL.
     badge_token: str | None = None
+    # The local forge's post-receive hook authenticates with its own token (hash kept here).
+    hook_token_hash: str | None = None
+    # When clone URL, visibility and installation were last read from the forge's API:
+    # deliveries never rewrite them.
+    facts_checked_at: float | None = None
     created_at: float = Field(default_factory=now_s)
 
 
@@ -81,6 +86,9 @@ class Run(SQLModel, table=True):
     workflow_sha256: str | None = None
     commit_sha: str = Field(index=True)
     trigger: str  # push | pull_request | workflow_dispatch | baseline
+    # One run per (repository, commit, workflow, trigger, branch or pull request): a
+    # redelivery or a second push of the same head plans nothing new. None: manual runs.
+    dedupe_key: str | None = Field(default=None, unique=True, index=True)
     branch: str
     pr_number: int | None = None
     state: str = "pending"  # pending | running | finished
@@ -184,6 +192,8 @@ class Runner(SQLModel, table=True):
     gpus: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     token_hash: str = Field(unique=True)
     queue_name: str = ""
+    # A revoked runner's token answers 401 everywhere.
+    revoked_at: float | None = None
     last_heartbeat_at: float | None = None
     created_at: float = Field(default_factory=now_s)
 
@@ -262,4 +272,58 @@ class CommitStatus(SQLModel, table=True):
     state: str
     description: str
     target_url: str | None = None
+    created_at: float = Field(default_factory=now_s)
+
+
+class User(SQLModel, table=True):
+    """A person: a local account (password) or a GitHub account (signed in with OAuth)."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("provider", "login"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str  # "local" | "github"
+    login: str
+    # GitHub's numeric user id: a renamed account stays the same user.
+    forge_user_id: int | None = None
+    password_hash: str | None = None  # argon2id; local accounts only
+    is_admin: bool = False
+    disabled: bool = False
+    created_at: float = Field(default_factory=now_s)
+    last_seen_at: float | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal API token (`Authorization: Bearer …`): shown once, stored hashed."""
+
+    __tablename__ = "api_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    name: str
+    token_hash: str = Field(unique=True)
+    scope: str  # read | write | admin: the most the token may do, whatever its user may
+    created_at: float = Field(default_factory=now_s)
+    expires_at: float | None = None
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+class RepositoryGrant(SQLModel, table=True):
+    """A permission an administrator gave a user on a repository (local repositories, and
+    local accounts on GitHub repositories); GitHub users' permissions come from GitHub."""
+
+    __tablename__ = "repository_grants"
+    __table_args__ = (UniqueConstraint("repository_id", "user_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    repository_id: int = Field(foreign_key="repositories.id", index=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    level: str  # read | write | admin
+    created_at: float = Field(default_factory=now_s)
+
+
+class ServerKey(SQLModel, table=True):
+    """Keys the server makes itself when none is configured (the session-signing key)."""
+
+    __tablename__ = "server_keys"
+    name: str = Field(primary_key=True)
+    value: str
     created_at: float = Field(default_factory=now_s)
