@@ -46,7 +46,8 @@ def create_app(settings: Settings) -> FastAPI:
             await redis.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="labci", lifespan=lifespan)
+    # The API docs page is served by `http.docs`, from assets of our own (no CDN).
+    app = FastAPI(title="labci", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(webhook_routes.router)
     app.include_router(operator_routes.router)
     app.include_router(runner_routes.router)

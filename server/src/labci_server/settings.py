@@ -77,12 +77,47 @@ class Settings(BaseSettings):
         description="Where uploaded job artifacts are kept (one folder per job and attempt).",
     )
 
+    # --- people and permissions ---
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs sign-in session cookies; unset: one is made and kept in "
+        "the database on first start.",
+    )
+    anonymous_read: bool = Field(
+        True,
+        description="Whether public repositories' runs, logs and badges are readable without "
+        "signing in; private ones never are.",
+    )
+    github_oauth_client_id: str | None = Field(
+        None, description="Client id of the GitHub OAuth (or GitHub App) web sign-in flow."
+    )
+    github_oauth_client_secret: SecretStr | None = Field(
+        None, description="Client secret of the GitHub OAuth (or GitHub App) web sign-in flow."
+    )
+    github_web_url: str = Field(
+        "https://github.com",
+        description="GitHub's web address, where people authorize the sign-in (GitHub "
+        "Enterprise: its own).",
+    )
+    permission_cache_s: float = Field(
+        60.0,
+        description="How long a GitHub user's permission on a repository is cached.",
+    )
+
     @model_validator(mode="after")
     def _app_needs_both(self) -> Settings:
         if bool(self.github_app_id) != bool(self.github_private_key):
             raise ValueError(
                 "LABCI_GITHUB_APP_ID and LABCI_GITHUB_PRIVATE_KEY go together: a GitHub App "
                 "needs its id and its private key"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _oauth_needs_both(self) -> Settings:
+        if bool(self.github_oauth_client_id) != bool(self.github_oauth_client_secret):
+            raise ValueError(
+                "LABCI_GITHUB_OAUTH_CLIENT_ID and LABCI_GITHUB_OAUTH_CLIENT_SECRET go together"
             )
         return self
 
