@@ -14,6 +14,7 @@ from .webhooks import (
     load_examples,
     pull_request_payload,
     push_payload,
+    repository_payload,
     sign,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "load_examples",
     "pull_request_payload",
     "push_payload",
+    "repository_payload",
     "sign",
 ]

@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from . import apps as github_apps
 from . import checks, compare
 from . import comments as issue_comments
+from . import repository as full_repository
 from .compare import PullRequest, Site
 from .openapi import OpenAPIChecker
 
@@ -53,6 +54,7 @@ MAX_DESCRIPTION = 140
 MAX_INLINE_CONTENT = 1024 * 1024  # GitHub returns encoding "none" above 1 MB
 _SHA = re.compile(r"[0-9a-f]{40}\Z")
 _ISSUE_COMMENTS = re.compile(r"/repos/([^/]+)/([^/]+)/issues/([^/]+)/comments")
+_REPO_INSTALLATION = re.compile(r"/repos/([^/]+)/([^/]+)/installation")
 COMMENTS_DOC = f"{DOCS}/issues/comments"
 CHECKS_DOC = f"{DOCS}/checks/runs"
 
@@ -202,6 +204,8 @@ class Standin:
         self._next_status_id = 1_000_000_001
         self._in_flight: dict[str | None, int] = {}
         self._rate_used = 0
+        # (owner, repo) lower-case -> "private" or "internal"; the others are public
+        self._visibility: dict[tuple[str, str], str] = {}
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Awaitable[Response]]]] = [
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/git/trees/(.+)"), self._get_tree),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/contents(?:/(.*))?"), self._get_contents),
@@ -218,6 +222,8 @@ class Standin:
             ("POST", re.compile(r"/repos/([^/]+)/([^/]+)/check-runs"), self._create_run),
             ("PATCH", re.compile(r"/repos/([^/]+)/([^/]+)/check-runs/([^/]+)"), self._update_run),
             ("POST", re.compile(r"/app/installations/([^/]+)/access_tokens"), self._access_token),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)"), self._get_repository),
+            ("GET", _REPO_INSTALLATION, self._repo_installation),
         ]
 
     # -- pull requests ---------------------------------------------------------------------
@@ -236,6 +242,16 @@ class Standin:
             self.pull_requests[(owner.lower(), repo.lower(), number)] = PullRequest(
                 number, head_ref, base_ref
             )
+
+    # -- repositories' visibility ----------------------------------------------------------
+
+    def set_visibility(self, owner: str, repo: str, visibility: str) -> None:
+        """Make ``owner/repo`` public, private or internal (as ``GET /repos/{owner}/{repo}``
+        then says); repositories are public until set. Survives ``reset()``."""
+        if visibility not in full_repository.VISIBILITIES:
+            raise ValueError(f"visibility must be one of {full_repository.VISIBILITIES}")
+        with self._lock:
+            self._visibility[(owner.lower(), repo.lower())] = visibility
 
     # -- pull-request comments -------------------------------------------------------------
 
@@ -496,8 +512,9 @@ class Standin:
     def _authorize(self, rec: Recorded) -> Response | None:
         """GitHub's refusal of the request's credentials, if any. Installation tokens act on
         their installation's repositories until they expire; the App's own endpoints
-        (``/app/...``) check their JWT in their handler."""
-        if rec.path.startswith("/app/"):
+        (``/app/...``, ``/repos/{owner}/{repo}/installation``) check their JWT in their
+        handler."""
+        if rec.path.startswith("/app/") or _REPO_INSTALLATION.fullmatch(rec.path):
             return None
         token = rec.token
         if token is None:
@@ -978,6 +995,41 @@ class Standin:
         response = JSONResponse(self._render_comment(request, owner, repo, comment))
         response.committed = "comment"  # type: ignore[attr-defined]
         return response
+
+    # -- the repository and its App installation (shapes in repository.py, apps.py) -------
+
+    async def _get_repository(self, request: Request, rec: Recorded, owner: str, repo: str):
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(f"{DOCS}/repos/repos#get-a-repository")
+        owner, repo, gitdir = found
+        try:
+            head = await asyncio.to_thread(_git, gitdir, "symbolic-ref", "--short", "HEAD")
+            default_branch = head.decode().strip()
+        except GitError:
+            default_branch = "main"
+        with self._lock:
+            visibility = self._visibility.get((owner.lower(), repo.lower()), "public")
+        body = full_repository.full_repository(
+            self._repository(self._base(request), owner, repo),
+            clone_url=gitdir.as_uri(),
+            visibility=visibility,
+            default_branch=default_branch,
+            pushed_at=_now(),
+        )
+        return JSONResponse(body)
+
+    async def _repo_installation(self, request: Request, rec: Recorded, owner: str, repo: str):
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(
+                f"{DOCS}/apps/apps#get-a-repository-installation-for-the-authenticated-app"
+            )
+        owner, repo, _gitdir = found
+        base = self._base(request)
+        return self.apps.installation_of(
+            rec.headers.get("authorization", ""), f"{owner}/{repo}", base, partial(self._user, base)
+        )
 
     # -- the App's access tokens and check runs (shapes and refusals in apps.py, checks.py) -
 

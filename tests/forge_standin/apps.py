@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse
 
 DOCS = "https://docs.github.com/rest"
 ACCESS_TOKENS_DOC = f"{DOCS}/apps/apps#create-an-installation-access-token-for-an-app"
+REPO_INSTALLATION_DOC = f"{DOCS}/apps/apps#get-a-repository-installation-for-the-authenticated-app"
 UNDECODABLE = "A JSON web token could not be decoded"
 JWT_MAX_LIFETIME_S = 10 * 60
 LEEWAY_S = 30
@@ -157,25 +158,65 @@ class AppRegistry:
         }
         return JSONResponse(body, 201)
 
-    def _authenticate(self, authorization: str) -> App | JSONResponse:
+    def installation_of(
+        self, authorization: str, full_name: str, base: str, user: UserFactory
+    ) -> JSONResponse:
+        """The answer to ``GET /repos/{owner}/{repo}/installation``: the installation of the
+        App (authenticated by its JWT) that covers ``full_name``, else 404."""
+        app = self._authenticate(authorization, REPO_INSTALLATION_DOC)
+        if isinstance(app, JSONResponse):
+            return app
+        with self._lock:
+            found = [
+                (iid, inst)
+                for iid, inst in sorted(self._installations.items())
+                if inst.app_id == app.id
+                and (inst.repositories is None or full_name.lower() in inst.repositories)
+            ]
+        if not found:
+            return _error(404, "Not Found", REPO_INSTALLATION_DOC)
+        installation_id, installation = found[0]
+        account = user(full_name.split("/", 1)[0]) | {"type": "User"}
+        body = {
+            "id": installation_id,
+            "app_id": app.id,
+            "app_slug": app.slug,
+            "target_id": account["id"],
+            "target_type": "User",
+            "single_file_name": None,
+            "repository_selection": "all" if installation.repositories is None else "selected",
+            "access_tokens_url": f"{base}/app/installations/{installation_id}/access_tokens",
+            "html_url": f"{base}/settings/installations/{installation_id}",
+            "repositories_url": f"{base}/installation/repositories",
+            "events": list(APP_EVENTS),
+            "account": account,
+            "permissions": dict(TOKEN_PERMISSIONS),
+            "created_at": APP_CREATED_AT,
+            "updated_at": APP_CREATED_AT,
+            "suspended_by": None,
+            "suspended_at": None,
+        }
+        return JSONResponse(body)
+
+    def _authenticate(self, authorization: str, doc: str = ACCESS_TOKENS_DOC) -> App | JSONResponse:
         """The App whose valid JWT ``authorization`` carries, or GitHub's 401."""
         scheme, _, value = authorization.strip().partition(" ")
         token = value.strip()
         if not token:
-            return _error(401, "Requires authentication", ACCESS_TOKENS_DOC)
+            return _error(401, "Requires authentication", doc)
         if scheme.lower() != "bearer":
-            return _error(401, UNDECODABLE, ACCESS_TOKENS_DOC)
+            return _error(401, UNDECODABLE, doc)
         try:
             claims = jwt.decode(token, options={"verify_signature": False})
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            return _error(401, UNDECODABLE, ACCESS_TOKENS_DOC)
+            return _error(401, UNDECODABLE, doc)
         issuer = claims.get("iss")
         app = self.app(int(issuer)) if str(issuer).isdigit() else None
         if app is None:
-            return _error(401, "'Issuer' claim ('iss') must name a GitHub App", ACCESS_TOKENS_DOC)
+            return _error(401, "'Issuer' claim ('iss') must name a GitHub App", doc)
         problem = _claims_problem(token, header, claims, app)
-        return app if problem is None else _error(401, problem, ACCESS_TOKENS_DOC)
+        return app if problem is None else _error(401, problem, doc)
 
 
 def _claims_problem(

@@ -286,3 +286,14 @@ def check_run_payload(
             suite["app"]["id"] = app_id
     payload["installation"] = {**(payload.get("installation") or {}), "id": installation_id}
     return payload
+
+
+def repository_payload(
+    action: str, owner: str, repo: str, clone_url: str, *, private: bool = False
+) -> dict[str, Any]:
+    """A ``repository`` delivery (``privatized``, ``publicized``, ``renamed``, ...) from
+    GitHub's example of that action; ``changes`` (a rename's old name) is the example's."""
+    examples = load_examples("repository")
+    payload = next(e for e in examples if e.get("action") == action)
+    _set_repository(payload["repository"], owner, repo, clone_url, private=private)
+    return payload

@@ -75,3 +75,23 @@ def make_repo(root: Path, name: str = "experiment") -> TestRepo:
     git(root, "clone", "-q", str(bare), str(work))
     git(work, "checkout", "-q", "-b", "main")
     return TestRepo(bare=bare.resolve(), work=work)
+
+
+def hook_install(bare: Path, database_url: str, *, public: bool = False) -> str:
+    """`labci hook install` as an operator runs it on the server's machine; returns the hook
+    token it wrote into the repository."""
+    import sys
+
+    args = [sys.executable, "-m", "labci_server.cli", "hook", "install", str(bare)]
+    subprocess.run(
+        [*args, *(["--public"] if public else [])],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            **os.environ,
+            "LABCI_DATABASE_URL": database_url,
+            "LABCI_PUBLIC_URL": "http://labci.test",
+        },
+    )
+    return (bare / "labci" / "hook-token").read_text().strip()

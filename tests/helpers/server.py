@@ -21,6 +21,7 @@ def test_settings(database_url: str, redis_url: str, **overrides: Any) -> Settin
         "database_url": database_url,
         "redis_url": redis_url,
         "webhook_secret": TEST_SECRET,
+        "session_secret": "test session key, not secret",
         "public_url": "http://labci.test",
         "lease_s": 5.0,
         "reaper_interval_s": 1.0,

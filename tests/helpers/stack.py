@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from helpers.people import PASSWORD
 from helpers.services import free_port
 from helpers.waiting import wait_until
 
@@ -32,6 +33,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _admin_token: str | None = None
 
     @property
     def url(self) -> str:
@@ -160,8 +162,36 @@ class Stack:
             timeout=30,
         )
 
+    def cli(self, *args: str, stdin: str | None = None, **env: str) -> str:
+        """`labci ARGS` against this stack's database; its standard output."""
+        done = subprocess.run(
+            [sys.executable, "-m", "labci_server.cli", *args],
+            env=self.env(**env),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"labci {' '.join(args)} failed: {done.stderr}")
+        return done.stdout
+
+    def make_user(self, login: str, *, admin: bool = False, scope: str = "admin") -> str:
+        """A local account and a personal API token of it (printed once by the CLI)."""
+        extra = ["--admin"] if admin else []
+        self.cli("users", "create", login, *extra, "--password-stdin", stdin=PASSWORD + "\n")
+        return self.cli("tokens", "create", "--user", login, "--scope", scope).strip()
+
+    @property
+    def admin_token(self) -> str:
+        if self._admin_token is None:
+            self._admin_token = self.make_user("admin", admin=True)
+        return self._admin_token
+
     def api(self, path: str) -> Any:
-        response = httpx.get(self.url + path, timeout=30)
+        response = httpx.get(
+            self.url + path, headers={"authorization": f"Bearer {self.admin_token}"}, timeout=30
+        )
         response.raise_for_status()
         return response.json()
 

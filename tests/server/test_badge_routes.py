@@ -671,15 +671,17 @@ async def test_history_names_missing_parameters(client, params, missing):
     )
 
 
-async def test_history_refuses_a_limit_below_one(client):
-    await add_repo(client)
+async def test_history_clamps_a_limit_below_one(client):
+    repo = await add_repo(client)
+    for value in (0.5, 0.6):
+        await add_run(client, repo, jobs=seeds(value))
 
-    response = await client.get(
-        "/api/v1/repos/org/exp/metrics",
-        params={"workflow": "train", "job": "mnist", "metric": "acc", "limit": 0},
-    )
-
-    assert response.status_code == 422
+    for limit in (0, -1):
+        response = await client.get(
+            "/api/v1/repos/org/exp/metrics",
+            params={"workflow": "train", "job": "mnist", "metric": "acc", "limit": limit},
+        )
+        assert [p["value"] for p in response.json()["points"]] == [0.6]
 
 
 # --- badge tokens -------------------------------------------------------------------------

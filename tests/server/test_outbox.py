@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from forge_standin import create_bare_repo
+from helpers.people import admin_token, bearer
 from helpers.server import server_context, test_settings
 from labci_server.app import create_app
 from labci_server.db.queries import outbox as outbox_queries
@@ -240,10 +241,13 @@ async def test_rate_limit_without_headers_backs_off_exponentially_then_dead_lett
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         assert gaps[0] >= 0.3, gaps
         assert gaps[1] >= 0.6, gaps
+        auth = bearer(await admin_token(sc.sessions))
         app = create_app(sc.settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://labci.test", headers=auth
+            ) as c:
                 dead = (await c.get("/api/v1/outbox", params={"status": "dead"})).json()
                 bad = await c.get("/api/v1/outbox", params={"status": "lost"})
     assert [(m["repository"], m["context"], m["state"], m["attempts"]) for m in dead] == [

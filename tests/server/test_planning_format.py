@@ -275,7 +275,8 @@ async def test_path_filters_use_the_changed_files(tmp_path, database_url, redis_
         assert await planned(_with(docs_push, base_sha=base)) == []
         code_push = push_event(repo.bare, code, "p-code")
         assert await planned(_with(code_push, base_sha=docs)) == ["paths"]
-        new_branch = push_event(repo.bare, code, "p-new")  # no base: changes unknown, runs
+        # A new branch at that commit: no base, so changes unknown, runs.
+        new_branch = push_event(repo.bare, code, "p-new", branch="topic")
         assert await planned(new_branch) == ["paths"]
         pr = _pull_request(repo.bare, txt_only, code, "pr-txt", head="notes")
         assert await planned(pr) == []  # only an excluded file changed

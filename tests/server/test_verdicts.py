@@ -17,6 +17,7 @@ from test_planning import push_event
 
 from helpers.gitrepo import TestRepo, make_repo
 from helpers.gitrepo import git as run_git
+from helpers.people import admin_token, bearer
 from helpers.server import server_context, test_settings
 from labci_server.app import create_app
 from labci_server.db.models import ContextVerdict, Job
@@ -501,10 +502,13 @@ async def test_the_run_page_shows_the_verdict_and_the_api_no_badge_token(
         job = (await repo.jobs(pr))["fit"]
         await repo.finish(job, {"acc": 0.85, "loss": 0.25})
         assert await ensure_badge_token(sc.sessions, str(git.bare))
+        auth = bearer(await admin_token(sc.sessions))
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://labci.test", headers=auth
+            ) as c:
                 page = (await c.get(f"/runs/{job.run_id}")).text
                 detail = (await c.get(f"/api/v1/runs/{job.run_id}")).json()
     assert "labci/train/fit <span class='failure'>failure</span>" in page

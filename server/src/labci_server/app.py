@@ -5,99 +5,84 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.middleware.sessions import SessionMiddleware
 
+from .api import account as account_routes
 from .api import operator as operator_routes
+from .api import reads as read_routes
 from .api import runners as runner_routes
 from .api import webhooks as webhook_routes
-from .api.deps import get_context
+from .auth.sessions import session_middleware_options
 from .context import ServerContext
 from .db.engine import make_engine, make_sessionmaker
 from .errors import LabciError
+from .forge.registry import build_forges
 from .http import install_guards
 from .queue import connect
-from .results.artifacts import artifact_download
-from .results.views import outbox_listing, run_detail, run_overview
 from .settings import Settings
+from .web import account as account_pages
 from .web import badge_routes, pages
 
 log = logging.getLogger(__name__)
+
+FORGE_TIMEOUT_S = 30.0
 
 
 def create_app(settings: Settings) -> FastAPI:
     if settings.redis_url is None:
         raise LabciError("LABCI_REDIS_URL is not set")
     redis_url = settings.redis_url
+    session_options = session_middleware_options(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         redis = await connect(redis_url)
+        # The API asks GitHub too: who may read a repository (the collaborator permission).
+        http = httpx.AsyncClient(timeout=httpx.Timeout(FORGE_TIMEOUT_S))
+        sessions = make_sessionmaker(engine)
         app.state.context = ServerContext(
-            settings=settings, sessions=make_sessionmaker(engine), redis=redis, forges={}
+            settings=settings,
+            sessions=sessions,
+            redis=redis,
+            forges=build_forges(settings, sessions, http),
         )
         try:
             yield
         finally:
+            await http.aclose()
             await redis.aclose()
             await engine.dispose()
 
     # The API docs page is served by `http.docs`, from assets of our own (no CDN).
     app = FastAPI(title="labci", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.include_router(webhook_routes.router)
-    app.include_router(operator_routes.router)
-    app.include_router(runner_routes.router)
-    app.include_router(pages.router)
-    app.include_router(badge_routes.router)
-    _add_json_api(app)
+    for router in (
+        read_routes.router,
+        webhook_routes.router,
+        operator_routes.router,
+        runner_routes.router,
+        account_routes.router,
+        account_pages.router,
+        pages.router,
+        badge_routes.router,
+    ):
+        app.include_router(router)
     _add_error_handlers(app)
+    app.add_middleware(SessionMiddleware, **session_options)
     install_guards(app, settings)
     return app
-
-
-def _add_json_api(app: FastAPI) -> None:
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/api/v1/runs")
-    async def list_runs(
-        request: Request, commit: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
-        return await run_overview(get_context(request), limit=min(limit, 500), commit_sha=commit)
-
-    @app.get("/api/v1/runs/{run_id}")
-    async def get_run(run_id: int, request: Request) -> dict[str, Any]:
-        return await run_detail(get_context(request), run_id)
-
-    @app.get("/api/v1/outbox")
-    async def list_outbox(
-        request: Request, status: str = "dead", limit: int = 100
-    ) -> list[dict[str, Any]]:
-        return await outbox_listing(
-            get_context(request), status=status, limit=max(1, min(limit, 1000))
-        )
-
-    @app.get("/api/v1/jobs/{job_id}/artifacts/{path:path}")
-    async def get_artifact(job_id: int, path: str, request: Request) -> FileResponse:
-        file = await artifact_download(get_context(request), job_id, path)
-        # A download, never a page: an HTML artifact from a pull request must not run here.
-        return FileResponse(
-            file,
-            media_type="application/octet-stream",
-            filename=file.name,
-            headers={"X-Content-Type-Options": "nosniff"},
-        )
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LabciError)
     async def labci_error(_request: Request, exc: LabciError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse({"error": str(exc)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cli_people import add_people_commands, cmd_runners_revoke
 from .errors import ConfigError, LabciError
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .auth.sessions import with_session_secret
     from .db.migrate import upgrade
     from .http import serve_options
 
@@ -36,6 +38,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError("LABCI_REDIS_URL is not set (only `labci dev` starts an embedded Redis)")
     if not args.no_migrate:
         asyncio.run(upgrade(settings.database_url))
+    settings = asyncio.run(with_session_secret(settings))
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -136,43 +139,46 @@ def cmd_badge_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_hook_install(settings: Settings, args: argparse.Namespace) -> int:
-    from .forge.gitlocal_trigger import bare_repo, install_hook
+    """On the server's machine: register the bare repository, give its hook a new token
+    (the old one stops working) and write the hook."""
+    from .db.engine import make_engine, make_sessionmaker
+    from .forge.gitlocal_trigger import bare_repo, install_hook, register_hook
 
-    if settings.webhook_secret is None:
-        raise ConfigError("LABCI_WEBHOOK_SECRET is not set; the hook signs its events with it")
-    hook = install_hook(
-        bare_repo(args.repo),
-        server_url=args.server or settings.public_url,
-        secret=settings.webhook_secret.get_secret_value(),
-    )
-    print(f"installed {hook}")
+    repo = bare_repo(args.repo)
+
+    async def register() -> str:
+        engine = make_engine(settings.database_url)
+        try:
+            return await register_hook(make_sessionmaker(engine), repo, public=args.public)
+        finally:
+            await engine.dispose()
+
+    token = asyncio.run(register())
+    hook = install_hook(repo, server_url=args.server or settings.public_url, token=token)
+    shown = "public" if args.public else "private"
+    print(f"installed {hook} ({shown} repository; its token is in {repo / 'labci'})")
     return 0
 
 
 def cmd_hook_receive(settings: Settings, args: argparse.Namespace) -> int:
     from .forge.gitlocal_trigger import bare_repo, receive_pushes
 
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     for line in receive_pushes(
-        bare_repo(args.repo),
-        sys.stdin.read().splitlines(),
-        server_url=settings.public_url,
-        secret=secret,
+        bare_repo(args.repo), sys.stdin.read().splitlines(), server_url=settings.public_url
     ):
         print(line)
     return 0
 
 
 def cmd_trigger(settings: Settings, args: argparse.Namespace) -> int:
-    from .forge.gitlocal_trigger import bare_repo, pull_request_event, push_event, send_event
+    from .forge.gitlocal_trigger import bare_repo, pull_request_event, push_event, send_hook_event
 
     repo = bare_repo(args.repo)
     if args.kind == "push":
         event = push_event(repo, args.branch)
     else:
         event = pull_request_event(repo, args.head, args.base)
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-    result = send_event(args.server or settings.public_url, secret, event)
+    result = send_hook_event(args.server or settings.public_url, repo, event)
     print(
         f"{event['kind']} {event['branch']} at {event['commit_sha'][:7]} → event {result.get('event_id')}"
     )
@@ -193,7 +199,7 @@ def cmd_validate(_settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dispatch(settings: Settings, args: argparse.Namespace) -> int:
     from labci_spec import InputsError, SpecErrors
 
-    from .forge.gitlocal_trigger import send_event
+    from .client import api_call
     from .planning.dispatch import DispatchRequest, parse_inputs, prepare_dispatch
 
     request = DispatchRequest(
@@ -208,10 +214,7 @@ def cmd_dispatch(settings: Settings, args: argparse.Namespace) -> int:
     except InputsError as exc:
         print(f"labci dispatch: {args.workflow}: {exc}", file=sys.stderr)
         return 1
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-    result = send_event(
-        args.server or settings.public_url, secret, event, path="/api/v1/dispatches"
-    )
+    result = api_call(settings, args.server, "POST", "/api/v1/dispatches", event)
     shown = ", ".join(f"{k}={v}" for k, v in event["inputs"].items()) or "no inputs"
     print(
         f"dispatched {event['workflow_path']} ({event['workflow_name']}) at {args.ref} "
@@ -221,13 +224,10 @@ def cmd_dispatch(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
-    from .forge.gitlocal_trigger import send_event
+    from .client import api_call
 
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-    body = {"reason": args.reason}
-    result = send_event(
-        args.server or settings.public_url, secret, body, path=f"/api/v1/runs/{args.run}/cancel"
-    )
+    body = {"reason": args.reason} if args.reason else {}
+    result = api_call(settings, args.server, "POST", f"/api/v1/runs/{args.run}/cancel", body)
     print(f"run {args.run}: {result.get('cancelled_jobs', 0)} job(s) cancelled")
     return 0
 
@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     runners.add_parser("token", help="print a single-use runner registration token").set_defaults(
         func=cmd_runners_token
     )
+    revoke = runners.add_parser("revoke", help="revoke a runner: its token answers 401")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=cmd_runners_revoke)
     badge = sub.add_parser(
         "badge-token", help="print the token a private repository's badge URLs need (?token=)"
     )
@@ -277,9 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     hook = sub.add_parser("hook", help="the local git forge's post-receive hook").add_subparsers(
         dest="hook_command", required=True
     )
-    install = hook.add_parser("install", help="install the hook into a bare repository")
+    install = hook.add_parser(
+        "install",
+        help="register a bare repository (on the server's machine) and install its hook; "
+        "again: a new hook token",
+    )
     install.add_argument("repo")
     install.add_argument("--server", help="server URL (default LABCI_PUBLIC_URL)")
+    install.add_argument(
+        "--public", action="store_true", help="readable without signing in (default: private)"
+    )
     install.set_defaults(func=cmd_hook_install)
     receive = hook.add_parser("receive", help="(called by the hook) send pushes read from stdin")
     receive.add_argument("repo")
@@ -289,9 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="*", help="files, or directories holding .labci/")
     validate.set_defaults(func=cmd_validate)
     _add_dispatch(sub)
+    add_people_commands(sub)
     cancel = sub.add_parser("cancel", help="stop a run: its unfinished jobs are cancelled")
     cancel.add_argument("run", type=int, help="the run's id (as in its page's address)")
-    cancel.add_argument("--reason", default="cancelled by an operator")
+    cancel.add_argument("--reason", help="why (shown after 'stopped by YOU')")
     cancel.add_argument("--server", help="server URL (default LABCI_PUBLIC_URL)")
     cancel.set_defaults(func=cmd_cancel)
     return parser

@@ -23,7 +23,12 @@ from .db.queries.repositories import find_repository
 from .db.queries.runs import metrics_of_jobs, runs_for_commit
 from .dev import DevStack
 from .errors import ConfigError
-from .forge.gitlocal_trigger import install_hook, pull_request_event, send_event
+from .forge.gitlocal_trigger import (
+    install_hook,
+    pull_request_event,
+    register_hook,
+    send_hook_event,
+)
 
 REPO_NAME = "digits-experiment"
 CONTEXT = "labci/train/digits"
@@ -102,11 +107,20 @@ def create_repository(dev: DevStack) -> tuple[Path, Path]:
     shutil.rmtree(work, ignore_errors=True)
     work.parent.mkdir(parents=True, exist_ok=True)
     git(root, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    secret = dev.settings.webhook_secret.get_secret_value() if dev.settings.webhook_secret else ""
-    install_hook(bare.resolve(), server_url=dev.url, secret=secret)
+    token = asyncio.run(_register(dev, bare.resolve()))
+    install_hook(bare.resolve(), server_url=dev.url, token=token)
     git(root, "clone", "--quiet", str(bare), str(work))
     git(work, "checkout", "--quiet", "-b", "main")
     return bare.resolve(), work
+
+
+async def _register(dev: DevStack, bare: Path) -> str:
+    """`labci hook install --public`, in-process: the demo's repository is public."""
+    engine = make_engine(dev.settings.database_url)
+    try:
+        return await register_hook(make_sessionmaker(engine), bare, public=True)
+    finally:
+        await engine.dispose()
 
 
 def commit_all(work: Path, message: str) -> str:
@@ -129,8 +143,7 @@ def push_baseline_and_pr(dev: DevStack, bare: Path, work: Path) -> tuple[str, st
     (work / "config.json").write_text('{"C": 1.0, "max_iter": 400}\n')
     head = commit_all(work, "Weaker regularisation")
     git(work, "push", "--quiet", "origin", "stronger-model")
-    secret = dev.settings.webhook_secret.get_secret_value() if dev.settings.webhook_secret else ""
-    send_event(dev.url, secret, pull_request_event(bare, "stronger-model", "main"))
+    send_hook_event(dev.url, bare, pull_request_event(bare, "stronger-model", "main"))
     print(f"  opened a pull request stronger-model → main ({head[:7]})", flush=True)
     return base, head
 

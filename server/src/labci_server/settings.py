@@ -76,6 +76,41 @@ class Settings(BaseSettings):
         "./labci-artifacts",
         description="Where uploaded job artifacts are kept (one folder per job and attempt).",
     )
+    repository_facts_max_age_s: float = Field(
+        3600.0,
+        description="How old a GitHub repository's clone URL, visibility and installation, as "
+        "read from GitHub's API, may be before planning reads them again.",
+    )
+
+    # --- HTTP limits (labci_server.http; see docs/reverse-proxy.md) ---
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long a client may take to send a request's headers before the "
+        "connection is closed (stalled or slow clients hold a descriptor each).",
+    )
+    body_read_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest pause between two parts of a request body before the request "
+        "is answered 408 and the connection closed.",
+    )
+    keep_alive_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="How long an idle keep-alive connection stays open between requests.",
+    )
+    max_connections: int = Field(
+        4096,
+        ge=16,
+        description="Connections served at once; beyond it new ones are closed at once and "
+        "requests answered 503 (also capped by the process's open-file limit).",
+    )
+    write_rate_limit: str = Field(
+        "60/minute",
+        description="Write requests allowed per API token (or session, or address) in the "
+        "`limits` notation, e.g. `60/minute` or `10/second`.",
+    )
 
     # --- people and permissions ---
     session_secret: SecretStr | None = Field(
@@ -98,6 +133,15 @@ class Settings(BaseSettings):
         "https://github.com",
         description="GitHub's web address, where people authorize the sign-in (GitHub "
         "Enterprise: its own).",
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description="Personal API token the CLI's client commands (`labci cancel`, `labci "
+        "dispatch`) send; overrides the one `labci login` stored.",
+    )
+    credentials_file: str = Field(
+        "~/.config/labci/credentials.json",
+        description="Where `labci login` keeps a personal API token per server (mode 0600).",
     )
     permission_cache_s: float = Field(
         60.0,

@@ -21,6 +21,7 @@ from .context import ServerContext
 from .db.engine import make_engine, make_sessionmaker
 from .db.queries.events import mark_event
 from .errors import ForgeRejected, ForgeUnavailable, PlanError
+from .forge.facts import refresh_facts_of_event
 from .forge.outbox import deliver_due
 from .forge.registry import build_forges
 from .planning.planner import plan_event
@@ -37,6 +38,8 @@ OUTBOX_INTERVAL_S = 1.0
 async def plan_event_task(ctx: dict[str, Any], event_id: int) -> int:
     sc: ServerContext = ctx["labci"]
     try:
+        # Clone URL, visibility and installation come from the forge's API, never a delivery.
+        await refresh_facts_of_event(sc, event_id)
         run_ids = await plan_event(sc, event_id)
     except ForgeUnavailable as exc:
         raise Retry(defer=exc.retry_after_s or 2 * ctx["job_try"]) from exc

@@ -1,33 +1,73 @@
-"""Operator actions: manual runs and cancelling a run."""
+"""Operator actions: manual runs and cancelling a run.
+
+Both take a personal API token (or a session with its CSRF token) with write permission on
+the repository acted on; the run a cancel names is what is authorised, so a request made for
+one run can never act on another.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from ..auth.policies import WRITE_IN_BODY, WRITE_RUN, Access, require_level
+from ..db.queries.repositories import find_repository
+from ..errors import BadRequest, NotFound
 from ..results.cancel import cancel_run_by_id
 from ..webhooks.dispatch import store_dispatch, to_dispatch_event
-from ..webhooks.gitlocal import verify_local
-from .deps import Ctx
-from .webhooks import read_capped, stored_answer, webhook_secret
+from .deps import Ctx, RowId
+from .webhooks import stored_answer
 
-router = APIRouter()
+router = APIRouter(prefix="/api/v1")
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_REASON_CHARS = 200
 
 
-@router.post("/api/v1/dispatches")
-async def dispatch(request: Request, sc: Ctx) -> JSONResponse:
+async def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes")
+    if not body.strip() and not required:
+        return {}
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadRequest("body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("body is not a JSON object")
+    return data
+
+
+@router.post("/dispatches", status_code=202)
+async def dispatch(
+    request: Request, sc: Ctx, access: Annotated[Access, Depends(WRITE_IN_BODY)]
+) -> JSONResponse:
     """A manual run, sent (and checked) by `labci dispatch`."""
-    body = await read_capped(request)
-    data = verify_local(request.headers.get("x-hub-signature-256"), body, webhook_secret(sc))
-    stored = await store_dispatch(sc, to_dispatch_event(data))
-    return JSONResponse(stored_answer(stored), status_code=202)
+    new = to_dispatch_event(await json_body(request))
+    async with sc.sessions() as session:
+        repo = await find_repository(session, provider=new.provider, full_name=new.repo_full_name)
+    if repo is None:
+        raise NotFound(f"repository {new.repo_full_name!r} is not known to labci")
+    await require_level(sc, request, access.principal, repo, "write")
+    stored = await store_dispatch(sc, new)
+    return JSONResponse({**stored_answer(stored), "by": access.principal.name}, status_code=202)
 
 
-@router.post("/api/v1/runs/{run_id}/cancel")
-async def cancel(run_id: int, request: Request, sc: Ctx) -> JSONResponse:
-    """An operator stops a run (`labci cancel`); signed like the other operator calls."""
-    body = await read_capped(request)
-    data = verify_local(request.headers.get("x-hub-signature-256"), body, webhook_secret(sc))
-    reason = str(data.get("reason") or "cancelled by an operator")[:200]
+@router.post("/runs/{run_id}/cancel")
+async def cancel(
+    run_id: RowId, request: Request, sc: Ctx, access: Annotated[Access, Depends(WRITE_RUN)]
+) -> JSONResponse:
+    """Stop a run (`labci cancel`): its unfinished jobs are cancelled."""
+    data = await json_body(request, required=False)
+    given = data.get("reason")
+    if given is not None and not isinstance(given, str):
+        raise BadRequest("reason must be a string")
+    reason = f"stopped by {access.principal.name}"
+    if given and given.strip():
+        reason += f": {given.strip()[:MAX_REASON_CHARS]}"
     stopped = await cancel_run_by_id(sc, run_id, reason=reason)
-    return JSONResponse({"run_id": run_id, "cancelled_jobs": stopped})
+    return JSONResponse({"run_id": run_id, "cancelled_jobs": stopped, "reason": reason})

@@ -8,15 +8,18 @@ from pydantic import BaseModel, Field
 
 
 class RegisterRequest(BaseModel):
-    registration_token: str
+    registration_token: str = Field(max_length=200)
     name: str = Field(max_length=200)
     labels: list[str] = Field(default_factory=list, max_length=64)
     slots: int = Field(1, ge=1, le=256)
 
 
+ROW_ID = {"ge": 1, "le": 2**31 - 1}  # PostgreSQL `integer`
+
+
 class RunningJob(BaseModel):
-    job_id: int
-    attempt: int
+    job_id: int = Field(**ROW_ID)
+    attempt: int = Field(**ROW_ID)
 
 
 class Capabilities(BaseModel):
@@ -37,30 +40,30 @@ class HeartbeatRequest(BaseModel):
 
 
 class AttemptBody(BaseModel):
-    attempt: int
+    attempt: int = Field(**ROW_ID)
 
 
 class LogLineIn(BaseModel):
-    seq: int = Field(ge=0)
-    step: int = -1
-    stream: str = "stdout"
+    seq: int = Field(ge=0, le=2**62)
+    step: int = Field(-1, ge=-1, le=10_000)
+    stream: str = Field("stdout", max_length=16)
     text: str
-    ts: float
+    ts: float = Field(allow_inf_nan=False)
 
 
 class LogsRequest(AttemptBody):
-    lines: list[LogLineIn]
+    lines: list[LogLineIn] = Field(max_length=5000)
 
 
 class StepRequest(AttemptBody):
-    status: str
-    exit_code: int | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
+    status: str = Field(max_length=32)
+    exit_code: int | None = Field(None, ge=-(2**31), le=2**31 - 1)
+    started_at: float | None = Field(None, allow_inf_nan=False)
+    finished_at: float | None = Field(None, allow_inf_nan=False)
 
 
 class CompleteRequest(AttemptBody):
-    outcome: str
+    outcome: str = Field(max_length=32)
     reason: str | None = Field(None, max_length=2000)
     metrics: dict[str, float] | None = None
     metrics_error: str | None = Field(None, max_length=2000)

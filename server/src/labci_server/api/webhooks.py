@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 from ..context import ServerContext
 from ..errors import ConfigError, LabciError
-from ..webhooks.github import to_new_event, verify_delivery
-from ..webhooks.gitlocal import to_local_event, verify_local
+from ..forge.facts import refresh_named
+from ..webhooks.github import repository_change, to_new_event, verify_delivery
+from ..webhooks.gitlocal import check_repository, hook_repository, parse_local, to_local_event
 from ..webhooks.ingest import store_event
 from ..webhooks.reruns import check_run_delivery
 from .deps import Ctx
@@ -52,6 +53,11 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
     if event.event == "check_run":
         status, answer = await check_run_delivery(sc, event)
         return JSONResponse(answer, status_code=status)
+    if event.event == "repository":
+        names = repository_change(event)
+        if isinstance(names, str):
+            return JSONResponse({"ignored": names}, status_code=202)
+        return JSONResponse({"repositories": await refresh_named(sc, "github", names)}, 202)
     new = to_new_event(event)
     if isinstance(new, str):
         return JSONResponse({"ignored": new}, status_code=202)
@@ -63,9 +69,11 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
 
 @router.post("/webhooks/git")
 async def git_trigger(request: Request, sc: Ctx) -> JSONResponse:
-    body = await read_capped(request)
-    data = verify_local(request.headers.get("x-hub-signature-256"), body, webhook_secret(sc))
-    new = to_local_event(data, pr_number=data.get("pr_number"))
+    # The hook's own token, checked before a byte of the body is read.
+    repo = await hook_repository(sc, request.headers.get("authorization"))
+    data = parse_local(await read_capped(request))
+    check_repository(data, repo)
+    new = to_local_event(data, repo, pr_number=data.get("pr_number"))
     return JSONResponse(stored_answer(await store_event(sc, new)), status_code=202)
 
 

@@ -19,6 +19,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import gidgethub
+import gidgethub.apps
 import httpx
 from gidgethub.httpx import GitHubAPI
 
@@ -36,6 +37,7 @@ from .base import (
     limit_changed_paths,
     select_workflow_files,
 )
+from .facts import RepositoryFacts
 
 if TYPE_CHECKING:
     from .github_app import InstallationTokens
@@ -150,6 +152,54 @@ class GitHubForge:
             raise self._error(exc, f"GET {url}", repo, token) from exc
         except httpx.TransportError as exc:
             raise translate_error(exc, f"GET {url}") from exc
+
+    async def repository_facts(self, repo: Repository) -> RepositoryFacts:
+        """Clone URL and visibility from `GET /repos/{owner}/{repo}`; as a GitHub App, also
+        the installation that covers the repository (`GET /repos/{owner}/{repo}/installation`
+        with the App's JWT), whose token then reads the repository. What a delivery says of
+        these is never used: this is where they come from."""
+        owner, name = repo.full_name.split("/", 1)
+        names = {"owner": owner, "repo": name}
+        installation_id = await self._installation_of(names) if self._app else None
+        token = await self._app.token(installation_id) if self._app and installation_id else None
+        url = "/repos/{owner}/{repo}"
+        try:
+            found = await self._api.getitem(url, names, oauth_token=token)
+        except gidgethub.HTTPException as exc:
+            if self._app and installation_id and int(exc.status_code) == 401 and token:
+                self._app.forget(installation_id, token)
+                raise ForgeUnavailable(f"GET {url}: installation token refused (401)") from exc
+            raise translate_error(exc, f"GET {url}") from exc
+        except httpx.TransportError as exc:
+            raise translate_error(exc, f"GET {url}") from exc
+        return _facts(found, installation_id, f"GET {url} for {repo.full_name}")
+
+    async def _installation_of(self, names: dict[str, str]) -> int:
+        """The id of the App's installation on the repository (the App's own JWT)."""
+        if self._app is None:
+            raise ForgeRejected("only a GitHub App has installations", status=422)
+        url = "/repos/{owner}/{repo}/installation"
+        app_jwt = gidgethub.apps.get_jwt(
+            app_id=self._app.app_id,
+            private_key=self._app._private_key,  # noqa: SLF001 — the App's own key
+        )
+        try:
+            found = await self._api.getitem(url, names, jwt=app_jwt)
+        except gidgethub.HTTPException as exc:
+            error = translate_error(exc, f"GET {url}")
+            if isinstance(error, ForgeRejected) and error.status == 404:
+                error = ForgeRejected(
+                    f"{names['owner']}/{names['repo']}: labci's GitHub App is not installed on "
+                    "this repository; install it there",
+                    status=404,
+                )
+            raise error from exc
+        except httpx.TransportError as exc:
+            raise translate_error(exc, f"GET {url}") from exc
+        found_id = found.get("id") if isinstance(found, dict) else None
+        if not isinstance(found_id, int) or isinstance(found_id, bool):
+            raise ForgeUnavailable(f"GET {url}: GitHub answered without an installation id")
+        return found_id
 
     async def read_workflow_files(self, repo: Repository, commit_sha: str) -> WorkflowFiles:
         """Sizes come from the recursive tree listing, so a refused file is never downloaded."""
@@ -490,3 +540,13 @@ def _entry_paths(entry: Mapping[str, Any]) -> list[str]:
     if entry.get("previous_filename"):
         paths.append(entry["previous_filename"])
     return paths
+
+
+def _facts(found: Any, installation_id: int | None, where: str) -> RepositoryFacts:
+    """GitHub's `full-repository` in labci's words; an internal repository is not public."""
+    clone_url = found.get("clone_url") if isinstance(found, dict) else None
+    private = found.get("private") if isinstance(found, dict) else None
+    if not isinstance(clone_url, str) or not clone_url or not isinstance(private, bool):
+        raise ForgeUnavailable(f"{where}: GitHub answered without clone_url and private")
+    hidden = private or found.get("visibility") in ("private", "internal")
+    return RepositoryFacts(clone_url=clone_url, private=hidden, installation_id=installation_id)

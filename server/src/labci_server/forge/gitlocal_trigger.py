@@ -1,8 +1,15 @@
-"""Sending events of the local `git` forge: `labci trigger` and the post-receive hook."""
+"""Sending events of the local `git` forge: `labci trigger` and the post-receive hook.
+
+`labci hook install` registers the bare repository with labci and gives its hook a token of
+its own: the server keeps only the token's hash, and the token lives in `REPO/labci/
+hook-token`, readable by the repository's owner only. Every event of the repository is sent
+with it (`Authorization: Bearer`); re-installing rotates it.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -11,11 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ..db.queries.repositories import register_local_repository
 from ..errors import BadRequest, ConfigError
-from ..webhooks.gitlocal import sign
+from ..tokens import hash_token, new_token
+from ..webhooks.gitlocal import HOOK_TOKEN_PREFIX, sign
 
 HOOK_MARKER = "# installed by labci"
+TOKEN_FILE = Path("labci") / "hook-token"
 
 
 def rev_parse(repo: Path, rev: str) -> str:
@@ -59,17 +71,11 @@ def pull_request_event(repo: Path, head: str, base: str) -> dict[str, Any]:
     }
 
 
-def send_event(
-    server_url: str, secret: str | None, event: dict[str, Any], *, path: str = "/webhooks/git"
-) -> dict[str, Any]:
-    """POST a signed event (a local forge's push or pull request, or a manual run)."""
-    if not secret:
-        raise ConfigError("LABCI_WEBHOOK_SECRET is not set; it signs local events")
-    body = json.dumps(event).encode()
+def _post(server_url: str, path: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
     response = httpx.post(
         server_url.rstrip("/") + path,
         content=body,
-        headers={"content-type": "application/json", "x-hub-signature-256": sign(body, secret)},
+        headers={"content-type": "application/json", **headers},
         timeout=30,
     )
     if response.status_code >= 300:
@@ -78,24 +84,86 @@ def send_event(
     return result
 
 
-def install_hook(repo: Path, *, server_url: str, secret: str) -> Path:
+def send_event(
+    server_url: str, secret: str | None, event: dict[str, Any], *, path: str = "/webhooks/git"
+) -> dict[str, Any]:
+    """POST a body signed with LABCI_WEBHOOK_SECRET (kept for operator calls until they
+    move to personal API tokens; `/webhooks/git` takes `send_hook_event` instead)."""
+    if not secret:
+        raise ConfigError("LABCI_WEBHOOK_SECRET is not set; it signs operator requests")
+    body = json.dumps(event).encode()
+    return _post(server_url, path, body, {"x-hub-signature-256": sign(body, secret)})
+
+
+def send_hook_event(server_url: str, repo: Path, event: dict[str, Any]) -> dict[str, Any]:
+    """POST a push or pull request of the local repository `repo` with its hook token."""
+    token = read_hook_token(repo)
+    body = json.dumps(event).encode()
+    return _post(server_url, "/webhooks/git", body, {"authorization": f"Bearer {token}"})
+
+
+def read_hook_token(repo: Path) -> str:
+    path = repo / TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{path} is missing: run `labci hook install {repo}` on the labci server first"
+        ) from exc
+    except PermissionError as exc:
+        raise ConfigError(f"{path} is not readable by this user; only its owner may send") from exc
+    if not token:
+        raise ConfigError(f"{path} is empty: run `labci hook install {repo}` again")
+    return token
+
+
+def write_hook_token(repo: Path, token: str) -> Path:
+    """Write the token where only the repository's owner can read it (0600 in a 0700
+    folder), replacing any older one in one step."""
+    path = repo / TOKEN_FILE
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.parent.chmod(0o700)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    os.replace(partial, path)
+    return path
+
+
+async def register_hook(
+    sessions: async_sessionmaker[AsyncSession], repo: Path, *, public: bool
+) -> str:
+    """Register the bare repository with labci (its path is its name and clone URL) and
+    mint its hook token; any older token of the repository stops working. Returns the
+    token, which is stored nowhere else."""
+    token = new_token(HOOK_TOKEN_PREFIX)
+    async with sessions() as session, session.begin():
+        await register_local_repository(
+            session, path=str(repo), private=not public, hook_token_hash=hash_token(token)
+        )
+    return token
+
+
+def install_hook(repo: Path, *, server_url: str, token: str) -> Path:
+    """Write the hook token file and the post-receive hook (which reads it when it runs)."""
     hook = repo / "hooks" / "post-receive"
     if hook.exists() and HOOK_MARKER not in hook.read_text(errors="replace"):
         raise BadRequest(f"{hook} exists and was not written by labci; not overwriting it")
+    write_hook_token(repo, token)
     command = [sys.executable, "-m", "labci_server.cli", "hook", "receive", str(repo)]
+    hook.parent.mkdir(exist_ok=True)
     hook.write_text(
         "#!/bin/sh\n"
-        f"{HOOK_MARKER}: sends pushes to the labci server\n"
-        f"LABCI_PUBLIC_URL={shlex.quote(server_url)} LABCI_WEBHOOK_SECRET={shlex.quote(secret)} "
-        f"exec {shlex.join(command)}\n"
+        f"{HOOK_MARKER}: sends pushes to the labci server with the token in "
+        f"{shlex.quote(str(repo / TOKEN_FILE))}\n"
+        f"LABCI_PUBLIC_URL={shlex.quote(server_url)} exec {shlex.join(command)}\n"
     )
-    hook.chmod(0o700)  # it holds the webhook secret
+    hook.chmod(0o755)
     return hook
 
 
-def receive_pushes(
-    repo: Path, lines: list[str], *, server_url: str, secret: str | None
-) -> list[str]:
+def receive_pushes(repo: Path, lines: list[str], *, server_url: str) -> list[str]:
     """Send one push event per updated branch; returns a line of output per event."""
     out = []
     for line in lines:
@@ -106,6 +174,6 @@ def receive_pushes(
         if set(new) == {"0"}:
             continue
         branch = ref.removeprefix("refs/heads/")
-        result = send_event(server_url, secret, push_event(repo, branch, new))
+        result = send_hook_event(server_url, repo, push_event(repo, branch, new))
         out.append(f"labci: push to {branch} at {new[:7]} → event {result.get('event_id')}")
     return out

@@ -5,6 +5,11 @@ transaction that creates its runs, so a crash leaves it `received` for the recon
 Each matrix instance of a job is a Job row: `waiting` while its `needs` are unfinished,
 `pending` when it can be scheduled, or already `skipped` when its `if:` is false.
 Contexts get a `pending` status now, and their final one once their jobs are decided.
+
+An event whose runs exist already (the same commit pushed again, a pull request's
+`reopened` at the head it was `opened` at) is planned with nothing new: the database
+refuses a second run with the same `dedupe_key` (see `dedupe`), and the statuses and jobs
+come only with a run this event created.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ from ..context import ServerContext
 from ..db.models import Event, Job, Repository, Run
 from ..db.queries.events import get_event, mark_event, newer_head_of_pull_request
 from ..db.queries.repositories import get_repository
-from ..db.queries.runs import get_run, open_runs_of_pull_request
+from ..db.queries.runs import get_run, insert_run, open_runs_of_pull_request
 from ..forge.outbox import enqueue_status
 from ..results.autobase import KIND as KIND_BASELINE
 from ..results.cancel import cancel_run
 from ..results.ingest import mark_terminal, settle_run
 from ..results.publish import rejudge_awaiting
+from .dedupe import dedupe_key
 from .selection import (
     BrokenFile,
     PlannedWorkflow,
@@ -52,7 +58,8 @@ def job_context(workflow_name: str, group: str) -> str:
 
 
 async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
-    """Plan one event; returns the ids of the runs created (empty if already planned)."""
+    """Plan one event; returns the ids of the runs it created (empty if it was planned
+    already, or if every run it names exists)."""
     async with sc.sessions() as session:
         event = await get_event(session, event_id)
         repo = await get_repository(session, event.repository_id) if event else None
@@ -67,9 +74,9 @@ async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
     async with sc.sessions() as session, session.begin():
         if not await mark_event(session, event_id, from_state="received", to_state="planned"):
             return []
-        run_ids = [await _create_run(sc, session, event, plan) for plan in planned]
-        for bad in broken:
-            run_ids.append(await _record_broken(sc, session, event, bad))
+        created = [await _create_run(sc, session, event, plan) for plan in planned]
+        created += [await _record_broken(sc, session, event, bad) for bad in broken]
+        run_ids = [run_id for run_id in created if run_id is not None]
         await settle_vanished(
             session,
             event,
@@ -101,7 +108,12 @@ async def _overtaken(sc: ServerContext, event: Event) -> bool:
 
 
 async def _supersede(sc: ServerContext, session: AsyncSession, event: Event) -> None:
-    """A pull request's new head makes the unfinished runs of its earlier heads moot."""
+    """A pull request's new head makes the unfinished runs of its earlier heads moot.
+
+    Never the runs of the event's own head (a `reopened` at the same head keeps them).
+    A superseded run gives its dedupe key up: if the head comes back to that commit, it
+    is planned again instead of showing the cancelled run.
+    """
     older = await open_runs_of_pull_request(
         session,
         repository_id=event.repository_id,
@@ -112,6 +124,8 @@ async def _supersede(sc: ServerContext, session: AsyncSession, event: Event) -> 
     for run in older:
         locked = await get_run(session, run.id or 0, for_update=True)
         if locked is not None and locked.state != "finished":
+            locked.dedupe_key = None
+            session.add(locked)
             reason = f"superseded by {event.commit_sha[:7]}"
             await cancel_run(session, locked, reason=reason, run_url=sc.run_url(locked.id))
 
@@ -151,11 +165,13 @@ async def _select(sc: ServerContext, event: Event, repo: Repository) -> _Selecti
 
 async def _create_run(
     sc: ServerContext, session: AsyncSession, event: Event, plan: PlannedWorkflow
-) -> int:
-    run = _new_run(event, plan.workflow.path, plan.workflow.name or "")
-    run.workflow_sha256 = plan.sha256
-    session.add(run)
-    await session.flush()
+) -> int | None:
+    """The run of `plan` with its jobs and first statuses; None when it exists already."""
+    new = _new_run(event, plan.workflow.path, plan.workflow.name or "")
+    new.workflow_sha256 = plan.sha256
+    run = await insert_run(session, new)
+    if run is None:
+        return None
     github = github_context(
         event=github_event_name(event.kind),
         branch=event.branch,
@@ -214,11 +230,12 @@ def _new_job(run: Run, plan: PlannedWorkflow, instance: JobInstance, github: dic
 
 async def _record_broken(
     sc: ServerContext, session: AsyncSession, event: Event, bad: BrokenFile
-) -> int:
-    run = _new_run(event, bad.path, bad.context.removeprefix("labci/"))
-    run.state, run.conclusion, run.error = "finished", "error", bad.text
-    session.add(run)
-    await session.flush()
+) -> int | None:
+    new = _new_run(event, bad.path, bad.context.removeprefix("labci/"))
+    new.state, new.conclusion, new.error = "finished", "error", bad.text
+    run = await insert_run(session, new)
+    if run is None:
+        return None  # recorded, and its status queued, by an earlier event
     if event.kind == KIND_BASELINE:
         return run.id or 0  # measured for a pull request: the base's author is not told
     await enqueue_status(
@@ -241,6 +258,7 @@ def _new_run(event: Event, path: str, name: str) -> Run:
         workflow_name=name,
         commit_sha=event.commit_sha,
         trigger=event.kind,
+        dedupe_key=dedupe_key(event, path),
         branch=event.branch,
         pr_number=event.pr_number,
     )

@@ -14,23 +14,27 @@ from ..db.queries.runs import (
     get_run,
     jobs_of_run,
     metrics_of_jobs,
-    recent_runs,
-    runs_for_commit,
 )
 from ..db.queries.verdicts import verdicts_of_runs
+from ..db.queries.visible import visible_runs
 from ..errors import BadRequest, NotFound
 
 MAX_LOG_LINES_SHOWN = 5000
 
 
 async def run_overview(
-    sc: ServerContext, *, limit: int = 50, commit_sha: str | None = None
+    sc: ServerContext,
+    *,
+    repository_ids: set[int] | None,
+    limit: int = 50,
+    commit_sha: str | None = None,
 ) -> list[dict[str, Any]]:
+    """The newest runs in `repository_ids` (None: every repository), oldest first for one
+    commit."""
     async with sc.sessions() as session:
-        if commit_sha:
-            runs = await runs_for_commit(session, commit_sha)
-        else:
-            runs = await recent_runs(session, limit=limit)
+        runs = await visible_runs(
+            session, repository_ids=repository_ids, limit=limit, commit_sha=commit_sha or None
+        )
         rows = []
         for run in runs:
             repo = await get_repository(session, run.repository_id)

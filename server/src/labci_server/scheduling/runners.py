@@ -12,7 +12,11 @@ from ..db.models import Job, RegistrationToken, Runner
 from ..db.queries import jobs as job_queries
 from ..db.queries.events import get_event
 from ..db.queries.repositories import get_repository
-from ..db.queries.runners import registration_token_by_hash, runner_by_token_hash
+from ..db.queries.runners import (
+    registration_token_by_hash,
+    runner_by_token_hash,
+    runners_named,
+)
 from ..db.queries.runs import get_run
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..queue import kick_scheduler
@@ -54,9 +58,24 @@ async def register_runner(
 
 async def authenticate_runner(session: AsyncSession, token: str | None) -> Runner:
     runner = await runner_by_token_hash(session, hash_token(token)) if token else None
-    if runner is None:
-        raise Unauthorized("unknown runner token")
+    if runner is None or runner.revoked_at is not None:
+        raise Unauthorized("unknown or revoked runner token")
     return runner
+
+
+async def revoke_runner(sessions: Any, name: str) -> int:
+    """Revoke every runner called `name` (`labci runners revoke`): their tokens answer 401
+    from now on, and their queued jobs go back to the scheduler when their heartbeats stop."""
+    async with sessions() as session, session.begin():
+        found = await runners_named(session, name)
+        if not found:
+            raise NotFound(f"no runner named {name!r}")
+        for runner in found:
+            if runner.revoked_at is None:
+                runner.revoked_at = time.time()
+                runner.last_heartbeat_at = None  # offline at once: nothing new is placed on it
+                session.add(runner)
+    return len(found)
 
 
 async def heartbeat(

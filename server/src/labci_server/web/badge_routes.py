@@ -19,20 +19,21 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from ..api.deps import Ctx
+from ..api.deps import Ctx, clamp
+from ..auth.policies import BADGE, Access
 from ..context import ServerContext
+from ..db.models import Repository
 from ..db.queries.history import (
     BranchRun,
     MetricSamples,
     latest_branch_run,
     metric_history,
-    repositories_named,
 )
-from ..errors import BadRequest
+from ..errors import BadRequest, NotFound
 from ..planning.planner import job_context
-from .badge_tokens import visible_repository
+from .badge_tokens import NOT_FOUND
 from .badges import STATUS_COLORS, badge_json, etag, format_metric, render_badge, trend_svg
 
 router = APIRouter()
@@ -55,13 +56,6 @@ BADGE_HEADERS: Final = {
 
 
 @dataclass(frozen=True)
-class RepoRef:
-    owner: str
-    name: str
-    token: str | None
-
-
-@dataclass(frozen=True)
 class MetricSeries:
     workflow: str
     job: str  # the context's group: the job id, or `sweep (0.1)` for a matrix instance
@@ -74,11 +68,16 @@ class MetricSeries:
 
 
 def repo_ref(
-    owner: str,
-    repo: str,
-    token: Annotated[str | None, Query(description="badge token of a private repository")] = None,
-) -> RepoRef:
-    return RepoRef(owner, repo, token)
+    owner: Annotated[str, Path(max_length=200)],
+    repo: Annotated[str, Path(max_length=200)],
+    access: Annotated[Access, Depends(BADGE)],
+    token: Annotated[
+        str | None, Query(max_length=200, description="badge token of a private repository")
+    ] = None,
+) -> Repository:
+    if access.repository is None:  # BADGE answers 404 before this
+        raise NotFound(NOT_FOUND)
+    return access.repository
 
 
 def badge_series(
@@ -87,7 +86,7 @@ def badge_series(
     return MetricSeries(workflow, job, metric, branch)
 
 
-Repo = Annotated[RepoRef, Depends(repo_ref)]
+Repo = Annotated[Repository, Depends(repo_ref)]
 Series = Annotated[MetricSeries, Depends(badge_series)]
 
 
@@ -129,11 +128,11 @@ async def metric_trend_svg(
     sc: Ctx,
     ref: Repo,
     series: Series,
-    limit: Annotated[int, Query(ge=1, description=f"runs shown, at most {MAX_TREND_RUNS}")] = (
+    limit: Annotated[int, Query(description=f"runs shown, at most {MAX_TREND_RUNS}")] = (
         TREND_RUNS
     ),
 ) -> Response:
-    samples = await series_samples(sc, ref, series, limit=min(limit, MAX_TREND_RUNS))
+    samples = await series_samples(sc, ref, series, limit=clamp(limit, MAX_TREND_RUNS))
     points = [_trend_point(s) for s in reversed(samples)]  # oldest first
     svg = trend_svg(points, title=f"{series.metric} on {series.branch}")
     return badge_response(request, svg, SVG_MEDIA_TYPE)
@@ -143,18 +142,18 @@ async def metric_trend_svg(
 async def metric_history_json(
     sc: Ctx,
     ref: Repo,
+    owner: str,
+    repo: str,
     workflow: str | None = None,
     job: str | None = None,
     metric: str | None = None,
     branch: str = DEFAULT_BRANCH,
-    limit: Annotated[int, Query(ge=1, description=f"runs, at most {MAX_HISTORY_RUNS}")] = (
-        HISTORY_RUNS
-    ),
+    limit: Annotated[int, Query(description=f"runs, at most {MAX_HISTORY_RUNS}")] = (HISTORY_RUNS),
 ) -> dict[str, Any]:
     series = _required_series(workflow=workflow, job=job, metric=metric, branch=branch)
-    samples = await series_samples(sc, ref, series, limit=min(limit, MAX_HISTORY_RUNS))
+    samples = await series_samples(sc, ref, series, limit=clamp(limit, MAX_HISTORY_RUNS))
     return {
-        "repository": f"{ref.owner}/{ref.name}",
+        "repository": f"{owner}/{repo}",
         "workflow": series.workflow,
         "job": series.job,
         "metric": series.metric,
@@ -173,10 +172,8 @@ async def metric_history_json(
     }
 
 
-async def workflow_status(sc: ServerContext, ref: RepoRef, workflow: str, branch: str) -> str:
+async def workflow_status(sc: ServerContext, repo: Repository, workflow: str, branch: str) -> str:
     async with sc.sessions() as session:
-        candidates = await repositories_named(session, owner=ref.owner, name=ref.name)
-        repo = visible_repository(candidates, ref.owner, ref.name, ref.token)
         latest = await latest_branch_run(
             session, repository_id=repo.id or 0, workflow_name=workflow, branch=branch
         )
@@ -196,11 +193,9 @@ def status_of(latest: BranchRun | None) -> str:
 
 
 async def series_samples(
-    sc: ServerContext, ref: RepoRef, series: MetricSeries, *, limit: int
+    sc: ServerContext, repo: Repository, series: MetricSeries, *, limit: int
 ) -> list[MetricSamples]:
     async with sc.sessions() as session:
-        candidates = await repositories_named(session, owner=ref.owner, name=ref.name)
-        repo = visible_repository(candidates, ref.owner, ref.name, ref.token)
         return await metric_history(
             session,
             repository_id=repo.id or 0,

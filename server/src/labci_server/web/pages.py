@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import time
 from html import escape
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
-from ..api.deps import Ctx
+from ..api.deps import Ctx, RowId
+from ..auth.permissions import readable_repository_ids
+from ..auth.policies import LISTING, READ_RUN, Access, policy
 from ..results.comment_render import metric_cells
 from ..results.views import run_detail, run_overview
 
@@ -31,7 +33,8 @@ pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;max-height:30rem}.stderr{co
 def page(title: str, body: str) -> HTMLResponse:
     html = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body><p><a href='/'>labci</a></p>{body}</body></html>"
+        f"<style>{STYLE}</style></head><body><p><a href='/'>labci</a> · "
+        f"<a href='/account'>account</a> · <a href='/login'>sign in</a></p>{body}</body></html>"
     )
     return HTMLResponse(html)
 
@@ -46,8 +49,10 @@ def state(value: str | None) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def index(sc: Ctx) -> HTMLResponse:
-    rows = "".join(_overview_row(row) for row in await run_overview(sc))
+async def index(sc: Ctx, access: Annotated[Access, Depends(LISTING)]) -> HTMLResponse:
+    """The newest runs of the repositories the caller may read."""
+    visible = await readable_repository_ids(sc, access.principal)
+    rows = "".join(_overview_row(row) for row in await run_overview(sc, repository_ids=visible))
     table = (
         "<table><tr><th>run</th><th>repository</th><th>workflow</th><th>trigger</th>"
         f"<th>branch</th><th>commit</th><th>jobs</th></tr>{rows}</table>"
@@ -67,8 +72,8 @@ def _overview_row(row: dict[str, Any]) -> str:
     )
 
 
-@router.get("/runs/{run_id}", response_class=HTMLResponse)
-async def run_page(run_id: int, sc: Ctx) -> HTMLResponse:
+@router.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=policy(READ_RUN))
+async def run_page(run_id: RowId, sc: Ctx) -> HTMLResponse:
     detail = await run_detail(sc, run_id)
     run = detail["run"]
     head = (

@@ -41,8 +41,8 @@ class NewEvent:
     # A manual run names its workflow file and carries its typed inputs.
     workflow_path: str | None = None
     inputs: dict[str, Any] | None = None
-    # What GitHub says of the repository: private ones need a token to show badges; an
-    # App installation is whose token labci writes with. None: unknown, keep what is stored.
+    # What the delivery says of the repository: used only when labci first sees it (planning
+    # then reads them from GitHub's API); a known repository keeps what the API said.
     private: bool | None = None
     installation_id: int | None = None
 
@@ -147,3 +147,37 @@ def _number(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
         raise BadRequest(f"pull request number {value!r} is not a number")
     return int(value)
+
+
+REPOSITORY_ACTIONS = ("privatized", "publicized", "renamed", "transferred", "edited")
+
+
+def repository_change(event: GitHubEvent) -> list[str] | str:
+    """The names under which labci may know a repository GitHub says changed (its name now,
+    and before a rename or transfer), or the reason the delivery is ignored. Only the names
+    are read: the facts themselves are read again from GitHub's API."""
+    data = event.data if isinstance(event.data, dict) else {}
+    action = data.get("action")
+    if action not in REPOSITORY_ACTIONS:
+        return f"repository action {action!r} is not acted on"
+    full_name = _dig(data, "repository", "full_name")
+    if not isinstance(full_name, str) or "/" not in full_name:
+        raise BadRequest("repository payload lacks repository.full_name")
+    owner, _, name = full_name.partition("/")
+    names = [full_name]
+    old_name = _dig(data, "changes", "repository", "name", "from")
+    if isinstance(old_name, str) and old_name:
+        names.append(f"{owner}/{old_name}")
+    for kind in ("user", "organization"):
+        login = _dig(data, "changes", "owner", "from", kind, "login")
+        if isinstance(login, str) and login:
+            names.append(f"{login}/{name}")
+    return names
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data

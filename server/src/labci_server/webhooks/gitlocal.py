@@ -1,7 +1,9 @@
-"""Events of the local `git` forge, sent by `labci trigger` (and the post-receive hook).
+"""Events of the local `git` forge, sent by `labci trigger` and the post-receive hook.
 
-The body is signed like a GitHub delivery (HMAC-SHA256 with LABCI_WEBHOOK_SECRET), so
-the same verification applies; the repository is a bare repository on this machine.
+Each local repository's hook has a credential of its own (`labci hook install` mints it;
+only its SHA-256 is stored): the request carries it as `Authorization: Bearer <token>`, and
+it is checked before the body is read. A token speaks for its one repository: a body naming
+another is refused. LABCI_WEBHOOK_SECRET verifies GitHub's deliveries only.
 """
 
 from __future__ import annotations
@@ -10,22 +12,51 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import BadRequest, Unauthorized
+from ..db.models import Repository
+from ..db.queries.repositories import find_by_hook_token
+from ..errors import BadRequest, Forbidden, Unauthorized
+from ..tokens import hash_token
 from .github import NewEvent
 
+if TYPE_CHECKING:
+    from ..context import ServerContext
+
 KINDS = ("push", "pull_request")
+HOOK_TOKEN_PREFIX = "labcihook"  # noqa: S105 — a prefix, not a secret
 
 
 def sign(body: bytes, secret: str) -> str:
+    """GitHub's `X-Hub-Signature-256` of `body` (HMAC-SHA256)."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def verify_local(signature: str | None, body: bytes, secret: str) -> dict[str, Any]:
-    # Bytes, so that a non-ASCII header is a mismatch rather than a TypeError.
-    if not signature or not hmac.compare_digest(signature.encode(), sign(body, secret).encode()):
-        raise Unauthorized("signature does not match")
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, if it has one."""
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    token = value.strip()
+    if scheme.lower() != "bearer" or not token.startswith(HOOK_TOKEN_PREFIX + "_"):
+        return None
+    return token
+
+
+async def hook_repository(sc: ServerContext, authorization: str | None) -> Repository:
+    """The local repository whose hook token the request carries; 401 for none or an
+    unknown one. Found by the token's hash (unique), then compared in constant time."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise Unauthorized("a local repository's hook token is required (Authorization: Bearer)")
+    hashed = hash_token(token)
+    async with sc.sessions() as session:
+        repo = await find_by_hook_token(session, hashed)
+    stored = (repo.hook_token_hash or "") if repo is not None else ""
+    if repo is None or not hmac.compare_digest(stored.encode(), hashed.encode()):
+        raise Unauthorized("unknown hook token; run `labci hook install` for this repository")
+    return repo
+
+
+def parse_local(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except ValueError as exc:
@@ -35,7 +66,17 @@ def verify_local(signature: str | None, body: bytes, secret: str) -> dict[str, A
     return data
 
 
-def to_local_event(data: dict[str, Any], *, pr_number: int | None) -> NewEvent:
+def check_repository(data: dict[str, Any], repo: Repository) -> None:
+    """Refuse a body that names another repository than the token's own."""
+    repo_path = data.get("repo_path")
+    if not isinstance(repo_path, str) or not repo_path:
+        raise BadRequest("missing field 'repo_path'")
+    if str(Path(repo_path).resolve()) != repo.full_name:
+        raise Forbidden("this hook token belongs to another repository")
+
+
+def to_local_event(data: dict[str, Any], repo: Repository, *, pr_number: int | None) -> NewEvent:
+    """The event, for the repository the token belongs to (its stored name and path)."""
     for name in ("base_branch", "base_sha"):
         if data.get(name) is not None and not isinstance(data[name], str):
             raise BadRequest(f"{name} must be a string")
@@ -43,14 +84,13 @@ def to_local_event(data: dict[str, Any], *, pr_number: int | None) -> NewEvent:
         raise BadRequest("pr_number must be an integer")
     try:
         kind = str(data["kind"])
-        repo_path = str(data["repo_path"])
         new = NewEvent(
             delivery_id=str(data["delivery_id"]),
             provider="git",
             kind=kind,
             action="synchronize" if kind == "pull_request" else None,
-            repo_full_name=str(Path(repo_path).resolve()),
-            clone_url=repo_path,
+            repo_full_name=repo.full_name,
+            clone_url=repo.clone_url,
             commit_sha=str(data["commit_sha"]),
             branch=str(data["branch"]),
             base_branch=data.get("base_branch"),

@@ -16,25 +16,27 @@ async def ensure_repository(
     private: bool | None = None,
     installation_id: int | None = None,
 ) -> Repository:
-    """The repository's row, created on first sight; what the forge says now is kept."""
+    """The repository's row, created on first sight with what the delivery says.
+
+    A known repository is returned as it is: a delivery never rewrites its clone URL,
+    visibility or installation (those come from the forge's API, `record_facts`). A new
+    one with unknown visibility is private until the API says otherwise.
+    """
     await insert_ignore(
         session,
         Repository,
-        {"provider": provider, "full_name": full_name, "clone_url": clone_url},
+        {
+            "provider": provider,
+            "full_name": full_name,
+            "clone_url": clone_url,
+            "private": True if private is None else private,
+            "installation_id": installation_id,
+        },
         unique=["provider", "full_name"],
     )
-    repo = (
-        await session.exec(
-            select(Repository).where(
-                Repository.provider == provider, Repository.full_name == full_name
-            )
-        )
-    ).one()
-    changes = {"clone_url": clone_url, "private": private, "installation_id": installation_id}
-    for name, value in changes.items():
-        if value is not None and getattr(repo, name) != value:
-            setattr(repo, name, value)
-            session.add(repo)
+    repo = await find_repository(session, provider=provider, full_name=full_name)
+    if repo is None:  # inserted or present: only a concurrent delete could get here
+        raise LookupError(f"repository {provider}:{full_name} vanished while being stored")
     return repo
 
 
@@ -52,3 +54,63 @@ async def find_repository(
             )
         )
     ).first()
+
+
+async def record_facts(
+    session: AsyncSession,
+    repository_id: int,
+    *,
+    clone_url: str,
+    private: bool,
+    installation_id: int | None,
+    checked_at: float | None,
+) -> Repository | None:
+    """Store what the forge's API says of the repository (`checked_at` None: read them
+    again before the next planning)."""
+    repo = await session.get(Repository, repository_id, with_for_update=True)
+    if repo is None:
+        return None
+    repo.clone_url = clone_url
+    repo.private = private
+    repo.installation_id = installation_id
+    repo.facts_checked_at = checked_at
+    session.add(repo)
+    return repo
+
+
+async def mark_facts_stale(session: AsyncSession, repository_id: int, *, hide: bool) -> None:
+    """Read the repository's facts again before its next planning; `hide` makes it private
+    meanwhile (its forge could not confirm what is known)."""
+    repo = await session.get(Repository, repository_id, with_for_update=True)
+    if repo is None:
+        return
+    repo.facts_checked_at = None
+    if hide:
+        repo.private = True
+    session.add(repo)
+
+
+async def find_by_hook_token(session: AsyncSession, token_hash: str) -> Repository | None:
+    """The local repository whose post-receive hook holds the token with this hash."""
+    return (
+        await session.exec(
+            select(Repository).where(
+                Repository.provider == "git", Repository.hook_token_hash == token_hash
+            )
+        )
+    ).first()
+
+
+async def register_local_repository(
+    session: AsyncSession, *, path: str, private: bool, hook_token_hash: str
+) -> Repository:
+    """Create or update the local (`git`) repository at `path` with a new hook token (the
+    old one stops working) and the visibility its administrator chose."""
+    repo = await ensure_repository(
+        session, provider="git", full_name=path, clone_url=path, private=private
+    )
+    repo.clone_url = path
+    repo.private = private
+    repo.hook_token_hash = hook_token_hash
+    session.add(repo)
+    return repo

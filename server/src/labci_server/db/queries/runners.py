@@ -10,6 +10,11 @@ async def runner_by_token_hash(session: AsyncSession, token_hash: str) -> Runner
     return (await session.exec(select(Runner).where(Runner.token_hash == token_hash))).first()
 
 
+async def runners_named(session: AsyncSession, name: str) -> list[Runner]:
+    stmt = select(Runner).where(Runner.name == name).order_by(col(Runner.id)).with_for_update()
+    return list((await session.exec(stmt.execution_options(populate_existing=True))).all())
+
+
 async def get_runner(
     session: AsyncSession, runner_id: int, *, for_update: bool = False
 ) -> Runner | None:

@@ -4,6 +4,19 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..models import ContextVerdict, Job, Metric, Run
+from ._insert import insert_ignore
+
+
+async def insert_run(session: AsyncSession, run: Run) -> Run | None:
+    """Store `run`; None when a run with its `dedupe_key` exists already.
+
+    The unique index decides (INSERT … ON CONFLICT DO NOTHING): on PostgreSQL a second
+    transaction inserting the same key waits for the first and then inserts nothing.
+    A run without a key (a manual run) is always stored.
+    """
+    values = run.model_dump(exclude={"id"})
+    run_id = await insert_ignore(session, Run, values, unique=["dedupe_key"])
+    return None if run_id is None else await session.get(Run, run_id)
 
 
 async def runs_for_event(session: AsyncSession, event_id: int) -> list[Run]:

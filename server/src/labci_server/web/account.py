@@ -1,0 +1,145 @@
+"""Sign-in, sign-out, and one's account page with personal API tokens (Jinja2 templates,
+autoescaped). Every form carries the session's CSRF token."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from ..api.deps import Ctx, RowId
+from ..auth.accounts import new_token_for, revoke_token, sign_in_with_password, tokens_of
+from ..auth.api_tokens import TokenRequest
+from ..auth.policies import PUBLIC, SIGNED_IN, Access, policy
+from ..auth.principal import ANONYMOUS, SESSION_USER, Principal, identify
+from ..auth.sessions import check_csrf, csrf_token
+from ..errors import LabciError
+
+router = APIRouter()
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _when(ts: float | None, never: str = "—") -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else never
+
+
+TEMPLATES.env.filters["when"] = _when
+
+
+def render(request: Request, name: str, principal: Principal, **values: Any) -> HTMLResponse:
+    context = {"title": values.pop("title", "labci"), "user": principal.user, **values}
+    context["csrf"] = csrf_token(request)
+    return TEMPLATES.TemplateResponse(request, name, context, status_code=values.get("status", 200))
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this server, never another site."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    parts = urlsplit(target)
+    return "/" if parts.scheme or parts.netloc or "\\" in target else target
+
+
+@router.get("/login", response_class=HTMLResponse, dependencies=policy(PUBLIC))
+async def login_page(request: Request, sc: Ctx, next: str | None = None) -> HTMLResponse:
+    return render(
+        request,
+        "login.html",
+        ANONYMOUS,
+        title="Sign in",
+        next=safe_next(next),
+        github=sc.settings.github_oauth_client_id is not None,
+    )
+
+
+@router.post("/login", dependencies=policy(PUBLIC))
+async def login(
+    request: Request,
+    sc: Ctx,
+    login: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    # The login form is CSRF-protected too: nobody may sign a browser into their account.
+    await check_csrf(request, Principal(via="session"))
+    try:
+        user = await sign_in_with_password(sc.sessions, login=login, password=password)
+    except LabciError as exc:
+        page = render(
+            request,
+            "login.html",
+            ANONYMOUS,
+            title="Sign in",
+            next=safe_next(next),
+            github=sc.settings.github_oauth_client_id is not None,
+            error=str(exc),
+        )
+        page.status_code = exc.status_code
+        return page
+    start_session(request, user.id or 0)
+    return RedirectResponse(safe_next(next), status_code=303)
+
+
+def start_session(request: Request, user_id: int) -> None:
+    """A fresh session for `user_id` (a new CSRF token too: no fixation across sign-in)."""
+    request.session.clear()
+    request.session[SESSION_USER] = user_id
+    csrf_token(request)
+
+
+@router.post("/logout", dependencies=policy(PUBLIC))
+async def logout(request: Request, sc: Ctx) -> Response:
+    principal = await identify(sc, request)
+    if principal.via == "session":  # a bearer token has no session to end
+        await check_csrf(request, principal)
+        request.session.clear()
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account_page(
+    request: Request, sc: Ctx, access: Annotated[Access, Depends(SIGNED_IN)]
+) -> HTMLResponse:
+    user = access.principal.user
+    tokens = await tokens_of(sc.sessions, user) if user else []
+    return render(request, "account.html", access.principal, title="Account", tokens=tokens)
+
+
+@router.post("/account/tokens", response_class=HTMLResponse)
+async def make_token(
+    request: Request,
+    sc: Ctx,
+    access: Annotated[Access, Depends(SIGNED_IN)],
+    name: Annotated[str, Form(min_length=1, max_length=100)],
+    scope: Annotated[str, Form(max_length=10)] = "write",
+    expires_in_days: Annotated[int, Form(ge=1, le=366)] = 90,
+) -> HTMLResponse:
+    await check_csrf(request, access.principal)
+    user = access.principal.user
+    if user is None:
+        raise LabciError("no user")
+    made = await new_token_for(sc.sessions, user, TokenRequest(name, scope, expires_in_days))
+    tokens = await tokens_of(sc.sessions, user)
+    return render(
+        request,
+        "account.html",
+        access.principal,
+        title="Account",
+        tokens=tokens,
+        new_token=made["token"],
+    )
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+async def revoke(
+    token_id: RowId, request: Request, sc: Ctx, access: Annotated[Access, Depends(SIGNED_IN)]
+) -> Response:
+    await check_csrf(request, access.principal)
+    await revoke_token(sc.sessions, access.principal.user, token_id)
+    return RedirectResponse("/account", status_code=303)

@@ -1,0 +1,174 @@
+"""The local forge's hook has a credential of its own (issue 9): `labci hook install` mints a
+token, keeps only its hash, and writes it where only the repository's owner reads it;
+`/webhooks/git` takes that token and nothing else (not LABCI_WEBHOOK_SECRET)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers.gitrepo import TestRepo, hook_install, make_repo
+from helpers.server import TEST_SECRET, test_settings
+from labci_server.app import create_app
+from labci_server.context import ServerContext
+from labci_server.db.migrate import upgrade
+from labci_server.db.models import Repository
+from labci_server.db.queries.counts import count_rows
+from labci_server.db.queries.repositories import find_repository
+from labci_server.forge.gitlocal_trigger import TOKEN_FILE, push_event, read_hook_token
+from labci_server.webhooks.gitlocal import sign
+
+
+@dataclass
+class Subject:
+    client: httpx.AsyncClient
+    sc: ServerContext
+    database_url: str
+
+    async def send(self, event: dict, headers: dict[str, str]) -> httpx.Response:
+        body = json.dumps(event).encode()
+        return await self.client.post("/webhooks/git", content=body, headers=headers)
+
+    async def repo(self, bare: Path) -> Repository | None:
+        async with self.sc.sessions() as session:
+            return await find_repository(session, provider="git", full_name=str(bare))
+
+    async def events(self) -> int:
+        async with self.sc.sessions() as session:
+            return (await count_rows(session, ["events"]))["events"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def subject(database_url, redis_url) -> AsyncIterator[Subject]:
+    await upgrade(database_url)
+    app = create_app(test_settings(database_url, redis_url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
+            yield Subject(c, app.state.context, database_url)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> TestRepo:
+    repo = make_repo(tmp_path / "a")
+    repo.commit({"README.md": "a\n"})
+    return repo
+
+
+async def test_hook_install_writes_a_private_token_and_stores_only_its_hash(
+    subject: Subject, repo: TestRepo
+) -> None:
+    token = hook_install(repo.bare, subject.database_url)
+    path = repo.bare / TOKEN_FILE
+    assert token.startswith("labcihook_")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    stored = await subject.repo(repo.bare)
+    assert stored is not None
+    assert stored.hook_token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in json.dumps(stored.model_dump(), default=str)
+    assert (stored.clone_url, stored.private) == (str(repo.bare), True)
+    hook = (repo.bare / "hooks" / "post-receive").read_text()
+    assert token not in hook
+    assert TEST_SECRET not in hook
+    assert "LABCI_WEBHOOK_SECRET" not in hook
+
+
+async def test_public_flag_makes_a_public_repository(subject: Subject, repo: TestRepo) -> None:
+    hook_install(repo.bare, subject.database_url, public=True)
+    stored = await subject.repo(repo.bare)
+    assert stored is not None
+    assert stored.private is False
+
+
+async def test_the_hook_token_sends_an_event(subject: Subject, repo: TestRepo) -> None:
+    hook_install(repo.bare, subject.database_url)
+    response = await subject.send(push_event(repo.bare, "main"), bearer(read_hook_token(repo.bare)))
+    assert (response.status_code, response.json()) == (202, {"event_id": 1, "duplicate": False})
+    assert await subject.events() == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"authorization": "Bearer labcihook_not-a-token"},
+        {"authorization": "Bearer "},
+        {"authorization": "token labcihook_x"},
+    ],
+    ids=["none", "unknown", "empty", "other-scheme"],
+)
+async def test_no_or_a_wrong_token_is_401_and_stores_nothing(
+    subject: Subject, repo: TestRepo, headers: dict[str, str]
+) -> None:
+    hook_install(repo.bare, subject.database_url)
+    response = await subject.send(push_event(repo.bare, "main"), headers)
+    assert response.status_code == 401
+    assert await subject.events() == 0
+
+
+async def test_the_webhook_secret_no_longer_signs_local_events(
+    subject: Subject, repo: TestRepo
+) -> None:
+    hook_install(repo.bare, subject.database_url)
+    body = json.dumps(push_event(repo.bare, "main")).encode()
+    response = await subject.client.post(
+        "/webhooks/git", content=body, headers={"x-hub-signature-256": sign(body, TEST_SECRET)}
+    )
+    assert response.status_code == 401
+    assert "hook token" in response.json()["error"]
+    assert await subject.events() == 0
+
+
+async def test_a_token_speaks_only_for_its_own_repository(
+    subject: Subject, repo: TestRepo, tmp_path: Path
+) -> None:
+    other = make_repo(tmp_path / "b", "other")
+    other.commit({"README.md": "b\n"})
+    token_a = hook_install(repo.bare, subject.database_url)
+    hook_install(other.bare, subject.database_url)
+    response = await subject.send(push_event(other.bare, "main"), bearer(token_a))
+    assert (response.status_code, response.json()) == (
+        403,
+        {"error": "this hook token belongs to another repository"},
+    )
+    assert await subject.events() == 0
+
+
+async def test_an_uninstalled_repository_is_refused(subject: Subject, repo: TestRepo) -> None:
+    response = await subject.send(push_event(repo.bare, "main"), bearer("labcihook_guess"))
+    assert response.status_code == 401
+    assert await subject.repo(repo.bare) is None
+
+
+async def test_reinstalling_rotates_the_token(subject: Subject, repo: TestRepo) -> None:
+    old = hook_install(repo.bare, subject.database_url)
+    new = hook_install(repo.bare, subject.database_url)
+    assert new != old
+    assert read_hook_token(repo.bare) == new
+    refused = await subject.send(push_event(repo.bare, "main"), bearer(old))
+    assert refused.status_code == 401
+    accepted = await subject.send(push_event(repo.bare, "main"), bearer(new))
+    assert accepted.status_code == 202
+    assert await subject.events() == 1
+
+
+async def test_a_wrongly_typed_field_is_400(subject: Subject, repo: TestRepo) -> None:
+    token = hook_install(repo.bare, subject.database_url)
+    event = {**push_event(repo.bare, "main"), "kind": "pull_request", "base_branch": "main"}
+    response = await subject.send({**event, "pr_number": "7"}, bearer(token))
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "pr_number must be an integer"},
+    )
