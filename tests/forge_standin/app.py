@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from . import apps as github_apps
 from . import checks, compare
 from . import comments as issue_comments
+from . import oauth as github_oauth
 from . import repository as full_repository
 from .compare import PullRequest, Site
 from .openapi import OpenAPIChecker
@@ -55,6 +56,7 @@ MAX_INLINE_CONTENT = 1024 * 1024  # GitHub returns encoding "none" above 1 MB
 _SHA = re.compile(r"[0-9a-f]{40}\Z")
 _ISSUE_COMMENTS = re.compile(r"/repos/([^/]+)/([^/]+)/issues/([^/]+)/comments")
 _REPO_INSTALLATION = re.compile(r"/repos/([^/]+)/([^/]+)/installation")
+_COLLABORATOR_PERMISSION = re.compile(r"/repos/([^/]+)/([^/]+)/collaborators/([^/]+)/permission")
 COMMENTS_DOC = f"{DOCS}/issues/comments"
 CHECKS_DOC = f"{DOCS}/checks/runs"
 
@@ -224,7 +226,13 @@ class Standin:
             ("POST", re.compile(r"/app/installations/([^/]+)/access_tokens"), self._access_token),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)"), self._get_repository),
             ("GET", _REPO_INSTALLATION, self._repo_installation),
+            ("GET", _COLLABORATOR_PERMISSION, self._collaborator_permission),
+            ("GET", re.compile(r"/user"), self._authenticated_user),
+            ("GET", re.compile(r"/login/oauth/authorize"), self._oauth_authorize),
+            ("POST", re.compile(r"/login/oauth/access_token"), self._oauth_access_token),
         ]
+        # OAuth Apps, the people who sign in through them, and collaborators' permissions.
+        self.oauth = github_oauth.OAuthState()
 
     # -- pull requests ---------------------------------------------------------------------
 
@@ -252,6 +260,35 @@ class Standin:
             raise ValueError(f"visibility must be one of {full_repository.VISIBILITIES}")
         with self._lock:
             self._visibility[(owner.lower(), repo.lower())] = visibility
+
+    # -- signing in with GitHub, and collaborators' permissions (oauth.py) -----------------
+
+    def register_oauth_app(self, client_id: str, client_secret: str) -> None:
+        """An OAuth App whose users sign in through ``/login/oauth/*``. Survives ``reset()``."""
+        self.oauth.register(client_id, client_secret)
+
+    @property
+    def next_oauth_user(self) -> tuple[str, int] | None:
+        """(login, numeric id) of whoever authorizes the next sign-ins; None: nobody."""
+        return self.oauth.next_user
+
+    @next_oauth_user.setter
+    def next_oauth_user(self, person: tuple[str, int] | None) -> None:
+        self.oauth.next_user = person
+
+    def deny_next_oauth(self) -> None:
+        """The next authorization is refused by the person (``error=access_denied``)."""
+        self.oauth.deny_next = True
+
+    def set_permission(self, owner: str, repo: str, login: str, role: str | None) -> None:
+        """``login``'s role on ``owner/repo`` (admin, maintain, write, triage, read or none),
+        as the collaborator-permission endpoint then answers; None: 404, as for a stranger."""
+        self.oauth.set_permission(owner, repo, login, role)
+
+    def permission_requests(self, owner: str, repo: str, login: str) -> list[Recorded]:
+        """The collaborator-permission requests made so far for ``login`` on ``owner/repo``."""
+        path = f"/repos/{owner}/{repo}/collaborators/{login}/permission".lower()
+        return [r for r in self.requests if r.method == "GET" and r.path.lower() == path]
 
     # -- pull-request comments -------------------------------------------------------------
 
@@ -438,7 +475,8 @@ class Standin:
             query[k] = v if prev is None else [*([prev] if isinstance(prev, str) else prev), v]
         body: Any = None
         bad_json = False
-        if raw:
+        web_flow = github_oauth.is_web_flow(path)  # GitHub's web host: forms, not REST
+        if raw and not web_flow:
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -455,6 +493,8 @@ class Standin:
             problems = (
                 [f"{method} {path}: request body is not JSON"]
                 if bad_json
+                else []
+                if web_flow
                 else self.checker.check(method, path, query, body)
             )
             if problems:
@@ -516,9 +556,13 @@ class Standin:
         handler."""
         if rec.path.startswith("/app/") or _REPO_INSTALLATION.fullmatch(rec.path):
             return None
+        if github_oauth.is_web_flow(rec.path):  # the OAuth flow checks its own credentials
+            return None
         token = rec.token
         if token is None:
             return _error(401, "Requires authentication")
+        if self.oauth.person_of(token) is not None:  # a person's token from the OAuth flow
+            return None
         grant = self.apps.grant(token)
         if grant is not None:
             return self.apps.refusal(grant, rec.path)
@@ -1030,6 +1074,36 @@ class Standin:
         return self.apps.installation_of(
             rec.headers.get("authorization", ""), f"{owner}/{repo}", base, partial(self._user, base)
         )
+
+    # -- signing in with GitHub and collaborators' permissions (shapes in oauth.py) --------
+
+    async def _oauth_authorize(self, request: Request, rec: Recorded):
+        return self.oauth.authorize(rec.query)
+
+    async def _oauth_access_token(self, request: Request, rec: Recorded):
+        form = github_oauth.parse_form(rec.body)
+        return self.oauth.access_token(form, rec.headers.get("accept", ""))
+
+    async def _authenticated_user(self, request: Request, rec: Recorded):
+        base = self._base(request)
+        person = self.oauth.person_of(rec.token)
+        if person is None:  # the server's own token: its bot
+            bot = self._user(base)
+            own = github_oauth.Person(bot["login"], bot["id"])
+            return JSONResponse(github_oauth.authenticated_user(bot, own) | {"type": "Bot"})
+        return JSONResponse(github_oauth.authenticated_user(self._user(base, person.login), person))
+
+    async def _collaborator_permission(
+        self, request: Request, rec: Recorded, owner: str, repo: str, username: str
+    ):
+        role = self.oauth.permission(owner, repo, username)
+        if role is None:
+            return _not_found(github_oauth.PERMISSION_DOC)
+        user = self._user(self._base(request), username)
+        known = self.oauth.id_of(username)
+        if known is not None:
+            user |= {"id": known}
+        return JSONResponse(github_oauth.permission_body(role, user))
 
     # -- the App's access tokens and check runs (shapes and refusals in apps.py, checks.py) -
 

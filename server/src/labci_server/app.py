@@ -26,7 +26,7 @@ from .http import install_guards
 from .queue import connect
 from .settings import Settings
 from .web import account as account_pages
-from .web import badge_routes, pages
+from .web import badge_routes, github_login, pages
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         runner_routes.router,
         account_routes.router,
         account_pages.router,
+        github_login.router,
         pages.router,
         badge_routes.router,
     ):

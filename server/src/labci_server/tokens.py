@@ -5,6 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+# Each kind of credential has its own prefix: a route can tell at a glance that it was sent
+# the wrong kind (and secret scanners can tell what they found).
+REGISTRATION_TOKEN_PREFIX = "labcireg"  # noqa: S105 — prefixes, not secrets
+RUNNER_TOKEN_PREFIX = "labcirun"  # noqa: S105
+JOB_TOKEN_PREFIX = "labcijob"  # noqa: S105
+HOOK_TOKEN_PREFIX = "labcihook"  # noqa: S105
+
 
 def new_token(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(32)}"

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..auth.policies import GITHUB_SIGNATURE, HOOK_TOKEN, policy
 from ..context import ServerContext
 from ..errors import ConfigError, LabciError
 from ..forge.facts import refresh_named
@@ -44,7 +45,7 @@ def webhook_secret(sc: ServerContext) -> str:
     return sc.settings.webhook_secret.get_secret_value()
 
 
-@router.post("/webhooks/github")
+@router.post("/webhooks/github", dependencies=policy(GITHUB_SIGNATURE))
 async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
     body = await read_capped(request)
     event = verify_delivery(request.headers, body, webhook_secret(sc))
@@ -67,7 +68,7 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
     return JSONResponse(content, status_code=202)
 
 
-@router.post("/webhooks/git")
+@router.post("/webhooks/git", dependencies=policy(HOOK_TOKEN))
 async def git_trigger(request: Request, sc: Ctx) -> JSONResponse:
     # The hook's own token, checked before a byte of the body is read.
     repo = await hook_repository(sc, request.headers.get("authorization"))

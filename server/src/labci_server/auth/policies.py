@@ -25,6 +25,7 @@ from ..db.models import Repository
 from ..db.queries.history import repositories_named
 from ..db.queries.visible import repository_of_job, repository_of_run
 from ..errors import Forbidden, NotFound, Unauthorized
+from ..tokens import HOOK_TOKEN_PREFIX, JOB_TOKEN_PREFIX, RUNNER_TOKEN_PREFIX
 from .levels import at_least
 from .permissions import repository_level
 from .principal import ANONYMOUS, Principal, bearer_of, identify
@@ -78,21 +79,24 @@ class Declared(Policy):
 
 class Credential(Policy):
     """Machine credentials checked by the handler's stage function (a GitHub signature, the
-    local hook's token, a runner's or a job's token); here only their presence, so that an
-    anonymous call is refused before its body is read."""
+    local hook's token, a runner's or a job's token); here only their presence and kind, so
+    that a call without one — or with a person's token — is refused before its body is
+    read."""
 
-    def __init__(self, name: str, *, header: str | None = None) -> None:
+    def __init__(self, name: str, *, header: str | None = None, prefix: str = "") -> None:
         self.name = name
         self.header = header
+        self.prefix = prefix
 
     async def __call__(self, request: Request) -> Access:
         if self.header is None:
-            present = bearer_of(request) is not None
+            given = bearer_of(request) or ""
+            what = f"Authorization: Bearer {self.prefix}_…" if self.prefix else "a bearer token"
         else:
-            present = bool(request.headers.get(self.header))
-        if not present:
-            what = self.header or "Authorization: Bearer"
-            raise Unauthorized(f"this route needs a credential ({what})")
+            given = request.headers.get(self.header, "")
+            what = self.header
+        if not given or not given.startswith(self.prefix):
+            raise Unauthorized(f"this route needs {what} ({self.name})")
         return Access(ANONYMOUS)
 
 
@@ -234,11 +238,13 @@ async def _caller(request: Request) -> Principal:
 
 
 PUBLIC: Final = Public()
-GITHUB_SIGNATURE: Final = Credential("github-signature", header="x-hub-signature-256")
-HOOK_TOKEN: Final = Credential("hook-token")
+GITHUB_SIGNATURE: Final = Credential(
+    "github-signature", header="x-hub-signature-256", prefix="sha256="
+)
+HOOK_TOKEN: Final = Credential("hook-token", prefix=HOOK_TOKEN_PREFIX)
 REGISTRATION_TOKEN: Final = Declared("runner-registration")
-RUNNER_TOKEN: Final = Credential("runner-token")
-JOB_TOKEN: Final = Credential("job-token")
+RUNNER_TOKEN: Final = Credential("runner-token", prefix=RUNNER_TOKEN_PREFIX)
+JOB_TOKEN: Final = Credential("job-token", prefix=JOB_TOKEN_PREFIX)
 SIGNED_IN: Final = SignedIn()
 SERVER_ADMIN: Final = ServerAdmin()
 LISTING: Final = Listing()

@@ -20,13 +20,19 @@ from ..db.queries.runners import (
 from ..db.queries.runs import get_run
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..queue import kick_scheduler
-from ..tokens import hash_token, new_token
+from ..tokens import (
+    JOB_TOKEN_PREFIX,
+    REGISTRATION_TOKEN_PREFIX,
+    RUNNER_TOKEN_PREFIX,
+    hash_token,
+    new_token,
+)
 
 RUNNER_QUEUE_PREFIX = "labci:runner:"
 
 
 async def create_registration_token(sc: ServerContext) -> str:
-    token = new_token("labcireg")
+    token = new_token(REGISTRATION_TOKEN_PREFIX)
     async with sc.sessions() as session, session.begin():
         session.add(
             RegistrationToken(
@@ -40,7 +46,7 @@ async def create_registration_token(sc: ServerContext) -> str:
 async def register_runner(
     sc: ServerContext, *, registration_token: str, name: str, labels: list[str], slots: int
 ) -> dict[str, Any]:
-    runner_token = new_token("labcirun")
+    runner_token = new_token(RUNNER_TOKEN_PREFIX)
     async with sc.sessions() as session, session.begin():
         reg = await registration_token_by_hash(session, hash_token(registration_token))
         if reg is None or reg.used_at is not None or reg.expires_at < time.time():
@@ -125,7 +131,7 @@ async def heartbeat(
 async def fetch_job(
     sc: ServerContext, *, token: str | None, job_id: int, attempt: int
 ) -> dict[str, Any]:
-    job_token = new_token("labcijob")
+    job_token = new_token(JOB_TOKEN_PREFIX)
     async with sc.sessions() as session, session.begin():
         runner = await authenticate_runner(session, token)
         job = await job_queries.get_job(session, job_id, for_update=True)

@@ -115,3 +115,41 @@ async def server_key(session: AsyncSession, name: str, candidate: str) -> str:
     )
     await session.exec(stmt)  # type: ignore[call-overload]
     return (await session.exec(select(ServerKey.value).where(ServerKey.name == name))).one()
+
+
+async def add_github_user(session: AsyncSession, *, login: str, forge_user_id: int) -> User:
+    """The GitHub user with this numeric id, created with `login` if there is none yet (two
+    first sign-ins at once store one row: the database decides)."""
+    await insert_ignore(
+        session,
+        User,
+        {
+            "provider": "github",
+            "login": login,
+            "forge_user_id": forge_user_id,
+            "created_at": time.time(),
+        },
+        unique=["provider", "login"],
+    )
+    user = await user_by_forge_id(session, provider="github", forge_user_id=forge_user_id)
+    if user is None:  # the login is another GitHub account's (release_github_login first)
+        raise LookupError(f"the GitHub login {login!r} belongs to another user here")
+    return user
+
+
+async def release_github_login(session: AsyncSession, *, login: str, forge_user_id: int) -> int:
+    """Rename every other GitHub user still called `login` (an account renamed since, whose
+    old name GitHub gave to someone else) to `login--<their id>`, which no GitHub account
+    can be called (GitHub logins never hold two hyphens in a row). Returns how many."""
+    stmt = select(User).where(
+        User.provider == "github",
+        User.login == login,
+        col(User.forge_user_id).is_distinct_from(forge_user_id),
+    )
+    stale = list((await session.exec(stmt)).all())
+    for user in stale:
+        user.login = f"{login}--{user.forge_user_id if user.forge_user_id is not None else user.id}"
+        session.add(user)
+    if stale:
+        await session.flush()
+    return len(stale)
