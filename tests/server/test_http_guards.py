@@ -171,12 +171,14 @@ async def test_a_body_that_stalls_is_answered_408(quick_timeout_client):
     never = asyncio.Event()
 
     async def stalling() -> AsyncIterator[bytes]:
-        yield b'{"lines": ['
+        yield b'{"ref": '
         await never.wait()
-        yield b"]}"
+        yield b'"refs/heads/main"}'
 
     response = await quick_timeout_client.post(
-        "/api/v1/runner/jobs/1/logs", content=stalling(), headers={"Authorization": "Bearer x"}
+        "/webhooks/github",
+        content=stalling(),
+        headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "slow-1", **WRONG_SIGNATURE},
     )
     assert response.status_code == 408
     assert response.json() == {"error": "request body stalled: nothing arrived for 0.2 s"}

@@ -270,3 +270,25 @@ async def test_as_an_app_the_installation_comes_from_the_api(github) -> None:
     assert str(refused.value) == (
         "octo/elsewhere: labci's GitHub App is not installed on this repository; install it there"
     )
+
+
+async def test_a_rename_hides_the_old_name_until_github_vouches_for_it(subject: Subject) -> None:
+    old = create_bare_repo(subject.github.repos_root, "octo", "Hello-World")  # type: ignore[attr-defined]
+    old.commit({".labci/t.yml": WORKFLOW}, "c0")
+    first = push_payload(
+        "octo", "Hello-World", old.clone_url, "refs/heads/main", "0" * 40, old.rev("main")
+    )
+    await subject.plan((await subject.deliver("push", first, "d1")).json()["event_id"])
+    assert (await subject.repo("octo/Hello-World")).private is False
+    # GitHub's example renames Hello-World; here to "exp". The stand-in does not serve the
+    # old name any more than GitHub would without its redirect: the old row is hidden.
+    (subject.github.repos_root / "octo" / "Hello-World.git").rename(  # type: ignore[attr-defined]
+        subject.github.repos_root / "octo" / "gone.git"  # type: ignore[attr-defined]
+    )
+    payload = repository_payload("renamed", "octo", "exp", subject.bare.clone_url)
+    response = await subject.deliver("repository", payload, "d2")
+    assert response.json() == {
+        "repositories": ["octo/Hello-World: not visible to labci (404), made private"]
+    }
+    hidden = await subject.repo("octo/Hello-World")
+    assert (hidden.private, hidden.facts_checked_at) == (True, None)

@@ -450,3 +450,33 @@ async def test_revoked_expired_and_unknown_tokens_get_401(world):
         response = await fx.client.get("/api/v1/runs", headers=bearer(secret))
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/tokens", {"name": "a\u0000b", "scope": "read"}),
+        ("POST", "/api/v1/runs/1/cancel", {"reason": "\u0000"}),
+        ("POST", "/api/v1/runners/register", {"registration_token": "\u0000", "name": "r"}),
+        ("GET", "/api/v1/runs?commit=ab%00c", None),
+        ("GET", "/badges/octo%00/x/train.svg", None),
+        ("GET", "/api/v1/runs/99999999999999999999999", None),
+        ("GET", "/runs/-1", None),
+        ("GET", "/api/v1/runs?limit=-1", None),
+        ("GET", "/api/v1/runs?limit=100000000000000000000000000", None),
+        ("GET", "/api/v1/runner/jobs/1?attempt=99999999999999999999999", None),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+async def test_odd_input_is_a_4xx_never_a_5xx(world, method, path, body):
+    """NUL characters (PostgreSQL cannot store them), integers past 2**63 and negative
+    limits once answered 500; they are the caller's mistake, and a 4xx says so."""
+    fx: Fixture = world
+    response = await fx.client.request(
+        method, path, json=body, headers=as_role(fx, "admin") | {"x": "y"}
+    )
+    assert response.status_code < 500, response.text
+    if "limit" in path:
+        assert response.status_code == 200
+    else:
+        assert 400 <= response.status_code < 500

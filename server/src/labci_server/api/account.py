@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field, ValidationError
 from ..auth.accounts import new_token_for, revoke_token, sign_in_with_password, tokens_of
 from ..auth.api_tokens import DEFAULT_DAYS, TokenRequest
 from ..auth.levels import at_least
-from ..auth.policies import SIGNED_IN, Access, Declared
+from ..auth.policies import SIGNED_IN, Access, Declared, limit_writes
 from ..auth.principal import identify
 from ..auth.sessions import check_csrf
 from ..errors import BadRequest, Forbidden, Unauthorized
+from .bodies import refuse_nul
 from .deps import Ctx, RowId
 
 router = APIRouter(prefix="/api/v1")
@@ -49,6 +50,7 @@ async def who_am_i(access: Annotated[Access, Depends(SIGNED_IN)]) -> dict[str, A
 async def create_token(request: Request, sc: Ctx) -> dict[str, Any]:
     """A new token, shown once. With `login` and `password`, a local account's; otherwise
     the caller's own, no wider than the credential it calls with."""
+    await limit_writes(request)  # a password guess is a write, and rate-limited like one
     body = await _new_token(request)
     ask = TokenRequest(body.name, body.scope, body.expires_in_days)
     if body.login is not None or body.password is not None:
@@ -87,6 +89,8 @@ async def _new_token(request: Request) -> NewToken:
     if len(body) > MAX_BODY_BYTES:
         raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes")
     try:
-        return NewToken.model_validate_json(body or b"{}")
+        parsed = NewToken.model_validate_json(body or b"{}")
     except ValidationError as exc:
         raise BadRequest(f"invalid body: {exc.errors(include_url=False)}") from exc
+    refuse_nul(parsed.model_dump())
+    return parsed

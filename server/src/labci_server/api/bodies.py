@@ -21,11 +21,36 @@ class Unprocessable(LabciError):
     status_code = 422
 
 
-def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
+class NulInBody(LabciError):
+    status_code = 400
+
+
+def refuse_nul(value: Any, where: str = "body") -> None:
+    """A NUL character anywhere in a JSON body is a 400: PostgreSQL cannot store it in text,
+    and no field of labci's has a use for one (log lines are cleaned, not refused)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise NulInBody(f"{where} contains a NUL character (\\u0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key, where)
+            refuse_nul(item, f"{where}.{key}" if isinstance(key, str) else where)
+    elif isinstance(value, list):
+        for item in value:
+            refuse_nul(item, where)
+
+
+def json_body(model: type[M], *, nul_ok: bool = False) -> Callable[[Request], Awaitable[M]]:
+    """A dependency parsing the body as `model`; `nul_ok` leaves NUL characters to the
+    handler (log lines replace them)."""
+
     async def parse(request: Request) -> M:
         raw = await request.body()
         try:
-            return model.model_validate_json(raw or b"null")
+            parsed = model.model_validate_json(raw or b"null")
+            if not nul_ok:
+                refuse_nul(parsed.model_dump())
+            return parsed
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"

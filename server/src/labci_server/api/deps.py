@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Request
 
 from ..context import ServerContext
+from ..http.params import MAX_INT32 as MAX_ROW_ID
+from ..http.params import RowId, clamp_limit
 
-MAX_ROW_ID: Final = 2**31 - 1  # PostgreSQL `integer`: a larger id can only be a 404
+__all__ = ["MAX_ROW_ID", "Bearer", "Ctx", "RowId", "clamp", "get_context"]
 
 
 def get_context(request: Request) -> ServerContext:
@@ -22,9 +24,8 @@ def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
 
 def clamp(limit: int, maximum: int) -> int:
     """A `limit` query parameter within 1..maximum: `-1` or 2**70 never lift a cap."""
-    return max(1, min(limit, maximum))
+    return clamp_limit(limit, default=limit, maximum=maximum)
 
 
 Ctx = Annotated[ServerContext, Depends(get_context)]
 Bearer = Annotated[str | None, Depends(bearer)]
-RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

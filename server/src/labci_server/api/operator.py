@@ -18,6 +18,7 @@ from ..db.queries.repositories import find_repository
 from ..errors import BadRequest, NotFound
 from ..results.cancel import cancel_run_by_id
 from ..webhooks.dispatch import store_dispatch, to_dispatch_event
+from .bodies import refuse_nul
 from .deps import Ctx, RowId
 from .webhooks import stored_answer
 
@@ -39,6 +40,7 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
         raise BadRequest("body is not JSON") from exc
     if not isinstance(data, dict):
         raise BadRequest("body is not a JSON object")
+    refuse_nul(data)
     return data
 
 

@@ -101,7 +101,7 @@ async def logs(
     job_id: RowId,
     sc: Ctx,
     token: Bearer,
-    body: Annotated[LogsRequest, Depends(json_body(LogsRequest))],
+    body: Annotated[LogsRequest, Depends(json_body(LogsRequest, nul_ok=True))],
 ) -> dict[str, bool]:
     lines = [line.model_dump() for line in body.lines]
     await uploads.add_logs(sc, job_id=job_id, attempt=body.attempt, token=token, lines=lines)

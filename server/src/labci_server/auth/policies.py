@@ -25,13 +25,13 @@ from ..db.models import Repository
 from ..db.queries.history import repositories_named
 from ..db.queries.visible import repository_of_job, repository_of_run
 from ..errors import Forbidden, NotFound, Unauthorized
+from ..http.params import MAX_INT32
 from ..tokens import HOOK_TOKEN_PREFIX, JOB_TOKEN_PREFIX, RUNNER_TOKEN_PREFIX
 from .levels import at_least
 from .permissions import repository_level
 from .principal import ANONYMOUS, Principal, bearer_of, identify
 from .sessions import check_csrf
 
-MAX_ROW_ID: Final = 2**31 - 1  # PostgreSQL `integer`
 SAFE_METHODS: Final = ("GET", "HEAD", "OPTIONS")
 BADGE_NOT_FOUND: Final = "no such repository here (a private repository's badges need its ?token=)"
 
@@ -113,6 +113,8 @@ class SignedIn(Policy):
             raise Unauthorized("sign in, or send a personal API token (Authorization: Bearer)")
         if not at_least(principal.scope, self.scope):
             raise Forbidden(f"this needs a token with the {self.scope} scope")
+        if request.method not in SAFE_METHODS:
+            await limit_writes(request)
         return Access(principal)
 
 
@@ -202,6 +204,7 @@ class WriteNamedInBody(Policy):
         if not at_least(principal.scope, "write"):
             raise Forbidden("this needs a token with the write scope")
         await check_csrf(request, principal)
+        await limit_writes(request)
         return Access(principal)
 
 
@@ -222,7 +225,16 @@ async def require_level(
         raise Forbidden(f"{principal.name} has {have} permission on {repo.full_name}, not {level}")
     if level != "read":
         await check_csrf(request, principal)
+        await limit_writes(request)
     return Access(principal, repo, have)
+
+
+async def limit_writes(request: Request) -> None:
+    """One write of this caller's budget (LABCI_WRITE_RATE_LIMIT); 429 once it is spent."""
+    # Imported here: the HTTP guards' docs page depends on this module's policies.
+    from ..http.ratelimit import limit_writes as spend
+
+    await spend(request)
 
 
 def parse_row_id(raw: object) -> int | None:
@@ -230,7 +242,7 @@ def parse_row_id(raw: object) -> int | None:
     if not text.isascii() or not text.isdigit() or len(text) > 10:
         return None
     value = int(text)
-    return value if 1 <= value <= MAX_ROW_ID else None
+    return value if 1 <= value <= MAX_INT32 else None
 
 
 async def _caller(request: Request) -> Principal:

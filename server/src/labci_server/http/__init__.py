@@ -20,7 +20,6 @@ from fastapi import FastAPI
 from ..errors import ConfigError
 from ..settings import Settings
 from .bodies import BodyGuard
-from .docs import install_docs
 from .headers import SecurityHeaders
 from .ratelimit import install_write_limiter
 from .serving import serve_options
@@ -33,6 +32,10 @@ def install_guards(app: FastAPI, settings: Settings) -> None:
     """Add the middleware that caps and guards every request, and the docs page."""
     if settings.redis_url is None:  # create_app has refused this already
         raise ConfigError("LABCI_REDIS_URL is not set")
+    # Imported here: the docs routes declare policies (auth), and auth uses this package's
+    # parameter types.
+    from .docs import install_docs
+
     install_write_limiter(app, settings.redis_url, settings.write_rate_limit)
     install_docs(app)
     # add_middleware puts each one outside those added before it.

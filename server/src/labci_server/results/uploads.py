@@ -69,7 +69,7 @@ async def add_logs(
         {
             "seq": int(line["seq"]),
             "step": int(line.get("step", -1)),
-            "stream": str(line.get("stream", "stdout"))[:16],
+            "stream": str(line.get("stream", "stdout"))[:16].replace("\x00", "\ufffd"),
             "text": str(line.get("text", ""))[:MAX_LINE_CHARS].replace("\x00", "\ufffd"),
             "ts": float(line.get("ts", time.time())),
         }

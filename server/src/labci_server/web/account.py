@@ -12,10 +12,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from ..api.bodies import refuse_nul
 from ..api.deps import Ctx, RowId
 from ..auth.accounts import new_token_for, revoke_token, sign_in_with_password, tokens_of
 from ..auth.api_tokens import TokenRequest
-from ..auth.policies import PUBLIC, SIGNED_IN, Access, policy
+from ..auth.policies import PUBLIC, SIGNED_IN, Access, limit_writes, policy
 from ..auth.principal import ANONYMOUS, SESSION_USER, Principal, identify
 from ..auth.sessions import check_csrf, csrf_token
 from ..errors import LabciError
@@ -68,6 +69,8 @@ async def login(
 ) -> Response:
     # The login form is CSRF-protected too: nobody may sign a browser into their account.
     await check_csrf(request, Principal(via="session"))
+    await limit_writes(request)  # guessing passwords costs a place in the write budget
+    refuse_nul({"login": login, "password": password, "next": next}, "form")
     try:
         user = await sign_in_with_password(sc.sessions, login=login, password=password)
     except LabciError as exc:
@@ -121,6 +124,7 @@ async def make_token(
     expires_in_days: Annotated[int, Form(ge=1, le=366)] = 90,
 ) -> HTMLResponse:
     await check_csrf(request, access.principal)
+    refuse_nul({"name": name, "scope": scope}, "form")
     user = access.principal.user
     if user is None:
         raise LabciError("no user")
