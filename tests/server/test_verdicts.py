@@ -74,8 +74,10 @@ class Repo:
     sc: Any
     git: TestRepo
 
-    async def push(self, sha: str, delivery: str, *, before: str | None = None) -> int:
-        new = push_event(self.git.bare, sha, delivery)
+    async def push(
+        self, sha: str, delivery: str, *, before: str | None = None, branch: str = "main"
+    ) -> int:
+        new = push_event(self.git.bare, sha, delivery, branch)
         if before:
             new = replace(new, base_sha=before)
         return await self._plan(new)
@@ -391,7 +393,8 @@ async def test_a_baseline_from_other_hardware_is_flagged_and_same_hardware_prefe
         await repo.finish(
             (await repo.jobs(on_a100))["fit"], {"acc": 0.90, "loss": 0.2}, gpus=("NVIDIA A100",)
         )
-        on_v100 = await repo.push(base, "push-v100")
+        # A second measurement of the same commit: one run per (commit, workflow, branch).
+        on_v100 = await repo.push(base, "push-v100", branch="release")
         await repo.finish(
             (await repo.jobs(on_v100))["fit"], {"acc": 0.70, "loss": 0.2}, gpus=("Tesla V100",)
         )

@@ -96,7 +96,7 @@ class Credential(Policy):
             given = request.headers.get(self.header, "")
             what = self.header
         if not given or not given.startswith(self.prefix):
-            raise Unauthorized(f"this route needs {what} ({self.name})")
+            raise Unauthorized(f"this route needs a {self.name.replace('-', ' ')} ({what})")
         return Access(ANONYMOUS)
 
 

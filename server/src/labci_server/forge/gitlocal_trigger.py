@@ -23,8 +23,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db.queries.repositories import register_local_repository
 from ..errors import BadRequest, ConfigError
-from ..tokens import hash_token, new_token
-from ..webhooks.gitlocal import HOOK_TOKEN_PREFIX, sign
+from ..tokens import HOOK_TOKEN_PREFIX, hash_token, new_token
+from ..webhooks.gitlocal import sign
 
 HOOK_MARKER = "# installed by labci"
 TOKEN_FILE = Path("labci") / "hook-token"

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 from ..db.models import Repository
 from ..db.queries.repositories import find_by_hook_token
 from ..errors import BadRequest, Forbidden, Unauthorized
-from ..tokens import hash_token
+from ..tokens import HOOK_TOKEN_PREFIX, hash_token
 from .github import NewEvent
 
 if TYPE_CHECKING:
     from ..context import ServerContext
 
 KINDS = ("push", "pull_request")
-HOOK_TOKEN_PREFIX = "labcihook"  # noqa: S105 — a prefix, not a secret
 
 
 def sign(body: bytes, secret: str) -> str:
