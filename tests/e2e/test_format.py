@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from forge_standin import create_bare_repo, pull_request_payload, push_payload
-from helpers.stack import SECRET, wait_for_statuses
+from helpers.stack import wait_for_statuses
 from helpers.waiting import wait_until
 from labci_server.db.engine import make_engine, make_sessionmaker
 from labci_server.db.queries.events import get_event
@@ -194,10 +194,10 @@ jobs:
 """
 
 
-def dispatch(stack, *args: str) -> subprocess.CompletedProcess[str]:
+def dispatch(stack, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "labci_server.cli", "dispatch", "--repo", "octo/exp", *args],
-        env=stack.env(LABCI_WEBHOOK_SECRET=SECRET),
+        env=stack.env(LABCI_API_TOKEN=token or stack.admin_token),
         capture_output=True,
         text=True,
         check=False,
@@ -221,6 +221,12 @@ def test_manual_run_with_inputs(stack, github):
     assert missing.returncode == 2
     assert "no .labci/nope.yml at main" in missing.stderr
 
+    # A reader may not start runs; a writer may (dispatch needs write on the repository).
+    reader = stack.make_user("reader", scope="write")
+    stack.cli("repos", "grant", "octo/exp", "reader", "read")
+    refused = dispatch(stack, "--workflow", "sweep.yml", "-i", "lr=0.5", token=reader)
+    assert refused.returncode == 2
+    assert "reader has read permission on octo/exp, not write" in refused.stderr
     done = dispatch(stack, "--workflow", "sweep.yml", "-i", "lr=0.5")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(

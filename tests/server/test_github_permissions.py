@@ -19,6 +19,7 @@ import pytest
 from test_github_sign_in import labci_with_github, sign_in_with_github
 
 from forge_standin import create_bare_repo
+from labci_server.db.queries.people import user_by_login
 from labci_server.planning.planner import plan_event
 from labci_server.webhooks.github import NewEvent
 from labci_server.webhooks.ingest import store_event
@@ -180,3 +181,19 @@ async def test_permissions_are_cached_and_asked_once_per_period(client, github, 
         assert len(standin.permission_requests("octo", "exp", "carol")) == 2
         assert reads >= 1
         assert second.token == "test-token"
+
+
+async def test_a_login_github_gave_to_someone_else_carries_no_permission(client, github, run_id):
+    """Logins are reused: once alice's GitHub login names another account (another id), what
+    GitHub says of that login is not alice's permission, though her labci session lives on."""
+    github.standin.set_permission("octo", "exp", "alice", "write")
+    async with browser(client, github, ALICE) as alice:
+        assert (await alice.get(f"/api/v1/runs/{run_id}")).status_code == 200
+        sessions = client.app.state.context.sessions
+        async with sessions() as session, session.begin():
+            user = await user_by_login(session, provider="github", login="alice")
+            assert user is not None
+            user.forge_user_id = 99_999  # GitHub's "alice" is no longer this account
+            session.add(user)
+        await client.app.state.context.redis.flushdb()  # the cached answer was hers
+        assert (await alice.get(f"/api/v1/runs/{run_id}")).status_code == 404

@@ -11,6 +11,7 @@ from ..auth.policies import GITHUB_SIGNATURE, HOOK_TOKEN, policy
 from ..context import ServerContext
 from ..errors import ConfigError, LabciError
 from ..forge.facts import refresh_named
+from ..http.signed_body import read_verified_body
 from ..webhooks.github import repository_change, to_new_event, verify_delivery
 from ..webhooks.gitlocal import check_repository, hook_repository, parse_local, to_local_event
 from ..webhooks.ingest import store_event
@@ -47,7 +48,9 @@ def webhook_secret(sc: ServerContext) -> str:
 
 @router.post("/webhooks/github", dependencies=policy(GITHUB_SIGNATURE))
 async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
-    body = await read_capped(request)
+    # The signature is checked while the body streams to a spooled file: a forged 25 MiB
+    # delivery never sits in memory. `verify_delivery` then parses (and checks again).
+    body = await read_verified_body(request, webhook_secret(sc), MAX_BODY_BYTES)
     event = verify_delivery(request.headers, body, webhook_secret(sc))
     if event.event == "ping":
         return JSONResponse({"ok": True, "message": "pong"})

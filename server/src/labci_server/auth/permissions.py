@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from ..context import ServerContext
-from ..db.models import Repository
+from ..db.models import Repository, User
 from ..db.queries import people
 from ..errors import ForgeError
 from ..forge.github import GitHubForge
@@ -41,12 +41,15 @@ async def repository_level(sc: ServerContext, principal: Principal, repo: Reposi
             granted = await people.grant_of(session, repository_id=repo.id, user_id=user.id)
         level = highest(level, granted)
         if repo.provider == "github" and user.provider == "github" and not at_least(level, "admin"):
-            level = highest(level, await github_level(sc, repo, user.login))
+            level = highest(level, await github_level(sc, repo, user))
     return lowest(level, principal.scope)
 
 
-async def github_level(sc: ServerContext, repo: Repository, login: str) -> str:
-    key = f"{CACHE_PREFIX}{repo.id}:{login.lower()}"
+async def github_level(sc: ServerContext, repo: Repository, user: User) -> str:
+    # Keyed by labci's user, not the login: a login GitHub gave to someone else since is
+    # not the same person (collaborator_level checks the account's id too).
+    key = f"{CACHE_PREFIX}{repo.id}:{user.id}"
+    login = user.login
     cached = await sc.redis.get(key)
     if cached is not None:
         text = cached.decode() if isinstance(cached, bytes) else str(cached)
@@ -56,7 +59,7 @@ async def github_level(sc: ServerContext, repo: Repository, login: str) -> str:
     if not isinstance(forge, GitHubForge):
         return "none"
     try:
-        level = await collaborator_level(forge, repo, login)
+        level = await collaborator_level(forge, repo, login, user_id=user.forge_user_id)
     except ForgeError as exc:
         log.warning("permission of %s on %s unknown: %s", login, repo.full_name, exc)
         return "none"  # not cached: asked again on the next request

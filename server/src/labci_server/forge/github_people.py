@@ -19,8 +19,14 @@ ROLE_LEVELS = {
 }
 
 
-async def collaborator_level(forge: GitHubForge, repo: Repository, login: str) -> str:
-    """`login`'s level on `repo` ("none" when GitHub knows no such collaborator)."""
+async def collaborator_level(
+    forge: GitHubForge, repo: Repository, login: str, *, user_id: int | None
+) -> str:
+    """`login`'s level on `repo` ("none" when GitHub knows no such collaborator).
+
+    GitHub asks by login, and logins are reused: an account renamed away from `login` leaves
+    it to someone else. The answer names the account it is about; when that is not the
+    GitHub account labci knows (`user_id`), it is not this person's permission."""
     owner, name = repo.full_name.split("/", 1)
     token = await forge._token(repo)  # noqa: SLF001 — the forge's own credential choice
     found = await forge._get(  # noqa: SLF001
@@ -31,6 +37,9 @@ async def collaborator_level(forge: GitHubForge, repo: Repository, login: str) -
         none_on=(404,),
     )
     if not isinstance(found, dict):
+        return "none"
+    about = found.get("user")
+    if user_id is None or not isinstance(about, dict) or about.get("id") != user_id:
         return "none"
     role = found.get("role_name") or found.get("permission")
     return ROLE_LEVELS.get(str(role), "none")
