@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,12 @@ def test_demo_command_shows_two_passing_checks_with_metrics(tmp_path):
     assert 0.5 < base < 1.0
     assert 0.5 < head < 1.0
     assert "waiting for both checks" in out
+    # The demo makes an administrator and says how to sign in; the password file is private.
+    sign_in = re.search(r"sign in at (\S+)/login as demo with password (\S+) \(kept in", out)
+    assert sign_in, out
+    secret_file = tmp_path / "state" / "demo-admin-password"
+    assert secret_file.read_text().strip() == sign_in.group(2)
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     table = out.split("The pull request's comment (its metric table)\n", 1)[1]
     accuracy = next(line for line in table.splitlines() if "`accuracy`" in line)
     assert "**improved**" in accuracy

@@ -297,3 +297,16 @@ async def test_a_private_repository_is_remembered_as_private(client):
         repo = await find_repository(session, provider="github", full_name="octo/secret")
     assert repo is not None
     assert (repo.private, repo.installation_id) == (True, 4242)
+
+
+async def test_a_nul_in_a_signed_delivery_is_a_400_and_stores_nothing(client):
+    """GitHub signed it, but PostgreSQL cannot store a NUL: a 400, never a 5xx that GitHub
+    would keep redelivering."""
+    payload = push_payload(
+        "octo", "exp", "https://example.invalid/octo/exp.git", "refs/heads/ma\u0000in", SHA_A, SHA_B
+    )
+    body, headers = delivery("push", payload, "nul-1")
+    response = await client.post("/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 400
+    assert "NUL" in response.json()["error"]
+    assert (await table_counts(client))["events"] == 0

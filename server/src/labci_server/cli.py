@@ -64,7 +64,9 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         dev = open_stack(stack, settings, Path(args.state_dir))
         print(
-            f"labci is running at {dev.url} (state in {args.state_dir}); Ctrl-C stops it",
+            f"labci is running at {dev.url} (state in {args.state_dir}); Ctrl-C stops it\n"
+            "make an administrator with: labci users create NAME --admin "
+            f"(with LABCI_DATABASE_URL=sqlite:///{Path(args.state_dir).resolve() / 'labci.db'})",
             flush=True,
         )
         return supervise(dev)

@@ -8,6 +8,7 @@ the regularisation; the demo waits for both checks and prints them side by side.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import subprocess
 import time
@@ -148,7 +149,43 @@ def push_baseline_and_pr(dev: DevStack, bare: Path, work: Path) -> tuple[str, st
     return base, head
 
 
+DEMO_ADMIN = "demo"
+
+
+def demo_administrator(dev: DevStack) -> tuple[str, Path]:
+    """The demo's administrator: made on the first demo of a state directory, its password
+    kept beside the database (mode 0600) so a later demo signs in the same way."""
+    from .auth import accounts
+    from .errors import Conflict
+
+    secret_file = dev.state_dir / "demo-admin-password"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(12) + "\n")
+        secret_file.chmod(0o600)
+    password = secret_file.read_text().strip()
+
+    async def create() -> None:
+        engine = make_engine(dev.settings.database_url)
+        try:
+            await accounts.create_local_user(
+                make_sessionmaker(engine), login=DEMO_ADMIN, password=password, admin=True
+            )
+        except Conflict:
+            pass  # made by an earlier demo in this state directory
+        finally:
+            await engine.dispose()
+
+    asyncio.run(create())
+    return password, secret_file
+
+
 def run_demo(dev: DevStack, *, timeout_s: float) -> bool:
+    password, secret_file = demo_administrator(dev)
+    print(
+        f"labci demo: sign in at {dev.url}/login as {DEMO_ADMIN} with password {password} "
+        f"(kept in {secret_file})",
+        flush=True,
+    )
     print("labci demo: creating the example repository digits-experiment…", flush=True)
     bare, work = create_repository(dev)
     base, head = push_baseline_and_pr(dev, bare, work)

@@ -47,16 +47,32 @@ def safe_next(target: str | None) -> str:
     return "/" if parts.scheme or parts.netloc or "\\" in target else target
 
 
-@router.get("/login", response_class=HTMLResponse, dependencies=policy(PUBLIC))
-async def login_page(request: Request, sc: Ctx, next: str | None = None) -> HTMLResponse:
-    return render(
+def sign_in_page(
+    request: Request,
+    sc: Ctx,
+    next: str | None,
+    *,
+    error: LabciError | None = None,
+    status: int | None = None,
+) -> HTMLResponse:
+    """The sign-in page; with `error`, its message and status (or `status`)."""
+    page = render(
         request,
         "login.html",
         ANONYMOUS,
         title="Sign in",
         next=safe_next(next),
         github=sc.settings.github_oauth_client_id is not None,
+        error=str(error) if error else None,
     )
+    if error is not None:
+        page.status_code = status or error.status_code
+    return page
+
+
+@router.get("/login", response_class=HTMLResponse, dependencies=policy(PUBLIC))
+async def login_page(request: Request, sc: Ctx, next: str | None = None) -> HTMLResponse:
+    return sign_in_page(request, sc, next)
 
 
 @router.post("/login", dependencies=policy(PUBLIC))
@@ -74,17 +90,7 @@ async def login(
     try:
         user = await sign_in_with_password(sc.sessions, login=login, password=password)
     except LabciError as exc:
-        page = render(
-            request,
-            "login.html",
-            ANONYMOUS,
-            title="Sign in",
-            next=safe_next(next),
-            github=sc.settings.github_oauth_client_id is not None,
-            error=str(exc),
-        )
-        page.status_code = exc.status_code
-        return page
+        return sign_in_page(request, sc, next, error=exc)
     start_session(request, user.id or 0)
     return RedirectResponse(safe_next(next), status_code=303)
 

@@ -15,9 +15,8 @@ from fastapi.responses import RedirectResponse, Response
 from ..api.deps import Ctx
 from ..auth.github_oauth import NEXT_KEY, finish_sign_in, page_status, start_sign_in
 from ..auth.policies import PUBLIC, policy
-from ..auth.principal import ANONYMOUS
 from ..errors import LabciError, NotFound
-from .account import render, safe_next, start_session
+from .account import safe_next, sign_in_page, start_session
 
 router = APIRouter()
 
@@ -44,16 +43,6 @@ async def github_callback(request: Request, sc: Ctx) -> Response:
         raise  # not set up here: the JSON 404 of any unknown route
     except LabciError as exc:
         request.session.pop(NEXT_KEY, None)
-        page = render(
-            request,
-            "login.html",
-            ANONYMOUS,
-            title="Sign in",
-            next=target,
-            github=True,
-            error=str(exc),
-        )
-        page.status_code = page_status(exc)
-        return page
+        return sign_in_page(request, sc, target, error=exc, status=page_status(exc))
     start_session(request, user.id or 0)
     return RedirectResponse(target, status_code=303)

@@ -7,6 +7,7 @@ import logging
 from ..context import ServerContext
 from ..db.queries.events import insert_event, pull_request_number
 from ..db.queries.repositories import ensure_repository
+from ..errors import BadRequest
 from ..queue import enqueue_plan
 from .github import NewEvent
 
@@ -16,9 +17,15 @@ log = logging.getLogger(__name__)
 async def store_event(sc: ServerContext, new: NewEvent) -> int | None:
     """Commit the event; returns its id, or None for a delivery seen before.
 
+    A NUL character in any of its text (which PostgreSQL cannot store) is the sender's
+    mistake: a 400, not a 5xx that the forge would retry forever.
+
     A failure to enqueue after the commit is not the forge's problem: the reconciler
     plans every event left in `received`.
     """
+    for name, value in vars(new).items():
+        if isinstance(value, str) and "\x00" in value:
+            raise BadRequest(f"{name} contains a NUL character")
     async with sc.sessions() as session, session.begin():
         repo = await ensure_repository(
             session,
