@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import apps as github_apps
-from . import checks, compare
+from . import checks, compare, pulls
 from . import comments as issue_comments
 from . import oauth as github_oauth
 from . import repository as full_repository
@@ -218,6 +218,7 @@ class Standin:
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)"), self._commit),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/compare/(.+)"), self._compare),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/pulls/([^/]+)/files"), self._pull_files),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/pulls/([^/]+)"), self._get_pull),
             ("GET", _ISSUE_COMMENTS, self._list_comments),
             ("POST", _ISSUE_COMMENTS, self._create_comment),
             ("PATCH", re.compile(r"/repos/([^/]+)/([^/]+)/issues/comments/([^/]+)"), self._edit),
@@ -971,6 +972,39 @@ class Standin:
             head=head,
         )
         return self._paged(request, rec, entries)
+
+    async def _get_pull(self, request: Request, rec: Recorded, owner: str, repo: str, number: str):
+        """One pull request, its head and base resolved now (body built in pulls.py)."""
+        doc = f"{DOCS}/pulls/pulls#get-a-pull-request"
+        found = self._pull_request(owner, repo, number)
+        if found is None:
+            return _not_found(doc)
+        owner, repo, num = found
+        gitdir = self.repos_root / owner / f"{repo}.git"
+        with self._lock:
+            pr = self.pull_requests[(owner.lower(), repo.lower(), num)]
+            visibility = self._visibility.get((owner.lower(), repo.lower()), "public")
+        refs = (pr.head_ref, pr.base_ref)
+        head, base = [await asyncio.to_thread(_resolve, gitdir, r, "commit") for r in refs]
+        if head is None or base is None:
+            return _not_found(doc)  # a branch is gone: GitHub would have closed it
+        site = Site(self._base(request), owner, repo)
+        repository = full_repository.full_repository(
+            self._repository(site.base, owner, repo),
+            clone_url=gitdir.as_uri(),
+            visibility=visibility,
+            default_branch=pr.base_ref,
+            pushed_at=_now(),
+        )
+        body = pulls.pull_request(
+            site,
+            pr,
+            head_sha=head,
+            base_sha=base,
+            repository=repository | {"has_downloads": True},
+            author=self._user(site.base, owner),
+        )
+        return JSONResponse(body)
 
     # -- pull-request comments (shapes and refusals in comments.py) ------------------------
 

@@ -549,7 +549,6 @@ async def test_a_new_head_supersedes_the_old_and_a_late_old_head_runs_nothing(
     repo = make_repo(tmp_path)
     base = repo.commit({".labci/slow.yml": SLOW})
     old = repo.commit({"a.txt": "1"}, branch="feature")
-    new = repo.commit({"a.txt": "2"}, branch="feature")
     async with server_context(test_settings(database_url, redis_url)) as sc:
 
         async def deliver(sha: str, delivery: str) -> int:
@@ -560,6 +559,7 @@ async def test_a_new_head_supersedes_the_old_and_a_late_old_head_runs_nothing(
 
         first = await deliver(old, "pr-old")
         await plan_event(sc, first)
+        new = repo.commit({"a.txt": "2"}, branch="feature")
         second = await deliver(new, "pr-new")
         await plan_event(sc, second)
         old_jobs = await jobs_by_key(sc, first, ".labci/slow.yml")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_planning import push_event
 
-from helpers.gitrepo import make_repo
+from helpers.gitrepo import git, make_repo
 from helpers.server import server_context, test_settings
 from labci_server.context import ServerContext
 from labci_server.db.models import Run
@@ -194,10 +194,10 @@ async def test_out_of_order_heads_leave_only_the_newest_running(tmp_path, databa
     repo = make_repo(tmp_path)
     base = repo.commit(FILES)
     old = repo.commit({"a.txt": "1"}, branch="feature")
-    new = repo.commit({"a.txt": "2"}, branch="feature")
     async with server_context(test_settings(database_url, redis_url)) as sc:
         opened = await store(sc, pull_request(repo.bare, old, base, "o", action="opened"))
         assert len(await plan_event(sc, opened)) == 2
+        new = repo.commit({"a.txt": "2"}, branch="feature")
         # The old head again (a second delivery), then the new head twice.
         again = await store(sc, pull_request(repo.bare, old, base, "o2", action="reopened"))
         newer = await store(sc, pull_request(repo.bare, new, base, "n"))
@@ -232,10 +232,13 @@ async def test_a_head_that_comes_back_after_being_superseded_runs_again(
     repo = make_repo(tmp_path)
     base = repo.commit(FILES)
     first = repo.commit({"a.txt": "1"}, branch="feature")
-    second = repo.commit({"a.txt": "2"}, branch="feature")
     async with server_context(test_settings(database_url, redis_url)) as sc:
-        for sha, delivery in ((first, "a"), (second, "b"), (first, "force-pushed-back")):
-            await plan_event(sc, await store(sc, pull_request(repo.bare, sha, base, delivery)))
+        await plan_event(sc, await store(sc, pull_request(repo.bare, first, base, "a")))
+        second = repo.commit({"a.txt": "2"}, branch="feature")
+        await plan_event(sc, await store(sc, pull_request(repo.bare, second, base, "b")))
+        git(repo.work, "push", "-q", "--force", "origin", f"{first}:refs/heads/feature")
+        back = pull_request(repo.bare, first, base, "force-pushed-back")
+        await plan_event(sc, await store(sc, back))
         first_runs, second_runs = await runs_at(sc, first), await runs_at(sc, second)
         first_states = [(r.state, r.conclusion, r.dedupe_key is None) for r in first_runs]
     assert [(r.state, r.conclusion) for r in second_runs] == [("finished", "cancelled")] * 2

@@ -472,6 +472,7 @@ async def test_a_context_skipped_by_paths_on_a_later_push_ends_in_success(
         assert sorted(await repo.jobs(first, "docs")) == ["build"]
         # The pull request's new head changes no docs: the workflow does not run, but the
         # context it showed before gets a final state on the new head.
+        run_git(git.work, "push", "-q", "--force", "origin", f"{code}:refs/heads/feature")
         second = await repo.pull_request(code, base, "pr-code", action="synchronize")
         assert await repo.jobs(second, "docs") == {}
         assert await repo.status(code, "labci/docs/build") == (

@@ -278,12 +278,12 @@ async def test_authentication_is_required(repo: Repo, checker: OpenAPIChecker) -
 async def test_unhandled_endpoint_and_bad_query_are_violations(
     client: httpx.AsyncClient, standin: Standin, repo: Repo
 ) -> None:
-    r = await client.get("/repos/acme/widgets/pulls/1")
+    r = await client.get("/repos/acme/widgets/pulls/1/commits")
     assert r.status_code == 404
     assert r.json()["message"] == "Not Found"
     await client.get("/repos/acme/widgets/commits/main/statuses", params={"per_page": "all"})
     assert standin.violations == [
-        "unhandled endpoint: GET /repos/acme/widgets/pulls/1",
+        "unhandled endpoint: GET /repos/acme/widgets/pulls/1/commits",
         "GET /repos/{owner}/{repo}/commits/{ref}/statuses (repos/list-commit-statuses-for-ref): "
         "query parameter 'per_page'='all' is not an integer",
     ]

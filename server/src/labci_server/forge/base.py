@@ -104,6 +104,23 @@ class Forge(Protocol):
         """The commit sha a branch name (or a sha) points at now; None if there is none."""
         ...
 
+    async def pull_request_head(
+        self, repo: Repository, *, pr_number: int, head_branch: str
+    ) -> str | None:
+        """The commit sha pull request `pr_number` proposes now; None when the forge cannot say.
+
+        The planner asks it before planning a pull request event: deliveries can arrive out of
+        order, and an event whose commit is no longer the head must run nothing (its run would
+        supersede the real head's). `head_branch` is the head branch the event named: GitHub
+        goes by the number (the branch may live in a fork), the local forge, whose pull
+        requests are only a pair of branches, reads the branch's tip.
+
+        None (so the event is planned as it says) when the forge does not know the pull
+        request or its head branch is gone. Errors: `ForgeUnavailable` for anything worth
+        retrying; `ForgeRejected` for the forge's other refusals.
+        """
+        ...
+
     async def post_status(self, repo: Repository, message: StatusMessage) -> None: ...
 
     async def has_status(self, repo: Repository, message: StatusMessage) -> bool:

@@ -298,6 +298,22 @@ class GitHubForge:
         sha = commit.get("sha") if isinstance(commit, dict) else None
         return sha if isinstance(sha, str) else None
 
+    async def pull_request_head(
+        self, repo: Repository, *, pr_number: int, head_branch: str
+    ) -> str | None:
+        """`head.sha` of `GET /repos/{owner}/{repo}/pulls/{pull_number}`; None on a 404."""
+        owner, name = repo.full_name.split("/", 1)
+        pull = await self._get(
+            repo,
+            "/repos/{owner}/{repo}/pulls/{pull_number}",
+            {"owner": owner, "repo": name, "pull_number": str(pr_number)},
+            token=await self._token(repo),
+            none_on=(404,),
+        )
+        head = pull.get("head") if isinstance(pull, dict) else None
+        sha = head.get("sha") if isinstance(head, dict) else None
+        return sha if isinstance(sha, str) and sha else None
+
     async def post_status(self, repo: Repository, message: StatusMessage) -> None:
         owner, name = repo.full_name.split("/", 1)
         data: dict[str, Any] = {

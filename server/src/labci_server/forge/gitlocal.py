@@ -101,6 +101,15 @@ class GitLocalForge:
             return None
         return out.decode().strip() or None
 
+    async def pull_request_head(
+        self, repo: Repository, *, pr_number: int, head_branch: str
+    ) -> str | None:
+        """The tip of `head_branch` in the bare repository: a local pull request is its head
+        branch proposed for its base. None when the branch is gone."""
+        if not head_branch or head_branch.startswith("-"):
+            return None
+        return await self.resolve_ref(repo, f"refs/heads/{head_branch}")
+
     async def post_status(self, repo: Repository, message: StatusMessage) -> None:
         async with self._sessions() as session, session.begin():
             await outbox_queries.add_commit_status(

@@ -50,6 +50,7 @@ from .selection import (
     github_event_name,
     load_workflows,
 )
+from .stale import mark_superseded, moved_on_head
 from .vanished import settle_vanished
 
 
@@ -68,6 +69,10 @@ async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
     if await _overtaken(sc, event):
         async with sc.sessions() as session, session.begin():
             await mark_event(session, event_id, from_state="received", to_state="planned")
+        return []
+    head = None and await moved_on_head(sc, event, repo)
+    if head is not None:
+        await mark_superseded(sc, event_id, head)
         return []
     selection = await _select(sc, event, repo)
     planned, broken = selection.planned, selection.broken
