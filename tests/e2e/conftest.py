@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
+from helpers.services import missing_service
 from helpers.stack import Stack
 
 
@@ -26,3 +30,25 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call":
         item.rep_call = report
     return report
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright through its executable path (LABCI_TEST_BROWSER,
+    else /usr/bin/chromium; `bash scripts/browser.sh` installs it). Playwright never downloads
+    a browser here. Missing: a skip on a laptop, a failure in CI."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    path = os.environ.get("LABCI_TEST_BROWSER", "/usr/bin/chromium")
+    if not Path(path).is_file():
+        missing_service("browser", f"{path} is missing (bash scripts/browser.sh installs it)")
+    with sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(
+                executable_path=path, args=["--headless", "--no-sandbox", "--disable-gpu"]
+            )
+        except PlaywrightError as exc:
+            missing_service("browser", f"{path} does not start: {exc.message}")
+        yield launched
+        launched.close()

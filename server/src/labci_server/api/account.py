@@ -16,7 +16,7 @@ from ..auth.principal import identify
 from ..auth.sessions import check_csrf
 from ..db.models import User
 from ..errors import BadRequest, Forbidden, Unauthorized
-from .bodies import refuse_nul
+from .bodies import body_doc, refuse_nul
 from .deps import Ctx, RowId
 
 router = APIRouter(prefix="/api/v1")
@@ -46,7 +46,12 @@ async def who_am_i(access: Annotated[Access, Depends(SIGNED_IN)]) -> dict[str, A
     }
 
 
-@router.post("/tokens", status_code=201, dependencies=[Depends(PASSWORD_OR_SIGNED_IN)])
+@router.post(
+    "/tokens",
+    status_code=201,
+    dependencies=[Depends(PASSWORD_OR_SIGNED_IN)],
+    openapi_extra=body_doc(NewToken),
+)
 async def create_token(request: Request, sc: Ctx) -> dict[str, Any]:
     """A new token, shown once. With `login` and `password`, a local account's; otherwise
     the caller's own, no wider than the credential it calls with."""

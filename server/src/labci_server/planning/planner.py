@@ -70,7 +70,7 @@ async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
         async with sc.sessions() as session, session.begin():
             await mark_event(session, event_id, from_state="received", to_state="planned")
         return []
-    head = None and await moved_on_head(sc, event, repo)
+    head = await moved_on_head(sc, event, repo)
     if head is not None:
         await mark_superseded(sc, event_id, head)
         return []
