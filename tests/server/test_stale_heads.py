@@ -17,7 +17,7 @@ import pytest
 from test_run_dedupe import CONTEXTS, FILES, job_states, pull_request, runs_at, store
 
 from forge_standin import BareRepo, Standin, create_bare_repo
-from helpers.gitrepo import make_repo
+from helpers.gitrepo import git, make_repo
 from helpers.server import server_context, test_settings
 from labci_server.context import ServerContext
 from labci_server.db.models import Event
@@ -203,3 +203,20 @@ async def test_github_outage_leaves_the_event_for_a_retry(gh: GitHub):
     assert (await event_row(gh.sc, event_id)).state == "received"
     assert len(await plan_event(gh.sc, event_id)) == 2
     assert gh.pull_reads() == [502, 200]
+
+
+async def test_a_head_the_forge_has_not_caught_up_with_still_runs(
+    tmp_path, database_url, redis_url
+):
+    """The forge may still show the previous head a moment after a push: the event's commit
+    is then newer than the forge's head, not behind it, and must run."""
+    repo = make_repo(tmp_path)
+    base = repo.commit(FILES)
+    a = repo.commit({"a.txt": "1"}, branch="feature")
+    b = repo.commit({"a.txt": "2"}, branch="feature")
+    git(repo.bare, "update-ref", "refs/heads/feature", a)  # the forge still says A
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        event = await store(sc, pull_request(repo.bare, b, base, "b"))
+        assert len(await plan_event(sc, event)) == 2
+        assert (await event_row(sc, event)).state == "planned"
+        assert len(await runs_at(sc, b)) == 2

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -79,9 +80,25 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def wants_page(request: Request) -> bool:
+    """A browser navigating (GET, HTML first), not a script or the API."""
+    return (
+        request.method == "GET"
+        and not request.url.path.startswith("/api/")
+        and "authorization" not in request.headers
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LabciError)
-    async def labci_error(_request: Request, exc: LabciError) -> JSONResponse:
+    async def labci_error(request: Request, exc: LabciError) -> Response:
+        if exc.status_code == 401 and wants_page(request):
+            # A person's browser on a page that needs sign-in: to the sign-in page and back.
+            target = quote(
+                request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            )
+            return RedirectResponse(f"/login?next={target}", status_code=303)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse({"error": str(exc)}, status_code=exc.status_code, headers=headers)
 

@@ -68,7 +68,8 @@ class Event(SQLModel, table=True):
     base_branch: str | None = None
     base_sha: str | None = None
     pr_number: int | None = None
-    state: str = Field(default="received", index=True)  # received | planned | failed
+    # received | planned | failed | awaiting_approval | superseded (its head moved on first)
+    state: str = Field(default="received", index=True)
     error: str | None = Field(default=None, sa_column=Column(Text))
     received_at: float = Field(default_factory=now_s)
     planned_at: float | None = None

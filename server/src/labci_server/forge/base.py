@@ -121,6 +121,12 @@ class Forge(Protocol):
         """
         ...
 
+    async def is_ancestor(self, repo: Repository, ancestor: str, descendant: str) -> bool:
+        """Whether commit `ancestor` is `descendant` or in its history (the head moved on by
+        pushing), rather than a commit a force push left behind; False when the forge
+        cannot say. Errors: `ForgeUnavailable` for anything worth retrying."""
+        ...
+
     async def post_status(self, repo: Repository, message: StatusMessage) -> None: ...
 
     async def has_status(self, repo: Repository, message: StatusMessage) -> bool:

@@ -284,6 +284,17 @@ class GitHubForge:
             return None
         return limit_changed_paths({p for entry in files for p in _entry_paths(entry)})
 
+    async def is_ancestor(self, repo: Repository, ancestor: str, descendant: str) -> bool:
+        owner, name = repo.full_name.split("/", 1)
+        comparison = await self._get(
+            repo,
+            "/repos/{owner}/{repo}/compare/{basehead}?per_page=1",
+            {"owner": owner, "repo": name, "basehead": f"{ancestor}...{descendant}"},
+            token=await self._token(repo),
+            none_on=(404,),
+        )
+        return comparison is not None and comparison.get("status") in ("ahead", "identical")
+
     async def resolve_ref(self, repo: Repository, ref: str) -> str | None:
         if not ref:
             return None

@@ -8,6 +8,7 @@ database; statuses need both.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -43,6 +44,9 @@ async def git(repo_path: str, *args: str) -> bytes:
     if proc.returncode != 0:
         raise PlanError(f"git {' '.join(args)} failed: {err.decode(errors='replace').strip()}")
     return out
+
+
+FULL_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 class GitLocalForge:
@@ -109,6 +113,16 @@ class GitLocalForge:
         if not head_branch or head_branch.startswith("-"):
             return None
         return await self.resolve_ref(repo, f"refs/heads/{head_branch}")
+
+    async def is_ancestor(self, repo: Repository, ancestor: str, descendant: str) -> bool:
+        if not all(FULL_SHA.fullmatch(sha) for sha in (ancestor, descendant)):
+            return False
+        await _require_on_disk(repo)
+        try:
+            await git(repo.clone_url, "merge-base", "--is-ancestor", ancestor, descendant)
+        except PlanError:  # exit 1: not an ancestor; 128: an unknown commit
+            return False
+        return True
 
     async def post_status(self, repo: Repository, message: StatusMessage) -> None:
         async with self._sessions() as session, session.begin():

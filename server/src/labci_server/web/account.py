@@ -23,6 +23,8 @@ from ..errors import LabciError
 
 router = APIRouter()
 
+NEW_TOKEN_KEY = "new_token"  # noqa: S105 — a session key name
+
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
@@ -117,10 +119,20 @@ async def account_page(
 ) -> HTMLResponse:
     user = access.principal.user
     tokens = await tokens_of(sc.sessions, user) if user else []
-    return render(request, "account.html", access.principal, title="Account", tokens=tokens)
+    new_token = request.session.pop(NEW_TOKEN_KEY, None)  # shown once
+    page = render(
+        request,
+        "account.html",
+        access.principal,
+        title="Account",
+        tokens=tokens,
+        new_token=new_token,
+    )
+    page.headers["Cache-Control"] = "no-store"  # it may hold a token's secret
+    return page
 
 
-@router.post("/account/tokens", response_class=HTMLResponse)
+@router.post("/account/tokens")
 async def make_token(
     request: Request,
     sc: Ctx,
@@ -128,22 +140,17 @@ async def make_token(
     name: Annotated[str, Form(min_length=1, max_length=100)],
     scope: Annotated[str, Form(max_length=10)] = "write",
     expires_in_days: Annotated[int, Form(ge=1, le=366)] = 90,
-) -> HTMLResponse:
+) -> Response:
+    """Make the token, then redirect (post/redirect/get): reloading the page that shows it
+    must not make another. The secret rides in the session until that page shows it once."""
     await check_csrf(request, access.principal)
     refuse_nul({"name": name, "scope": scope}, "form")
     user = access.principal.user
     if user is None:
         raise LabciError("no user")
     made = await new_token_for(sc.sessions, user, TokenRequest(name, scope, expires_in_days))
-    tokens = await tokens_of(sc.sessions, user)
-    return render(
-        request,
-        "account.html",
-        access.principal,
-        title="Account",
-        tokens=tokens,
-        new_token=made["token"],
-    )
+    request.session[NEW_TOKEN_KEY] = made["token"]
+    return RedirectResponse("/account", status_code=303)
 
 
 @router.post("/account/tokens/{token_id}/revoke")

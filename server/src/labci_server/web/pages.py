@@ -33,6 +33,7 @@ pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;max-height:30rem}.stderr{co
 def page(title: str, body: str) -> HTMLResponse:
     html = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        "<link rel='icon' href='data:,'>"
         f"<style>{STYLE}</style></head><body><p><a href='/'>labci</a> · "
         f"<a href='/account'>account</a> · <a href='/login'>sign in</a></p>{body}</body></html>"
     )
