@@ -32,11 +32,15 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browser(stack):
     """Debian's chromium driven by Playwright through its executable path (LABCI_TEST_BROWSER,
     else /usr/bin/chromium; `bash scripts/browser.sh` installs it). Playwright never downloads
-    a browser here. Missing: a skip on a laptop, a failure in CI."""
+    a browser here. Missing: a skip on a laptop, a failure in CI.
+
+    One per test, started after the test's stack (`stack` is requested first for that):
+    Playwright's sync API keeps an event loop running in this thread while it is open, and
+    the database fixtures call `asyncio.run`, which must not see one."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
