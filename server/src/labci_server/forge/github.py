@@ -266,15 +266,7 @@ class GitHubForge:
     async def _compared_files(
         self, repo: Repository, base_sha: str, head_sha: str
     ) -> list[str] | None:
-        owner, name = repo.full_name.split("/", 1)
-        # per_page=1: the commits are paged, the files (on the first page) are not.
-        comparison = await self._get(
-            repo,
-            "/repos/{owner}/{repo}/compare/{basehead}?per_page=1",
-            {"owner": owner, "repo": name, "basehead": f"{base_sha}...{head_sha}"},
-            token=await self._token(repo),
-            none_on=(404,),  # GitHub does not know one of the commits
-        )
+        comparison = await self._compare(repo, base_sha, head_sha)
         # Only when the base is an ancestor of the head is the three-dot comparison (the only
         # kind the API offers) the two-dot diff a push needs; a force push is "diverged".
         if comparison is None or comparison.get("status") not in ("ahead", "identical"):
@@ -285,15 +277,20 @@ class GitHubForge:
         return limit_changed_paths({p for entry in files for p in _entry_paths(entry)})
 
     async def is_ancestor(self, repo: Repository, ancestor: str, descendant: str) -> bool:
+        comparison = await self._compare(repo, ancestor, descendant)
+        return comparison is not None and comparison.get("status") in ("ahead", "identical")
+
+    async def _compare(self, repo: Repository, base_sha: str, head_sha: str) -> Any:
+        """GitHub's comparison `base...head`; None when it does not know one of the commits."""
         owner, name = repo.full_name.split("/", 1)
-        comparison = await self._get(
+        # per_page=1: the commits are paged, the files (on the first page) are not.
+        return await self._get(
             repo,
             "/repos/{owner}/{repo}/compare/{basehead}?per_page=1",
-            {"owner": owner, "repo": name, "basehead": f"{ancestor}...{descendant}"},
+            {"owner": owner, "repo": name, "basehead": f"{base_sha}...{head_sha}"},
             token=await self._token(repo),
             none_on=(404,),
         )
-        return comparison is not None and comparison.get("status") in ("ahead", "identical")
 
     async def resolve_ref(self, repo: Repository, ref: str) -> str | None:
         if not ref:

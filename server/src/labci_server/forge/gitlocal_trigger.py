@@ -24,7 +24,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..db.queries.repositories import register_local_repository
 from ..errors import BadRequest, ConfigError
 from ..tokens import HOOK_TOKEN_PREFIX, hash_token, new_token
-from ..webhooks.gitlocal import sign
 
 HOOK_MARKER = "# installed by labci"
 TOKEN_FILE = Path("labci") / "hook-token"
@@ -82,17 +81,6 @@ def _post(server_url: str, path: str, body: bytes, headers: dict[str, str]) -> d
         raise BadRequest(f"server answered {response.status_code}: {response.text[:300]}")
     result: dict[str, Any] = response.json()
     return result
-
-
-def send_event(
-    server_url: str, secret: str | None, event: dict[str, Any], *, path: str = "/webhooks/git"
-) -> dict[str, Any]:
-    """POST a body signed with LABCI_WEBHOOK_SECRET (kept for operator calls until they
-    move to personal API tokens; `/webhooks/git` takes `send_hook_event` instead)."""
-    if not secret:
-        raise ConfigError("LABCI_WEBHOOK_SECRET is not set; it signs operator requests")
-    body = json.dumps(event).encode()
-    return _post(server_url, path, body, {"x-hub-signature-256": sign(body, secret)})
 
 
 def send_hook_event(server_url: str, repo: Path, event: dict[str, Any]) -> dict[str, Any]:
