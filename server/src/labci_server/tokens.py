@@ -13,6 +13,12 @@ JOB_TOKEN_PREFIX = "labcijob"  # noqa: S105
 HOOK_TOKEN_PREFIX = "labcihook"  # noqa: S105
 
 
+def bearer_value(authorization: str | None) -> str | None:
+    """The credential of an `Authorization: Bearer <credential>` header, if it has one."""
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    return (value.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def new_token(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(32)}"
 

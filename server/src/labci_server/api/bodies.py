@@ -6,13 +6,14 @@ body's size before it gets here."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from ..errors import LabciError
+from ..errors import BadRequest, LabciError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,6 +39,18 @@ def refuse_nul(value: Any, where: str = "body") -> None:
     elif isinstance(value, list):
         for item in value:
             refuse_nul(item, where)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A JSON object with no NUL character anywhere, else a 400 saying which."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadRequest("body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("body is not a JSON object")
+    refuse_nul(data)
+    return data
 
 
 def json_body(model: type[M], *, nul_ok: bool = False) -> Callable[[Request], Awaitable[M]]:

@@ -7,6 +7,7 @@ from fastapi import Depends, Header, Request
 from ..context import ServerContext
 from ..http.params import MAX_INT32 as MAX_ROW_ID
 from ..http.params import RowId, clamp_limit
+from ..tokens import bearer_value
 
 __all__ = ["MAX_ROW_ID", "Bearer", "Ctx", "RowId", "clamp", "get_context"]
 
@@ -17,9 +18,7 @@ def get_context(request: Request) -> ServerContext:
 
 
 def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
-    if authorization and authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return None
+    return bearer_value(authorization)
 
 
 def clamp(limit: int, maximum: int) -> int:

@@ -13,9 +13,10 @@ from ..errors import ConfigError, LabciError
 from ..forge.facts import refresh_named
 from ..http.signed_body import read_verified_body
 from ..webhooks.github import repository_change, to_new_event, verify_delivery
-from ..webhooks.gitlocal import check_repository, hook_repository, parse_local, to_local_event
+from ..webhooks.gitlocal import check_repository, hook_repository, to_local_event
 from ..webhooks.ingest import store_event
 from ..webhooks.reruns import check_run_delivery
+from .bodies import json_object
 from .deps import Ctx
 
 router = APIRouter()
@@ -75,7 +76,7 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
 async def git_trigger(request: Request, sc: Ctx) -> JSONResponse:
     # The hook's own token, checked before a byte of the body is read.
     repo = await hook_repository(sc, request.headers.get("authorization"))
-    data = parse_local(await read_capped(request))
+    data = json_object(await read_capped(request))
     check_repository(data, repo)
     new = to_local_event(data, repo, pr_number=data.get("pr_number"))
     return JSONResponse(stored_answer(await store_event(sc, new)), status_code=202)

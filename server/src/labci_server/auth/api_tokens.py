@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -80,9 +81,18 @@ async def authenticate_token(session: AsyncSession, secret: str) -> tuple[User, 
     user = await people.get_user(session, token.user_id)
     if user is None or user.disabled:
         raise refused
-    if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY_S:
-        await people.touch_token(session, token, now)
     return user, token
+
+
+async def note_use(sessions: Any, token: ApiToken) -> None:
+    """Keep `last_used_at` roughly current: a write at most every TOUCH_EVERY_S a token."""
+    now = time.time()
+    if token.last_used_at is not None and now - token.last_used_at <= TOUCH_EVERY_S:
+        return
+    async with sessions() as session, session.begin():
+        stored = await people.get_token(session, token.id or 0)
+        if stored is not None:
+            await people.touch_token(session, stored, now)
 
 
 def describe_token(token: ApiToken) -> dict[str, object]:

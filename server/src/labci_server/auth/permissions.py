@@ -29,7 +29,15 @@ log = logging.getLogger(__name__)
 CACHE_PREFIX = "labci:permission:"
 
 
-async def repository_level(sc: ServerContext, principal: Principal, repo: Repository) -> str:
+async def repository_level(
+    sc: ServerContext,
+    principal: Principal,
+    repo: Repository,
+    *,
+    grants: dict[int, str] | None = None,
+) -> str:
+    """`principal`'s level on `repo`; `grants` (the user's, by repository id) saves a query
+    per repository when many are judged at once."""
     user = principal.user
     if user is not None and user.is_admin:
         return lowest("admin", principal.scope)
@@ -37,8 +45,11 @@ async def repository_level(sc: ServerContext, principal: Principal, repo: Reposi
     if not repo.private and (user is not None or sc.settings.anonymous_read):
         level = "read"
     if user is not None and user.id is not None and repo.id is not None:
-        async with sc.sessions() as session:
-            granted = await people.grant_of(session, repository_id=repo.id, user_id=user.id)
+        if grants is None:
+            async with sc.sessions() as session:
+                granted = await people.grant_of(session, repository_id=repo.id, user_id=user.id)
+        else:
+            granted = grants.get(repo.id)
         level = highest(level, granted)
         if repo.provider == "github" and user.provider == "github" and not at_least(level, "admin"):
             level = highest(level, await github_level(sc, repo, user))
@@ -69,12 +80,15 @@ async def github_level(sc: ServerContext, repo: Repository, user: User) -> str:
 
 async def readable_repository_ids(sc: ServerContext, principal: Principal) -> set[int] | None:
     """The repositories `principal` may read; None means all of them."""
-    if principal.is_admin or (principal.user is not None and principal.user.is_admin):
+    user = principal.user
+    if user is not None and user.is_admin:  # admin everywhere, and any scope may read
         return None
     async with sc.sessions() as session:
         repos = await people.all_repositories(session)
+        grants = await people.grants_of_user(session, user.id) if user and user.id else {}
     return {
         repo.id
         for repo in repos
-        if repo.id is not None and at_least(await repository_level(sc, principal, repo), "read")
+        if repo.id is not None
+        and at_least(await repository_level(sc, principal, repo, grants=grants), "read")
     }

@@ -14,7 +14,8 @@ from fastapi import Request
 from ..context import ServerContext
 from ..db.models import User
 from ..db.queries import people
-from .api_tokens import authenticate_token
+from ..tokens import bearer_value
+from .api_tokens import authenticate_token, note_use
 
 SESSION_USER = "uid"
 
@@ -46,9 +47,7 @@ ANONYMOUS = Principal()
 
 
 def bearer_of(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
+    return bearer_value(request.headers.get("authorization"))
 
 
 async def identify(sc: ServerContext, request: Request) -> Principal:
@@ -64,8 +63,11 @@ async def identify(sc: ServerContext, request: Request) -> Principal:
 async def _identify(sc: ServerContext, request: Request) -> Principal:
     secret = bearer_of(request)
     if secret is not None:
-        async with sc.sessions() as session, session.begin():
+        # A read, not a write transaction: every API call comes through here (on SQLite a
+        # write transaction takes the database's one write lock).
+        async with sc.sessions() as session:
             user, token = await authenticate_token(session, secret)
+        await note_use(sc.sessions, token)
         return Principal(user=user, scope=token.scope, via="token", token_id=token.id)
     user_id = request.session.get(SESSION_USER) if "session" in request.scope else None
     if not isinstance(user_id, int):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..db.models import Repository
 from ..db.queries.repositories import find_by_hook_token
 from ..errors import BadRequest, Forbidden, Unauthorized
-from ..tokens import HOOK_TOKEN_PREFIX, hash_token
+from ..tokens import HOOK_TOKEN_PREFIX, bearer_value, hash_token
 from .github import NewEvent
 
 if TYPE_CHECKING:
@@ -31,38 +30,17 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, if it has one."""
-    scheme, _, value = (authorization or "").strip().partition(" ")
-    token = value.strip()
-    if scheme.lower() != "bearer" or not token.startswith(HOOK_TOKEN_PREFIX + "_"):
-        return None
-    return token
-
-
 async def hook_repository(sc: ServerContext, authorization: str | None) -> Repository:
     """The local repository whose hook token the request carries; 401 for none or an
-    unknown one. Found by the token's hash (unique), then compared in constant time."""
-    token = bearer_token(authorization)
-    if token is None:
+    unknown one. Found by the token's hash (unique), as runner and API tokens are."""
+    token = bearer_value(authorization)
+    if token is None or not token.startswith(HOOK_TOKEN_PREFIX + "_"):
         raise Unauthorized("a local repository's hook token is required (Authorization: Bearer)")
-    hashed = hash_token(token)
     async with sc.sessions() as session:
-        repo = await find_by_hook_token(session, hashed)
-    stored = (repo.hook_token_hash or "") if repo is not None else ""
-    if repo is None or not hmac.compare_digest(stored.encode(), hashed.encode()):
+        repo = await find_by_hook_token(session, hash_token(token))
+    if repo is None:
         raise Unauthorized("unknown hook token; run `labci hook install` for this repository")
     return repo
-
-
-def parse_local(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise BadRequest("body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("body is not a JSON object")
-    return data
 
 
 def check_repository(data: dict[str, Any], repo: Repository) -> None:
