@@ -16,7 +16,7 @@ from ..auth.principal import identify
 from ..auth.sessions import check_csrf
 from ..db.models import User
 from ..errors import BadRequest, Forbidden, Unauthorized
-from .bodies import body_doc, refuse_nul
+from .bodies import body_doc, problems, refuse_nul
 from .deps import Ctx, RowId
 
 router = APIRouter(prefix="/api/v1")
@@ -102,6 +102,6 @@ async def _new_token(request: Request) -> NewToken:
     try:
         parsed = NewToken.model_validate_json(body or b"{}")
     except ValidationError as exc:
-        raise BadRequest(f"invalid body: {exc.errors(include_url=False)}") from exc
+        raise BadRequest(f"invalid body: {problems(exc)}") from exc
     refuse_nul(parsed.model_dump())
     return parsed

@@ -41,6 +41,14 @@ def refuse_nul(value: Any, where: str = "body") -> None:
             refuse_nul(item, where)
 
 
+def problems(exc: ValidationError) -> str:
+    """A validation error for a person: where and what, never the input echoed back."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+        for e in exc.errors(include_url=False)[:5]
+    )
+
+
 def json_object(body: bytes) -> dict[str, Any]:
     """A JSON object with no NUL character anywhere, else a 400 saying which."""
     try:
@@ -65,11 +73,7 @@ def json_body(model: type[M], *, nul_ok: bool = False) -> Callable[[Request], Aw
                 refuse_nul(parsed.model_dump())
             return parsed
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                for e in exc.errors(include_url=False)[:5]
-            )
-            raise Unprocessable(f"invalid body: {problems}") from exc
+            raise Unprocessable(f"invalid body: {problems(exc)}") from exc
 
     parse.__name__ = f"{model.__name__.lower()}_body"
     return parse
