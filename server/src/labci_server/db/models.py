@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -49,6 +50,9 @@ class Repository(SQLModel, table=True):
     # When clone URL, visibility and installation were last read from the forge's API:
     # deliveries never rewrite them.
     facts_checked_at: float | None = None
+    # Which fork pull requests wait for a maintainer's approval before anything runs:
+    # "all" (the default), "first-time" (first-time contributors only) or "none".
+    fork_approval: str = Field(default="all", sa_column_kwargs={"server_default": "all"})
     created_at: float = Field(default_factory=now_s)
 
 
@@ -68,7 +72,11 @@ class Event(SQLModel, table=True):
     base_branch: str | None = None
     base_sha: str | None = None
     pr_number: int | None = None
-    # received | planned | failed | awaiting_approval | superseded (its head moved on first)
+    # A pull request whose head lives in another repository: its code is untrusted.
+    from_fork: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # GitHub's author_association of the pull request's author (FIRST_TIME_CONTRIBUTOR, …).
+    author_association: str | None = None
+    # received | planned | failed | superseded (its head moved on first)
     state: str = Field(default="received", index=True)
     error: str | None = Field(default=None, sa_column=Column(Text))
     received_at: float = Field(default_factory=now_s)
@@ -93,6 +101,11 @@ class Run(SQLModel, table=True):
     branch: str
     pr_number: int | None = None
     state: str = "pending"  # pending | running | finished
+    # False for code from a fork: docker runners only, no secrets, no loosened container.
+    trusted: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    # "awaiting": nothing is scheduled until a writer approves its commit; then "approved".
+    approval: str | None = None
+    approved_by: str | None = None
     conclusion: str | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: float = Field(default_factory=now_s)
@@ -118,7 +131,9 @@ class Job(SQLModel, table=True):
     gpu_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # What a reader needs to trust or rerun the number: image digest, host, GPUs, limits.
     record: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    job_token_hash: str | None = None
+    # The current attempt's job token (minted when a runner claims the attempt, cleared
+    # when it ends); indexed so that a token sent for another job is told apart (403).
+    job_token_hash: str | None = Field(default=None, index=True)
     lease_expires_at: float | None = None
     reason: str | None = Field(default=None, sa_column=Column(Text))
     created_at: float = Field(default_factory=now_s)
@@ -327,4 +342,33 @@ class ServerKey(SQLModel, table=True):
     __tablename__ = "server_keys"
     name: str = Field(primary_key=True)
     value: str
+    created_at: float = Field(default_factory=now_s)
+
+
+class Secret(SQLModel, table=True):
+    """A secret of a repository or of the whole server, encrypted with LABCI_SECRET_KEY."""
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("scope", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str  # "server", or "repository:<id>"
+    repository_id: int | None = Field(default=None, foreign_key="repositories.id", index=True)
+    name: str
+    ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: float = Field(default_factory=now_s)
+    updated_at: float = Field(default_factory=now_s)
+    updated_by: str | None = None
+
+
+class Approval(SQLModel, table=True):
+    """A writer approved a fork pull request's code at one commit: its runs may start."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("repository_id", "commit_sha"),)
+    id: int | None = Field(default=None, primary_key=True)
+    repository_id: int = Field(foreign_key="repositories.id", index=True)
+    commit_sha: str
+    pr_number: int | None = None
+    approved_by: str
+    via: str  # page | cli | comment
     created_at: float = Field(default_factory=now_s)
