@@ -17,7 +17,7 @@ from ..context import ServerContext
 from ..db.models import TERMINAL_JOB_STATES, Job, Runner
 from ..db.queries import jobs as job_queries
 from ..db.queries.runs import get_run
-from ..errors import BadRequest, Conflict, NotFound, Unauthorized
+from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ..queue import kick_outbox, kick_scheduler
 from ..scheduling.reconciler import plan_new_events
 from ..scheduling.retry import retry_or_fail
@@ -37,16 +37,27 @@ async def authorize_attempt(
     token: str | None,
     cancelled_ok: bool = False,
 ) -> Job:
-    """The job, if `token` is its current attempt's; `cancelled_ok` lets a cancelled attempt
-    still deliver what it wrote while being stopped (its logs and steps)."""
+    """The job, if `token` is the job token of its current, unfinished attempt.
+
+    The token is found by its hash first, so the answer says what is wrong with it: none
+    known, or its attempt has ended → 401; another job's → 403; an older attempt → 409.
+    `cancelled_ok` lets a cancelled attempt still deliver what it wrote while being
+    stopped (its logs and steps) until its completion report ends its token.
+    """
+    if not token:
+        raise Unauthorized("a job token is required")
+    owner = await job_queries.job_by_token_hash(session, hash_token(token))
+    if owner is None:
+        raise Unauthorized("unknown job token, or its attempt has ended")
+    if owner.id != job_id:
+        raise Forbidden(f"this job token belongs to another job, not job {job_id}")
     job = await job_queries.get_job(session, job_id, for_update=True)
-    if job is None:
-        raise NotFound(f"job {job_id} does not exist")
-    still_stopping = cancelled_ok and job.state == "cancelled"
-    if job.attempt != attempt or (job.state in TERMINAL_JOB_STATES and not still_stopping):
+    if job is None or job.job_token_hash != hash_token(token):
+        raise Unauthorized("unknown job token, or its attempt has ended")
+    if job.attempt != attempt:
         raise Conflict(f"job {job_id} attempt {attempt} is stale")
-    if not token or job.job_token_hash != hash_token(token):
-        raise Unauthorized("job token does not match this job and attempt")
+    if job.state in TERMINAL_JOB_STATES and not (cancelled_ok and job.state == "cancelled"):
+        raise Unauthorized(f"job {job_id} attempt {attempt} has ended; its token with it")
     return job
 
 
@@ -129,13 +140,13 @@ async def complete_job(
         if peek is None:
             raise NotFound(f"job {job_id} does not exist")
         run = await get_run(session, peek.run_id, for_update=True)  # lock order: run, job
-        job = await job_queries.get_job(session, job_id, for_update=True)
-        if job is not None and job.attempt == attempt and job.state in TERMINAL_JOB_STATES:
-            if job.job_token_hash is not None and token and job.job_token_hash == hash_token(token):
-                job.job_token_hash = None  # a cancelled attempt has reported: its token ends
-                session.add(job)
-            return  # a repeated completion of this attempt, or of a cancelled one: no-op
-        job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
+        job = await authorize_attempt(
+            session, job_id=job_id, attempt=attempt, token=token, cancelled_ok=True
+        )
+        if job.state == "cancelled":
+            job.job_token_hash = None  # the cancelled attempt has reported: its token ends
+            session.add(job)
+            return
         runner = await session.get(Runner, job.runner_id) if job.runner_id else None
         job.record = {
             **_bounded_record(record or {}),

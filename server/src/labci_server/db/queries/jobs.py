@@ -9,6 +9,12 @@ from ..models import Job, LogLine, Metric, Step
 from ._insert import insert_ignore
 
 
+async def job_by_token_hash(session: AsyncSession, token_hash: str) -> Job | None:
+    """The job whose current attempt holds this job token, if any."""
+    stmt = select(Job).where(Job.job_token_hash == token_hash).limit(1)
+    return (await session.exec(stmt)).first()
+
+
 async def get_job(
     session: AsyncSession, job_id: int, *, for_update: bool = False, skip_locked: bool = False
 ) -> Job | None:
