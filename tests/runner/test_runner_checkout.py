@@ -10,7 +10,7 @@ import pytest
 
 from labci_runner.checkout import MirrorCache
 from labci_runner.errors import CheckoutFailed
-from labci_runner.settings import inherited_job_env
+from labci_runner.settings import runner_environment
 
 GIT_ID = ["-c", "user.name=labci test", "-c", "user.email=test@labci.invalid"]
 
@@ -44,7 +44,7 @@ def origin(tmp_path: Path) -> Origin:
 
 @pytest.fixture
 def mirrors(tmp_path: Path) -> MirrorCache:
-    return MirrorCache(tmp_path / "runner", env=inherited_job_env())
+    return MirrorCache(tmp_path / "runner", env=runner_environment())
 
 
 async def test_checkout_detaches_at_the_commit(

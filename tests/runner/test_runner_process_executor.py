@@ -56,7 +56,7 @@ async def test_pipefail_is_on(job_dirs: JobDirs, sink: LogSink, recorder: Record
     assert outcome.outcome == "failure"
 
 
-async def test_env_layering_output_dir_and_stripped_tokens(
+async def test_env_layering_output_dir_and_no_runner_env(
     job_dirs: JobDirs, sink: LogSink, recorder: Recorder
 ) -> None:
     step = {
@@ -69,7 +69,9 @@ async def test_env_layering_output_dir_and_stripped_tokens(
     assert outcome.outcome == "success"
     lines = (job_dirs.output / "env.txt").read_text().splitlines()
     env = dict(line.split("=", 1) for line in lines if "=" in line)
-    assert (env["FROM_RUNNER"], env["A"], env["B"], env["C"]) == ("runner", "job", "step", "server")
+    # The runner's own variables never reach a step; the server's only as LABCI_* values.
+    assert "FROM_RUNNER" not in env
+    assert (env["A"], env["B"], env["C"]) == ("job", "step", "step")
     assert env["LABCI_JOB_ID"] == "7"
     assert env["CI"] == "true"
     assert env["LABCI_OUTPUT"] == str(job_dirs.output)

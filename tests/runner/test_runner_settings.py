@@ -9,7 +9,7 @@ import pytest
 
 from labci_runner import cli
 from labci_runner.agent import RunnerIdentity, load_identity, save_identity
-from labci_runner.settings import Settings, inherited_job_env
+from labci_runner.settings import Settings, runner_environment
 
 ENV_NAMES = [
     "LABCI_SERVER_URL",
@@ -35,6 +35,8 @@ ENV_NAMES = [
     "LABCI_RUNNER_PIDS_LIMIT",
     "LABCI_RUNNER_MAX_LOG_BYTES",
     "LABCI_RUNNER_GPUS",
+    "LABCI_RUNNER_JOB_USER",
+    "LABCI_RUNNER_JOB_ENV",
 ]
 
 
@@ -67,11 +69,11 @@ def test_settings_read_the_stable_names(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert Settings().labels == ["gpu", "linux", "a100"]
 
 
-def test_inherited_env_drops_runner_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_git_env_drops_runner_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABCI_RUNNER_TOKEN", "secret")
     monkeypatch.setenv("LABCI_REGISTRATION_TOKEN", "secret")
     monkeypatch.setenv("KEEP_ME", "yes")
-    env = inherited_job_env()
+    env = runner_environment()
     assert env["KEEP_ME"] == "yes"
     assert "LABCI_RUNNER_TOKEN" not in env
     assert "LABCI_REGISTRATION_TOKEN" not in env

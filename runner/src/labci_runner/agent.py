@@ -5,6 +5,10 @@ queue name, stored in `<workdir>/runner.json` (mode 0600). `start(settings)` run
 heartbeat loop and the arq worker side by side until SIGTERM/SIGINT, then stops taking
 work, stops the running jobs (reported as "error": the runner went away, the server may
 retry) and closes its connections.
+
+At start the runner's files are made private (`secure_workdir`): steps must not read its
+token, mirrors or cache. With `LABCI_RUNNER_JOB_USER`, host steps run as that user; a
+root runner without one says, once, that its steps can read all of it.
 """
 
 from __future__ import annotations
@@ -29,10 +33,16 @@ from labci_runner.executors.choice import ExecutorChoice
 from labci_runner.executors.container_config import ContainerDefaults
 from labci_runner.executors.docker import DockerExecutor, DockerSettings, remove_leftovers
 from labci_runner.executors.engine import DockerEngine
+from labci_runner.executors.job_user import (
+    JobUser,
+    check_can_switch,
+    resolve_job_user,
+    unreachable_ancestor,
+)
 from labci_runner.executors.process import ProcessExecutor
 from labci_runner.gpus import RunnerGpus, discover
 from labci_runner.jobs import JobRuntime, RunningJobs
-from labci_runner.settings import Settings, inherited_job_env
+from labci_runner.settings import Settings, runner_environment
 from labci_runner.worker import build_worker, redis_pool, stop_worker
 
 logger = logging.getLogger(__name__)
@@ -120,7 +130,51 @@ async def _resolve_identity(settings: Settings) -> RunnerIdentity:
     )
 
 
-def build_executor(settings: Settings, env: dict[str, str]) -> ExecutorChoice:
+def job_user_of(settings: Settings) -> JobUser | None:
+    """The user host steps run as (None: the runner's own), checked before anything runs."""
+    if settings.executor != "process":
+        return None  # every job runs in a container, as LABCI_RUNNER_CONTAINER_USER
+    if settings.job_user is None:
+        if os.geteuid() == 0:
+            logger.warning(
+                "steps of host jobs run as root and can read the runner's credentials"
+                " (runner.json, mirrors, cache): set LABCI_RUNNER_JOB_USER to an unprivileged user"
+            )
+        return None
+    user = resolve_job_user(settings.job_user)
+    check_can_switch(user)
+    return user
+
+
+def secure_workdir(settings: Settings, job_user: JobUser | None) -> None:
+    """The runner's files private, its jobs directory traversable only (for a job user to
+    reach its own job's directory), and that directory reachable by the job user."""
+    jobs = settings.workdir / "jobs"
+    modes = (
+        (settings.workdir, 0o711),
+        (jobs, 0o711),
+        (settings.workdir / "mirrors", 0o700),
+        (settings.cache_root, 0o700),
+    )
+    try:
+        for path, mode in modes:
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(mode)
+        if identity_path(settings).exists():
+            identity_path(settings).chmod(0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot make the runner's files private: {exc}") from exc
+    blocked = unreachable_ancestor(jobs, job_user) if job_user else None
+    if job_user and blocked:
+        raise ConfigError(
+            f"LABCI_RUNNER_WORKDIR: the job user {job_user.name} cannot enter {blocked};"
+            " choose a workdir it can reach (e.g. /var/lib/labci-runner)"
+        )
+
+
+def build_executor(
+    settings: Settings, env: dict[str, str], job_user: JobUser | None = None
+) -> ExecutorChoice:
     docker_executor = DockerExecutor(
         DockerEngine(settings.docker_url),
         DockerSettings(
@@ -138,7 +192,12 @@ def build_executor(settings: Settings, env: dict[str, str]) -> ExecutorChoice:
     )
     if settings.executor == "docker":
         return ExecutorChoice(process=None, docker_executor=docker_executor, containers_only=True)
-    process = ProcessExecutor(base_env=env, grace_s=settings.kill_grace_s)
+    process = ProcessExecutor(
+        base_env=env,
+        pass_env=settings.job_env,
+        job_user=job_user,
+        grace_s=settings.kill_grace_s,
+    )
     return ExecutorChoice(process=process, docker_executor=docker_executor, containers_only=False)
 
 
@@ -170,15 +229,17 @@ async def start(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     """Run until `stop` is set (SIGTERM/SIGINT set it when it is not given)."""
     if settings.executor == "docker" and not settings.default_image:
         logger.warning("no LABCI_RUNNER_DEFAULT_IMAGE: only jobs naming container.image run here")
+    job_user = job_user_of(settings)
     identity = await _resolve_identity(settings)
+    secure_workdir(settings, job_user)
     stop = stop or _stop_on_signals()
-    env = inherited_job_env()
+    env = runner_environment()
     await remove_own_leftovers(settings)
     gpus = await asyncio.to_thread(discover_gpus, settings)
     async with ServerClient(identity.server_url, identity.runner_token) as client:
         runtime = JobRuntime(
             client=client,
-            executor=build_executor(settings, env),
+            executor=build_executor(settings, env, job_user),
             mirrors=MirrorCache(settings.workdir, env=env),
             running=RunningJobs(),
             jobs_dir=settings.workdir / "jobs",

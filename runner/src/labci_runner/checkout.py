@@ -3,12 +3,13 @@
 Layout under the runner's workdir::
 
     mirrors/<sha256(clone_url)[:16]>/   `git clone --mirror`, fetched only when a commit is missing
-    jobs/<job_id>-<attempt>/src/        `git clone --shared` of the mirror, detached at the commit
+    jobs/<job_id>-<attempt>/src/        a local clone of the mirror, detached at the commit
 
 This is on the job-start latency budget: with a warm mirror a checkout is three short git
-processes (cat-file, clone --shared, checkout) and no network. `--shared` borrows the
-mirror's objects, so the mirror must not lose objects under a running job: fetches run
-with gc.auto=0.
+processes (cat-file, clone, checkout) and no network. The local clone hard-links the
+mirror's object files rather than pointing at them (`--shared`), so git works in the
+checkout for a job user who may not read the mirrors (`executors.job_user`), and inside
+containers; fetches still run with gc.auto=0.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class MirrorCache:
             raise CheckoutFailed(f"not a full commit sha: {commit_sha[:80]!r}")
         mirror = await self.ensure_commit(clone_url, commit_sha)
         await self._git(
-            "clone", "--quiet", "--shared", "--no-checkout", "--", str(mirror), str(dest)
+            "clone", "--quiet", "--local", "--no-checkout", "--", str(mirror), str(dest)
         )
         await self._git("-C", str(dest), "checkout", "--quiet", "--detach", commit_sha)
 

@@ -8,6 +8,7 @@ This is the only module that reads `os.environ`.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,6 +21,11 @@ from labci_spec.fields import parse_size
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 # Credentials the runner holds that experiment code must never see.
 SECRET_ENV_NAMES = frozenset({"LABCI_RUNNER_TOKEN", "LABCI_REGISTRATION_TOKEN", "LABCI_REDIS_URL"})
+# What the runner sets for every job itself: LABCI_RUNNER_JOB_ENV cannot pass these through.
+JOB_SET_NAMES = frozenset(
+    {"HOME", "TMPDIR", "USER", "LOGNAME", "CI", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"}
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Settings(BaseSettings):
@@ -98,6 +104,22 @@ class Settings(BaseSettings):
         validation_alias="LABCI_RUNNER_PIDS_LIMIT",
         description="Processes a container job may have at once (a fork bomb stops there).",
     )
+    job_user: str | None = Field(
+        default=None,
+        validation_alias="LABCI_RUNNER_JOB_USER",
+        description=(
+            "User (name or uid) host steps run as, with its primary group only; the runner"
+            " must run as root. Unset: steps run as the runner's own user."
+        ),
+    )
+    job_env: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        validation_alias="LABCI_RUNNER_JOB_ENV",
+        description=(
+            "Comma-separated names of the runner's environment variables host steps also"
+            " get (HF_HOME, a proxy); never LABCI_* or DOCKER_* names."
+        ),
+    )
     workdir: Path = Field(
         default=Path("~/.labci-runner"),
         validation_alias="LABCI_RUNNER_WORKDIR",
@@ -165,6 +187,27 @@ class Settings(BaseSettings):
             return [label.strip() for label in value.split(",") if label.strip()]
         return value
 
+    @field_validator("job_env", mode="before")
+    @classmethod
+    def _split_job_env(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("job_env", mode="after")
+    @classmethod
+    def _no_runner_credentials(cls, names: list[str]) -> list[str]:
+        for name in names:
+            refused = _refused_job_env(name)
+            if refused:
+                raise ValueError(f"{name}: {refused}")
+        return names
+
+    @field_validator("job_user", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("workdir", mode="after")
     @classmethod
     def _expand_workdir(cls, value: Path) -> Path:
@@ -197,6 +240,19 @@ def _default_container_user() -> str:
     return "1000:1000" if uid == 0 else f"{uid}:{gid}"
 
 
-def inherited_job_env() -> dict[str, str]:
-    """The runner's own environment as steps and git inherit it: credentials removed."""
+def _refused_job_env(name: str) -> str | None:
+    """Why `name` may not be passed from the runner to its jobs, or None."""
+    if not _ENV_NAME.fullmatch(name):
+        return "not an environment variable name"
+    if name.upper().startswith("LABCI_"):
+        return "LABCI_* names are the runner's credentials and settings; jobs get theirs from the server"
+    if name.upper().startswith("DOCKER_"):
+        return "DOCKER_* names lead to the runner's Docker engine (root on this machine)"
+    if name in JOB_SET_NAMES:
+        return "the runner sets it for every job"
+    return None
+
+
+def runner_environment() -> dict[str, str]:
+    """The runner's own environment, for its own tools (git): never for steps."""
     return {k: v for k, v in os.environ.items() if k not in SECRET_ENV_NAMES}

@@ -55,6 +55,8 @@ from labci_runner.executors.docker_exec import (
     signal_group,
 )
 from labci_runner.executors.engine import DockerEngine
+from labci_runner.executors.job_env import container_env, container_step_env
+from labci_runner.executors.job_user import hand_over
 from labci_runner.steps import Started, StepPlan, StepRun, run_steps
 from labci_spec import JobInstance, shell_command
 from labci_spec.fields import format_size
@@ -114,13 +116,7 @@ class DockerExecutor:
         await self._ensure_image(client, image)
         paths = JobPaths(ctx.workspace, ctx.output_dir, ctx.scratch_dir)
         await asyncio.to_thread(_hand_over, paths, self.settings.defaults.user)
-        env = {
-            "CI": "true",
-            "HOME": "/tmp",  # noqa: S108 (in the container, a tmpfs of its own)
-            "LABCI_WORKSPACE": WORKSPACE,
-            "LABCI_OUTPUT": OUTPUT,
-            **ctx.server_env,
-        }
+        env = container_env(ctx.server_env, workspace=WORKSPACE, output=OUTPUT)
         config = container_config(
             instance,
             image=image,
@@ -301,14 +297,8 @@ class _ContainerSteps:
 
     @staticmethod
     def _env(plan: StepPlan, ctx: ExecutionContext) -> dict[str, str]:
-        """Job env < step env < server env < the LABCI_* paths (as the process executor)."""
-        return {
-            **plan.env,
-            **ctx.server_env,
-            "LABCI_WORKSPACE": WORKSPACE,
-            "LABCI_OUTPUT": OUTPUT,
-            "CI": "true",
-        }
+        """The allow-list of `executors.job_env`: nothing of the runner's environment."""
+        return container_step_env(plan.env, ctx.server_env, workspace=WORKSPACE, output=OUTPUT)
 
     async def _stop_step(
         self, exec_id: str, pidfile: str, task: asyncio.Task[None], index: int
@@ -336,17 +326,13 @@ def _hand_over(paths: JobPaths, user: str) -> None:
     """Give the container's user the checkout and the output directory.
 
     A runner running as root hands them to the container's (non-root) user; a runner
-    running as a user runs its containers as that same user, and has nothing to do.
+    running as a user runs its containers as that same user, and has nothing to do. Git
+    objects hard-linked from the runner's mirror stay the runner's (see `job_user`).
     """
     if os.geteuid() != 0:
         return
     uid, _, gid = user.partition(":")
-    owner = (int(uid), int(gid or uid))
-    for top in (paths.workspace, paths.output):
-        os.chown(top, *owner)
-        for folder, dirs, files in os.walk(top):
-            for name in dirs + files:
-                os.chown(os.path.join(folder, name), *owner, follow_symlinks=False)
+    hand_over((paths.workspace, paths.output), int(uid), int(gid or uid))
 
 
 # Without a `shell:`, as GitHub Actions does in containers: bash when the image has it.

@@ -5,6 +5,12 @@ signal everything the step started — background children included — in one `
 The group is killed when the step ends, whatever the reason: a step may not leave
 daemons behind. (A child that calls setsid itself escapes the group; containing those
 needs cgroups, which is the docker executor's job.)
+
+Steps get an environment built from an allow-list (`executors.job_env`), never the
+runner's own. Given a job user (`LABCI_RUNNER_JOB_USER`, see `executors.job_user`), they
+run as that user with its primary group only, in directories handed over to it, with
+HOME and TMPDIR in the job's scratch directory; the runner writes each step's script
+there without following links.
 """
 
 from __future__ import annotations
@@ -13,14 +19,15 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from labci_runner.errors import ExecutorError, StepSetupFailed
 from labci_runner.executors.base import ExecutionContext, JobOutcome
-from labci_runner.settings import SECRET_ENV_NAMES
+from labci_runner.executors.job_env import HostJob, host_step_env, runner_values
+from labci_runner.executors.job_user import JobUser, hand_over, own_user_name
 from labci_runner.steps import Started, StepPlan, StepRun, run_steps
 from labci_spec import JobInstance, shell_command
 
@@ -66,22 +73,43 @@ class ProcessExecutor:
         self,
         *,
         base_env: Mapping[str, str],
+        pass_env: Sequence[str] = (),
+        job_user: JobUser | None = None,
         grace_s: float = 10.0,
         max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
-        self.base_env = {k: v for k, v in base_env.items() if k not in SECRET_ENV_NAMES}
+        """`base_env` is the runner's environment: steps get only what `job_env` allows of
+        it, and the names in `pass_env` (LABCI_RUNNER_JOB_ENV)."""
+        self.runner_env = runner_values(base_env, pass_env)
+        self.job_user = job_user
+        self.user_name = job_user.name if job_user else own_user_name()
         self.grace_s = grace_s
         self.max_line_bytes = max_line_bytes
 
     async def run(self, instance: JobInstance, ctx: ExecutionContext) -> JobOutcome:
+        try:
+            await asyncio.to_thread(self._prepare_dirs, ctx)
+        except OSError as exc:
+            raise ExecutorError(f"cannot prepare the job's directories: {exc}") from exc
         outcome = await run_steps(instance, ctx, self)
         return replace(outcome, details={"executor": "process", "gpus": list(ctx.gpu_ids)})
+
+    def _prepare_dirs(self, ctx: ExecutionContext) -> None:
+        """HOME and TMPDIR in the scratch directory; everything the job's, given a job user."""
+        for path in _home_and_tmp(ctx):
+            path.mkdir(mode=0o700, exist_ok=True)
+        if self.job_user is not None:
+            tops = (ctx.workspace, ctx.output_dir, ctx.scratch_dir)
+            hand_over(tops, self.job_user.uid, self.job_user.gid, top_mode=0o700)
 
     async def launch(self, run: StepRun, ctx: ExecutionContext, started: Started) -> None:
         plan = run.plan
         cwd = _workdir(ctx.workspace, plan.workdir)
         script = ctx.scratch_dir / f"step-{plan.index}"
-        await asyncio.to_thread(script.write_text, plan.script)
+        try:
+            await asyncio.to_thread(_write_script, script, plan.script, self.job_user)
+        except OSError as exc:
+            raise ExecutorError(f"cannot write step {plan.index + 1}'s script: {exc}") from exc
         argv = shell_command(plan.shell, os.fspath(script))
         running = await self._spawn(argv, cwd, self.step_env(plan, ctx))
         pumps = [
@@ -99,17 +127,17 @@ class ProcessExecutor:
             run.exit_code = _shell_exit_code(running.proc.returncode)
 
     def step_env(self, plan: StepPlan, ctx: ExecutionContext) -> dict[str, str]:
-        """Runner env < job env < step env < server env < the LABCI_* variables."""
-        env = dict(self.base_env)
-        env.update(plan.env)
-        env.update(ctx.server_env)
-        env["LABCI_OUTPUT"] = str(ctx.output_dir)
-        env["LABCI_WORKSPACE"] = str(ctx.workspace)
-        env["CI"] = "true"
-        # Pinned to the GPUs the scheduler assigned; a CPU job sees none.
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(ctx.gpu_ids)
-        env["NVIDIA_VISIBLE_DEVICES"] = ",".join(ctx.gpu_ids) or "void"
-        return env
+        """The allow-list of `executors.job_env`; the workflow's env over the runner's."""
+        home, tmpdir = _home_and_tmp(ctx)
+        job = HostJob(
+            workspace=str(ctx.workspace),
+            output=str(ctx.output_dir),
+            home=str(home),
+            tmpdir=str(tmpdir),
+            user=self.user_name,
+            gpu_ids=tuple(ctx.gpu_ids),
+        )
+        return host_step_env(self.runner_env, plan.env, ctx.server_env, job)
 
     async def _spawn(self, argv: list[str], cwd: Path, env: dict[str, str]) -> _Step:
         loop = asyncio.get_running_loop()
@@ -124,6 +152,7 @@ class ProcessExecutor:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                **self._as_job_user(),
             )
         except FileNotFoundError as exc:
             # The workflow's `shell:` names a program this machine lacks: the step fails.
@@ -131,6 +160,13 @@ class ProcessExecutor:
         except OSError as exc:
             raise ExecutorError(f"cannot start {argv[0]} in {cwd}: {exc.strerror}") from exc
         return _Step(asyncio.subprocess.Process(transport, protocol, loop), exited)
+
+    def _as_job_user(self) -> dict[str, Any]:
+        """Popen's arguments that drop to the job user: its uid, its primary group, no
+        supplementary groups (root's would otherwise stay)."""
+        if self.job_user is None:
+            return {}
+        return {"user": self.job_user.uid, "group": self.job_user.gid, "extra_groups": []}
 
     async def _stop_group(self, step: _Step, ctx: ExecutionContext, index: int) -> None:
         """A step still running is interrupted as a person would: SIGINT, SIGTERM after the
@@ -202,6 +238,23 @@ def _workdir(workspace: Path, relative: str) -> Path:
     if not path.is_dir():
         raise StepSetupFailed(f"working-directory {relative!r} does not exist in the workspace")
     return path
+
+
+def _home_and_tmp(ctx: ExecutionContext) -> tuple[Path, Path]:
+    return ctx.scratch_dir / "home", ctx.scratch_dir / "tmp"
+
+
+def _write_script(path: Path, text: str, owner: JobUser | None) -> None:
+    """Write a step's script, 0600 and the step user's, into a directory the job may own:
+    whatever the job left at that name is removed first (a link itself, never its target),
+    and the new file is created without following links."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        if owner is not None:
+            os.fchown(fd, owner.uid, owner.gid)
+        handle.write(text)
 
 
 def _decode(raw: bytes) -> str:
