@@ -32,6 +32,17 @@ from .scheduling.runners import create_registration_token
 from .settings import Settings, inherited_environment
 
 READY_TIMEOUT_S = 60.0
+# What the runner of `labci dev` takes from this environment: what any process needs (paths,
+# locale, proxies, certificates, its Docker engine) and the operator's LABCI_RUNNER_*
+# settings. Never the server's: its secrets and database URL stay with the server.
+RUNNER_PASSED = frozenset(
+    {
+        *("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"),
+        *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"),
+        *("SSL_CERT_FILE", "SSL_CERT_DIR", "DOCKER_HOST", "VIRTUAL_ENV", "PYTHONPATH"),
+    }
+)
+RUNNER_SETTINGS_PREFIX = "LABCI_RUNNER_"
 
 
 def free_port() -> int:
@@ -133,6 +144,26 @@ class DevStack:
             "LABCI_RUNNER_LABELS": self.runner_labels,
         }
 
+    def runner_env(self) -> dict[str, str]:
+        """The local runner's environment, from an allow-list (`RUNNER_PASSED`): where the
+        server, Redis and its workdir are, and its own settings; nothing of the server's."""
+        inherited = inherited_environment()
+        passed = {
+            name: value
+            for name, value in inherited.items()
+            if name in RUNNER_PASSED
+            or (name.startswith(RUNNER_SETTINGS_PREFIX) and name != "LABCI_RUNNER_TOKEN")
+        }
+        bin_dir = str(Path(sys.executable).parent)
+        return {
+            **passed,
+            "PATH": bin_dir + os.pathsep + inherited.get("PATH", ""),
+            "LABCI_SERVER_URL": self.url,
+            "LABCI_REDIS_URL": self.settings.redis_url or "",
+            "LABCI_RUNNER_WORKDIR": str(self.state_dir / "runner"),
+            "LABCI_RUNNER_LABELS": self.runner_labels,
+        }
+
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         with open(self.state_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
             self.procs[name] = subprocess.Popen(
@@ -144,8 +175,10 @@ class DevStack:
         self.spawn("server", ["labci_server.cli", "serve", "--no-migrate"], env)
         self.spawn("worker", ["labci_server.cli", "worker"], env)
         wait_ready(self.url, self.procs)
-        self.register_runner(env)
-        self.spawn("runner", ["labci_runner.cli", "start"], env)
+        # The runner gets what a runner needs, none of the server's secrets (runner_env).
+        runner_env = self.runner_env()
+        self.register_runner(runner_env)
+        self.spawn("runner", ["labci_runner.cli", "start"], runner_env)
 
     def register_runner(self, env: dict[str, str]) -> None:
         if (self.state_dir / "runner" / "runner.json").exists():
