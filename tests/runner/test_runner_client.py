@@ -7,6 +7,7 @@ made to produce on demand (style guide §7).
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -128,3 +129,30 @@ async def test_4xx_is_not_retried(status: int, error: type[ServerRejected]) -> N
             await client.fetch_job(1, 1)
     assert (caught.value.status, caught.value.detail) == (status, "no")
     assert len(script.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, StaleAttempt), (409, StaleAttempt), (403, ServerRejected)],
+    ids=["401-token-ended", "409", "403"],
+)
+async def test_attempt_calls_map_an_ended_job_token_to_stale(
+    status: int, error: type[ServerRejected]
+) -> None:
+    """The server revokes a job token when its attempt ends: 401 there means "stop", like
+    409; a 403 (another job's token) is a plain rejection."""
+    script = Script((200, ASSIGNMENT), (status, {"detail": "no"}))
+    async with make_client(script) as client:
+        channel = client.channel(await client.fetch_job(5, 2))
+        with pytest.raises(ServerRejected) as on_report:
+            await channel.step(0, status="running")
+        with pytest.raises(ServerRejected) as on_upload:
+            await channel.upload_artifact("model.pt", _one_chunk)
+    assert type(on_report.value) is error
+    assert type(on_upload.value) is error
+    assert (on_report.value.status, on_upload.value.status) == (status, status)
+    assert len(script.requests) == 3  # not retried
+
+
+async def _one_chunk() -> AsyncIterator[bytes]:
+    yield b"weights"

@@ -17,7 +17,9 @@ from runner_kit import JobDirs, Recorder, make_context, make_job
 from labci_runner.errors import ExecutorError
 from labci_runner.executors.container_config import LABEL_PREFIX, ContainerDefaults
 from labci_runner.executors.docker import DockerExecutor, DockerSettings, remove_leftovers
+from labci_runner.executors.docker_exec import _Lines
 from labci_runner.executors.engine import DockerEngine
+from labci_runner.executors.process import TRUNCATED_MARK
 from labci_runner.logs import LogSink
 from labci_runner.metrics import read_metrics
 
@@ -308,3 +310,33 @@ async def test_a_failed_pull_names_the_image(docker_host, runner_name, job_dirs,
     with pytest.raises(ExecutorError) as caught:
         await run(ex, job, job_dirs, sink, recorder)
     assert str(caught.value).startswith("image registry.invalid/lab/missing:1 cannot be pulled: ")
+
+
+def test_a_line_is_never_split_where_a_frame_ends() -> None:
+    """Frames end wherever the program's writes and the engine's reads fell: a line (a
+    secret printed in two writes, say) must still arrive whole, so it is redacted whole."""
+    stream = "first\nsecret-in-two-writes\nünïcode\n".encode()
+    for cut in range(1, len(stream)):
+        lines = _Lines(64 * 1024)
+        got = lines.feed(stream[:cut]) + lines.feed(stream[cut:]) + lines.close()
+        assert got == ["first", "secret-in-two-writes", "ünïcode"], cut
+
+
+def test_a_line_over_the_cap_is_cut_even_when_it_ends_in_a_later_frame() -> None:
+    lines = _Lines(10)
+    got = lines.feed(b"x" * 8) + lines.feed(b"y" * 5 + b"\nnext\n") + lines.close()
+    assert got == ["xxxxxxxxyy" + TRUNCATED_MARK, "next"]
+
+
+@pytest.mark.usefixtures("leftovers")
+async def test_a_line_written_in_pieces_arrives_whole(
+    docker_host, test_images, runner_name, job_dirs, sink, recorder
+):
+    # The pauses make separate frames likely; the test above covers every split point.
+    job = container_job(
+        "printf first-; sleep 0.2; echo half; printf err- >&2; sleep 0.2; echo part >&2",
+        image=test_images.busybox,
+    )
+    outcome = await run(executor(docker_host, runner_name), job, job_dirs, sink, recorder)
+    assert outcome.outcome == "success"
+    assert (recorder.texts("stdout"), recorder.texts("stderr")) == (["first-half"], ["err-part"])

@@ -2,8 +2,11 @@
 
 `ServerClient` speaks with the runner token (register, heartbeat, fetch_job);
 `AttemptChannel` speaks for one job attempt with its short-lived job token (start, logs,
-step, complete). Transport errors and 5xx are retried with bounded exponential backoff;
-4xx are not: 401 → `Unauthorized`, 409 → `StaleAttempt`, others → `ServerRejected`.
+step, complete) and redacts the attempt's secrets from every body and artifact path it
+sends (`labci_runner.redact`). Transport errors and 5xx are retried with bounded
+exponential backoff; 4xx are not: 409 → `StaleAttempt`; 401 → `Unauthorized` for the
+runner token, but `StaleAttempt` for a job token (the server revokes it when the attempt
+ends); others (403 included) → `ServerRejected`.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from labci_runner.errors import ServerRejected, ServerUnavailable, StaleAttempt, Unauthorized
+from labci_runner.redact import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +43,11 @@ class Registration:
 
 @dataclass(frozen=True)
 class Assignment:
-    """A fetched job attempt; `job` is the raw `labci_spec.JobInstance` JSON."""
+    """A fetched job attempt; `job` is the raw `labci_spec.JobInstance` JSON.
+
+    `secrets` holds the values of the secrets the job's workflow references (none for an
+    untrusted job); steps render them, and everything sent about the attempt is redacted.
+    """
 
     job_id: int
     attempt: int
@@ -51,6 +60,11 @@ class Assignment:
     env: dict[str, str]
     timeout_s: float | None
     gpu_ids: tuple[str, ...] = ()
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def redactor(self) -> Redactor:
+        return Redactor(self.secrets.values())
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Assignment:
@@ -66,6 +80,7 @@ class Assignment:
             env={str(k): str(v) for k, v in (body.get("env") or {}).items()},
             timeout_s=body.get("timeout_s"),
             gpu_ids=tuple(str(g) for g in body.get("gpu_ids") or ()),
+            secrets={str(k): str(v) for k, v in (body.get("secrets") or {}).items()},
         )
 
 
@@ -79,19 +94,20 @@ def _detail(response: httpx.Response) -> str:
     return str(body)[:200]
 
 
-def _raise_for_status(response: httpx.Response) -> None:
+def _raise_for_status(response: httpx.Response, *, job_token: bool = False) -> None:
+    """Map a 4xx; with a job token, 401 means the attempt ended (its token was revoked)."""
     status = response.status_code
     if status < 400:
         return
+    if status == 409 or (status == 401 and job_token):
+        raise StaleAttempt(status, _detail(response))
     if status == 401:
         raise Unauthorized(status, _detail(response))
-    if status == 409:
-        raise StaleAttempt(status, _detail(response))
     raise ServerRejected(status, _detail(response))
 
 
 async def send_with_retries(
-    http: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+    http: httpx.AsyncClient, method: str, url: str, *, job_token: bool = False, **kwargs: Any
 ) -> httpx.Response:
     """Send one request; retry transport errors and 5xx with exponential backoff."""
     delay_s = BACKOFF_FIRST_S
@@ -103,7 +119,7 @@ async def send_with_retries(
             problem = f"{type(exc).__name__}: {exc}"
         else:
             if response.status_code < 500:
-                _raise_for_status(response)
+                _raise_for_status(response, job_token=job_token)
                 return response
             problem = f"{response.status_code} {_detail(response)}"
         if try_no < MAX_TRIES:
@@ -189,23 +205,41 @@ class ServerClient:
 
     def channel(self, assignment: Assignment) -> AttemptChannel:
         return AttemptChannel(
-            self.http, assignment.job_id, assignment.attempt, assignment.job_token
+            self.http,
+            assignment.job_id,
+            assignment.attempt,
+            assignment.job_token,
+            redactor=assignment.redactor,
         )
 
 
 class AttemptChannel:
-    """Reports of one job attempt, authorised by its job token; 409 means stop."""
+    """Reports of one job attempt, authorised by its job token; `StaleAttempt` means stop.
 
-    def __init__(self, http: httpx.AsyncClient, job_id: int, attempt: int, job_token: str) -> None:
+    Every body (all strings and dict keys: log texts of every stream, reasons, metric
+    names, the record) and every artifact path is redacted before it is sent.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        job_id: int,
+        attempt: int,
+        job_token: str,
+        *,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.http = http
         self.job_id = job_id
         self.attempt = attempt
+        self.redactor = redactor or Redactor()
         self._headers = {"Authorization": f"Bearer {job_token}"}
 
     async def _post(self, suffix: str, body: dict[str, Any]) -> None:
         url = f"/api/v1/runner/jobs/{self.job_id}{suffix}"
+        payload = {"attempt": self.attempt, **self.redactor.redact_json(body)}
         await send_with_retries(
-            self.http, "POST", url, json={"attempt": self.attempt, **body}, headers=self._headers
+            self.http, "POST", url, job_token=True, json=payload, headers=self._headers
         )
 
     async def start(self) -> None:
@@ -214,8 +248,12 @@ class AttemptChannel:
     async def upload_artifact(
         self, path: str, chunks: Callable[[], AsyncIterator[bytes]]
     ) -> dict[str, Any]:
-        """Stream one artifact; `chunks` makes a fresh stream for each try."""
-        url = f"/api/v1/runner/jobs/{self.job_id}/artifacts/{quote(path)}"
+        """Stream one artifact; `chunks` makes a fresh stream for each try.
+
+        The path is redacted; the file's bytes are not (artifacts are the experiment's
+        output, kept as written).
+        """
+        url = f"/api/v1/runner/jobs/{self.job_id}/artifacts/{quote(self.redactor.redact(path))}"
         delay_s = BACKOFF_FIRST_S
         for try_no in range(1, MAX_TRIES + 1):
             try:
@@ -226,7 +264,7 @@ class AttemptChannel:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code < 500:
-                    _raise_for_status(response)
+                    _raise_for_status(response, job_token=True)
                     result: dict[str, Any] = response.json()
                     return result
                 problem = f"{response.status_code} {_detail(response)}"
@@ -237,7 +275,7 @@ class AttemptChannel:
 
     async def release(self, reason: str) -> None:
         """This attempt cannot start here (an assigned GPU is not fit): the server retries."""
-        await self._post("/release", {"reason": reason[:500]})
+        await self._post("/release", {"reason": self.redactor.redact(reason)[:500]})
 
     async def logs(self, lines: list[dict[str, Any]]) -> None:
         await self._post("/logs", {"lines": lines})

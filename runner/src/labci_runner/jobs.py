@@ -41,6 +41,7 @@ from labci_runner.jobcache import restore_job_cache, save_job_cache
 from labci_runner.jobrecord import job_record
 from labci_runner.logs import LogSink
 from labci_runner.metrics import MetricLines, merge_metrics, read_metrics_files
+from labci_runner.redact import Redactor
 from labci_spec import JobInstance, github_context
 
 logger = logging.getLogger(__name__)
@@ -154,8 +155,9 @@ async def execute_job(rt: JobRuntime, job_id: int, attempt: int) -> str:
         job_dir = rt.jobs_dir / f"{job_id}-{attempt}"
         try:
             return await _run_attempt(rt, assignment, job_dir, entry)
-        except StaleAttempt:
-            _announce(job_id, attempt, "stopped: the server moved on (409)")
+        except StaleAttempt as exc:
+            what = f"stopped: the server moved on ({exc.status})"
+            _announce(job_id, attempt, what, assignment.redactor)
             return "stale"
         finally:
             await asyncio.to_thread(shutil.rmtree, job_dir, ignore_errors=True)
@@ -166,13 +168,16 @@ async def _run_attempt(
 ) -> str:
     channel = rt.client.channel(assignment)
     started = time.monotonic()
-    _announce(assignment.job_id, assignment.attempt, f"starting at {assignment.commit_sha[:7]}")
+    redactor = assignment.redactor
+    _announce(
+        assignment.job_id, assignment.attempt, f"starting at {assignment.commit_sha[:7]}", redactor
+    )
     try:
         async with LogSink(channel.logs, max_bytes=rt.max_log_bytes) as logs:
             report = await _execute(rt, assignment, channel, job_dir, logs)
     except _Released as released:
         await channel.release(str(released))
-        _announce(assignment.job_id, assignment.attempt, f"released: {released}")
+        _announce(assignment.job_id, assignment.attempt, f"released: {released}", redactor)
         return "released"
     except asyncio.CancelledError:
         if entry.stop_reason == "shutdown":
@@ -188,7 +193,9 @@ async def _run_attempt(
     except Exception as exc:
         # Whatever broke in the runner, the job still gets its one completion report.
         logger.exception("job %d: runner error", assignment.job_id)
-        report = Report("error", f"runner error: {type(exc).__name__}: {exc}"[:300])
+        # Redacted before the cut, which could otherwise leave a secret's prefix.
+        why = assignment.redactor.redact(f"runner error: {type(exc).__name__}: {exc}")
+        report = Report("error", why[:300])
     await _complete(channel, report, started)
     return report.outcome
 
@@ -228,6 +235,7 @@ async def _checked_out_and_run(
         output_dir=output,
         scratch_dir=scratch,
         server_env=assignment.env,
+        secrets=assignment.secrets,
         timeout_s=float(assignment.timeout_s or instance.job.timeout_s),
         logs=logs,
         report_step=partial(_report_step, channel),
@@ -344,9 +352,10 @@ async def _complete(channel: AttemptChannel, report: Report, started: float) -> 
         logger.error("job %d: cannot report completion: %s", channel.job_id, exc)
     elapsed_s = time.monotonic() - started
     detail = f" ({report.reason})" if report.reason and report.outcome != "success" else ""
-    _announce(channel.job_id, channel.attempt, f"{report.outcome} in {elapsed_s:.1f}s{detail}")
+    what = f"{report.outcome} in {elapsed_s:.1f}s{detail}"
+    _announce(channel.job_id, channel.attempt, what, channel.redactor)
 
 
-def _announce(job_id: int, attempt: int, what: str) -> None:
-    """The one progress line per job event that a lab admin watches scroll by."""
-    print(f"job {job_id} attempt {attempt}: {what}", flush=True)
+def _announce(job_id: int, attempt: int, what: str, redactor: Redactor) -> None:
+    """The one progress line per job event that a lab admin watches scroll by (redacted)."""
+    print(redactor.redact(f"job {job_id} attempt {attempt}: {what}"), flush=True)

@@ -21,11 +21,11 @@ import docker.errors
 from docker.models.containers import Container
 from docker.utils.socket import STDERR, frames_iter
 
+from labci_runner.executors.process import TRUNCATED_MARK  # one mark: the redactor knows it
 from labci_runner.logs import LogSink
 
 log = logging.getLogger(__name__)
 
-TRUNCATED_MARK = " …[line truncated]"
 UNREACHABLE = (docker.errors.DockerException, OSError)
 
 
@@ -140,7 +140,12 @@ class ExecReader:
 
 
 class _Lines:
-    """Splits a byte stream into lines; a line over the limit is cut and marked once."""
+    """Splits a byte stream into lines; a line over the limit is cut and marked once.
+
+    A line is assembled across any number of chunks — Docker frames, or a program's
+    writes without a newline between them — so it is never split where a frame ends
+    (a secret printed in two writes still arrives whole, and is redacted whole).
+    """
 
     def __init__(self, max_line_bytes: int) -> None:
         self.max = max_line_bytes
@@ -150,25 +155,28 @@ class _Lines:
     def feed(self, chunk: bytes) -> list[str]:
         lines = []
         self.buffer += chunk
-        while True:
-            end = self.buffer.find(b"\n")
-            if end < 0:
-                break
+        while (end := self.buffer.find(b"\n")) >= 0:
             raw = bytes(self.buffer[:end])
             del self.buffer[: end + 1]
             if not self.discarding:
-                lines.append(_decode(raw))
+                lines.append(self._line(raw))
             self.discarding = False
         if len(self.buffer) > self.max:
             if not self.discarding:
-                lines.append(_decode(bytes(self.buffer[: self.max])) + TRUNCATED_MARK)
+                lines.append(self._line(bytes(self.buffer)))
             self.discarding = True
             self.buffer.clear()
         return lines
 
     def close(self) -> list[str]:
         rest, self.buffer = bytes(self.buffer), bytearray()
-        return [_decode(rest)] if rest and not self.discarding else []
+        return [self._line(rest)] if rest and not self.discarding else []
+
+    def _line(self, raw: bytes) -> str:
+        """The line as sent: cut at the limit, as the process executor cuts it."""
+        if len(raw) > self.max:
+            return _decode(raw[: self.max]) + TRUNCATED_MARK
+        return _decode(raw)
 
 
 def _decode(raw: bytes) -> str:
