@@ -11,9 +11,12 @@ from labci_server.db.engine import make_engine, make_sessionmaker
 from labci_server.db.migrate import upgrade
 from labci_server.forge.gitlocal import GitLocalForge
 from labci_server.queue import connect
+from labci_server.secrets import generate_key
 from labci_server.settings import Settings
 
 TEST_SECRET = "It's a Secret to Everybody"
+# Encrypts stored secrets in tests (LABCI_SECRET_KEY); a fresh one per test session.
+TEST_SECRET_KEY = generate_key()
 
 
 def test_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:
@@ -22,6 +25,7 @@ def test_settings(database_url: str, redis_url: str, **overrides: Any) -> Settin
         "redis_url": redis_url,
         "webhook_secret": TEST_SECRET,
         "session_secret": "test session key, not secret",
+        "secret_key": TEST_SECRET_KEY,
         "public_url": "http://labci.test",
         "lease_s": 5.0,
         "reaper_interval_s": 1.0,

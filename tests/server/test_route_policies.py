@@ -271,6 +271,23 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("GET", "/api/v1/repos/{owner}/{repo}/metrics"): lambda fx, k: Call(
         "GET", f"/api/v1/repos/octo/{k}/metrics?workflow=train&job=fit&metric=acc"
     ),
+    ("GET", "/api/v1/repos/{owner}/{repo}/secrets"): lambda fx, k: Call(
+        "GET", f"/api/v1/repos/octo/{k}/secrets"
+    ),
+    ("PUT", "/api/v1/repos/{owner}/{repo}/secrets/{name}"): lambda fx, k: Call(
+        "PUT", f"/api/v1/repos/octo/{k}/secrets/POLICY_TEST", {"value": "policy test value"}
+    ),
+    # Deleting a secret that is not there is a 404: the route let the caller through.
+    ("DELETE", "/api/v1/repos/{owner}/{repo}/secrets/{name}"): lambda fx, k: Call(
+        "DELETE", f"/api/v1/repos/octo/{k}/secrets/NOT_THERE", also_allowed=(404,)
+    ),
+    ("GET", "/api/v1/secrets"): lambda fx, k: Call("GET", "/api/v1/secrets"),
+    ("PUT", "/api/v1/secrets/{name}"): lambda fx, k: Call(
+        "PUT", "/api/v1/secrets/POLICY_TEST", {"value": "policy test value"}
+    ),
+    ("DELETE", "/api/v1/secrets/{name}"): lambda fx, k: Call(
+        "DELETE", "/api/v1/secrets/NOT_THERE", also_allowed=(404,)
+    ),
 }
 
 # Routes some requests reach only through others (OAuth callbacks, static files) and the
@@ -300,6 +317,12 @@ def expected(policy: str, role: str, kind: str) -> str:
             return "ok"
         if role == "anonymous":
             return "401" if not private or "named in body" in policy else "404"
+        return "403" if can_read else "404"
+    if policy.startswith("repo:admin"):
+        if role == "admin":
+            return "ok"
+        if role == "anonymous":
+            return "404" if private else "401"
         return "403" if can_read else "404"
     raise AssertionError(f"no expectation for policy {policy!r}")
 

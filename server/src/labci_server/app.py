@@ -17,6 +17,7 @@ from .api import account as account_routes
 from .api import operator as operator_routes
 from .api import reads as read_routes
 from .api import runners as runner_routes
+from .api import secrets as secret_routes
 from .api import webhooks as webhook_routes
 from .auth.sessions import session_middleware_options
 from .context import ServerContext
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
         operator_routes.router,
         runner_routes.router,
         account_routes.router,
+        secret_routes.router,
         account_pages.router,
         github_login.router,
         pages.router,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli_people import add_people_commands, cmd_runners_revoke
+from .cli_secrets import add_secrets_commands
 from .errors import ConfigError, LabciError
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .auth.sessions import with_session_secret
     from .db.migrate import upgrade
     from .http import serve_options
+    from .secrets import check_secret_key
 
     if settings.webhook_secret is None:
         raise ConfigError(
@@ -39,6 +41,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if not args.no_migrate:
         asyncio.run(upgrade(settings.database_url))
     settings = asyncio.run(with_session_secret(settings))
+    asyncio.run(check_secret_key(settings))  # a wrong LABCI_SECRET_KEY stops it here
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -302,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
     _add_dispatch(sub)
     add_people_commands(sub)
+    add_secrets_commands(sub)
     cancel = sub.add_parser("cancel", help="stop a run: its unfinished jobs are cancelled")
     cancel.add_argument("run", type=int, help="the run's id (as in its page's address)")
     cancel.add_argument("--reason", help="why (shown after 'stopped by YOU')")

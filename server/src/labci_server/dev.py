@@ -29,6 +29,7 @@ from .db.migrate import upgrade
 from .errors import ConfigError
 from .queue import connect
 from .scheduling.runners import create_registration_token
+from .secrets import generate_key
 from .settings import Settings, inherited_environment
 
 READY_TIMEOUT_S = 60.0
@@ -172,7 +173,10 @@ class DevStack:
 
     def start(self) -> None:
         env = self.env()
-        self.spawn("server", ["labci_server.cli", "serve", "--no-migrate"], env)
+        # The key that encrypts secrets goes to the server only: no runner needs it.
+        key = self.settings.secret_key.get_secret_value() if self.settings.secret_key else ""
+        server_env = {**env, "LABCI_SECRET_KEY": key}
+        self.spawn("server", ["labci_server.cli", "serve", "--no-migrate"], server_env)
         self.spawn("worker", ["labci_server.cli", "worker"], env)
         wait_ready(self.url, self.procs)
         # The runner gets what a runner needs, none of the server's secrets (runner_env).
@@ -250,6 +254,8 @@ def dev_settings(settings: Settings, state_dir: Path) -> Settings:
             secret_file.write_text(secrets.token_hex(20))
             secret_file.chmod(0o600)
         updates["webhook_secret"] = SecretStr(secret_file.read_text().strip())
+    if settings.secret_key is None:
+        updates["secret_key"] = SecretStr(kept_secret_key(state_dir / "secret-key"))
     if not port_is_free(settings.host, settings.port):
         if "port" in settings.model_fields_set:
             raise ConfigError(f"LABCI_PORT {settings.port} is in use")
@@ -258,6 +264,16 @@ def dev_settings(settings: Settings, state_dir: Path) -> Settings:
     if "public_url" not in settings.model_fields_set:
         merged = merged.model_copy(update={"public_url": f"http://{merged.host}:{merged.port}"})
     return merged
+
+
+def kept_secret_key(path: Path) -> str:
+    """The key that encrypts secrets under `labci dev`: made once, readable by its owner
+    only (created with mode 0600, never widened first)."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate_key() + "\n")
+    return path.read_text().strip()
 
 
 def open_stack(stack: ExitStack, settings: Settings, state_dir: Path) -> DevStack:

@@ -3,10 +3,12 @@
 LabciError
 ├── NotFound            -> 404
 ├── Conflict            -> 409 (e.g. a stale job attempt)
+│   └── NoSecretKey     -> 409: LABCI_SECRET_KEY is unset, so no secret can be stored
 ├── Unauthorized        -> 401
 ├── Forbidden           -> 403
 ├── BadRequest          -> 400
 ├── ConfigError         -> refuses to start, names the variable
+│   └── SecretKeyError  -> LABCI_SECRET_KEY is malformed, or decrypts not a stored secret
 ├── PlanError           -> the run cannot be planned (an `error` status explains)
 └── ForgeError
     ├── ForgeUnavailable(retry_after_s)  -> retried later, never shown as a red check
@@ -42,6 +44,14 @@ class BadRequest(LabciError):
 
 class ConfigError(LabciError):
     pass
+
+
+class NoSecretKey(Conflict):
+    """No LABCI_SECRET_KEY: the server keeps no secrets (an operator sets the key)."""
+
+
+class SecretKeyError(ConfigError):
+    """LABCI_SECRET_KEY is not a list of Fernet keys, or none of them opens a stored secret."""
 
 
 class PlanError(LabciError):

@@ -148,6 +148,14 @@ class Settings(BaseSettings):
         description="How long a GitHub user's permission on a repository is cached.",
     )
 
+    # --- secrets (labci_server.secrets) ---
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Fernet keys, comma-separated, that encrypt stored secrets: the first "
+        "encrypts, all decrypt (rotation). Unset: no secret can be stored (`labci dev`/`demo` "
+        "make one in the state directory).",
+    )
+
     @model_validator(mode="after")
     def _app_needs_both(self) -> Settings:
         if bool(self.github_app_id) != bool(self.github_private_key):

@@ -129,6 +129,9 @@ class ServerAdmin(Policy):
             raise Unauthorized("sign in as an administrator")
         if not principal.is_admin:
             raise Forbidden("only a server administrator (with an admin-scoped token) may")
+        if request.method not in SAFE_METHODS:
+            await check_csrf(request, principal)
+            await limit_writes(request)
         return Access(principal)
 
 
@@ -223,7 +226,7 @@ async def require_level(
         if not principal.signed_in:
             raise Unauthorized(f"sign in: this needs {level} permission on {repo.full_name}")
         raise Forbidden(f"{principal.name} has {have} permission on {repo.full_name}, not {level}")
-    if level != "read":
+    if level != "read" and request.method not in SAFE_METHODS:
         await check_csrf(request, principal)
         await limit_writes(request)
     return Access(principal, repo, have)
@@ -264,6 +267,7 @@ READ_RUN: Final = RepoAccess("read", by="run")
 WRITE_RUN: Final = RepoAccess("write", by="run")
 READ_JOB: Final = RepoAccess("read", by="job")
 READ_REPO: Final = RepoAccess("read", by="owner/repo")
+ADMIN_REPO: Final = RepoAccess("admin", by="owner/repo")
 WRITE_IN_BODY: Final = WriteNamedInBody()
 BADGE: Final = BadgeRead()
 

@@ -3,7 +3,7 @@
 The numbers follow what the callers send: GitHub caps its own deliveries at 25 MB; a local
 hook's event, a dispatch and a runner's log batch are small JSON documents (a runner sends
 logs in batches well under 1 MiB); every other runner call and every form or API write is
-a few KiB. Artifact uploads are not capped here: their handler streams them to disk within
+a few KiB, but a secret's value may be 48 KiB (GitHub's own limit). Artifact uploads are not capped here: their handler streams them to disk within
 the job's own `max-size`.
 """
 
@@ -19,9 +19,12 @@ WEBHOOK_BYTES: Final = 25 * MIB
 EVENT_BYTES: Final = 1 * MIB
 LOG_BATCH_BYTES: Final = 1 * MIB
 DEFAULT_BYTES: Final = 64 * KIB
+# A secret's value is at most 48 KiB; JSON may spell each byte in six (`\u00XX`).
+SECRET_BYTES: Final = 6 * 48 * KIB + KIB
 
 _LOG_BATCH = re.compile(r"/api/v1/runner/jobs/[^/]+/logs")
 _ARTIFACT = re.compile(r"/api/v1/runner/jobs/[^/]+/artifacts/.+")
+_SECRET = re.compile(r"/api/v1/(?:repos/[^/]+/[^/]+/)?secrets/[^/]+")
 _EXACT: Final = {
     "/webhooks/github": WEBHOOK_BYTES,
     "/webhooks/git": EVENT_BYTES,
@@ -37,4 +40,6 @@ def body_cap(method: str, path: str) -> int | None:
         return LOG_BATCH_BYTES
     if method == "PUT" and _ARTIFACT.fullmatch(path):
         return None
+    if method == "PUT" and _SECRET.fullmatch(path):
+        return SECRET_BYTES
     return DEFAULT_BYTES

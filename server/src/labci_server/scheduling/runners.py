@@ -20,6 +20,7 @@ from ..db.queries.runners import (
 from ..db.queries.runs import get_run
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..queue import kick_scheduler
+from ..secrets import secrets_for_job
 from ..tokens import (
     JOB_TOKEN_PREFIX,
     REGISTRATION_TOKEN_PREFIX,
@@ -144,11 +145,11 @@ async def fetch_job(
         job.job_token_hash = hash_token(job_token)
         job.lease_expires_at = time.time() + sc.settings.lease_s
         session.add(job)
-        payload = await _job_payload(session, job)
+        payload = await _job_payload(sc, session, job)
     return {**payload, "job_token": job_token}
 
 
-async def _job_payload(session: AsyncSession, job: Job) -> dict[str, Any]:
+async def _job_payload(sc: ServerContext, session: AsyncSession, job: Job) -> dict[str, Any]:
     run = await get_run(session, job.run_id)
     event = await get_event(session, run.event_id) if run else None
     repo = await get_repository(session, run.repository_id) if run else None
@@ -179,4 +180,6 @@ async def _job_payload(session: AsyncSession, job: Job) -> dict[str, Any]:
         "env": env,
         "timeout_s": job.timeout_s,
         "gpu_ids": list(job.gpu_ids or []),
+        # Only what the job references, decrypted; {} for a fork's code (the runner redacts).
+        "secrets": await secrets_for_job(sc, session, run, job),
     }
