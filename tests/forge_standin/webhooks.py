@@ -288,6 +288,40 @@ def check_run_payload(
     return payload
 
 
+def issue_comment_payload(
+    owner: str,
+    repo: str,
+    clone_url: str,
+    *,
+    number: int,
+    body: str,
+    login: str,
+    user_id: int,
+    action: str = "created",
+) -> dict[str, Any]:
+    """An ``issue_comment`` delivery: ``login`` commented ``body`` on pull request
+    ``number`` (GitHub's examples are on plain issues; a pull request's issue carries a
+    ``pull_request`` object, added here as GitHub sends it)."""
+    payload = next(e for e in load_examples("issue_comment") if e.get("action") == action)
+    _set_repository(payload["repository"], owner, repo, clone_url, private=False)
+    api = f"https://api.github.com/repos/{owner}/{repo}"
+    issue = payload["issue"]
+    issue["number"] = number
+    issue["pull_request"] = {
+        "url": f"{api}/pulls/{number}",
+        "html_url": f"https://github.com/{owner}/{repo}/pull/{number}",
+        "diff_url": f"https://github.com/{owner}/{repo}/pull/{number}.diff",
+        "patch_url": f"https://github.com/{owner}/{repo}/pull/{number}.patch",
+        "merged_at": None,
+    }
+    comment = payload["comment"]
+    comment["body"] = body
+    comment["user"]["login"] = login
+    comment["user"]["id"] = user_id
+    payload["sender"] = {**payload.get("sender", {}), "login": login, "id": user_id}
+    return payload
+
+
 def repository_payload(
     action: str, owner: str, repo: str, clone_url: str, *, private: bool = False
 ) -> dict[str, Any]:

@@ -127,7 +127,7 @@ async def test_a_delivery_never_rewrites_a_known_repositorys_facts(subject: Subj
     payload["repository"]["private"] = False
     payload["installation"] = {"id": 999, "node_id": "x"}
     second = await subject.deliver("pull_request", payload, "d2")
-    assert second.json()["awaiting_approval"].startswith("pull request from a fork")
+    assert second.json()["from_fork"].startswith("pull request from a fork")
     after = await subject.repo()
     assert (after.clone_url, after.private, after.installation_id, after.facts_checked_at) == (
         subject.bare.clone_url,

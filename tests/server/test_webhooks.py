@@ -220,7 +220,7 @@ async def test_mutated_real_payloads_get_400_with_a_reason(client, mutate):
     assert (await client.post("/webhooks/github", content=body, headers=headers)).status_code == 200
 
 
-async def test_fork_pull_request_waits_for_approval_and_nothing_is_planned(client):
+async def test_fork_pull_request_is_stored_as_untrusted_and_planned(client):
     payload = pull_request_payload(
         "opened",
         "octo",
@@ -239,16 +239,16 @@ async def test_fork_pull_request_waits_for_approval_and_nothing_is_planned(clien
     body, headers = delivery("pull_request", payload, delivery_id="fork-1")
     response = await client.post("/webhooks/github", content=body, headers=headers)
     assert response.status_code == 202
-    assert response.json()["awaiting_approval"].startswith("pull request from a fork")
+    assert response.json()["from_fork"].startswith("pull request from a fork")
     sc = client.app.state.context
     from labci_server.db.queries.events import get_event
-    from labci_server.scheduling.reconciler import replan_stuck_events
 
-    await replan_stuck_events(sc, now=10**10)
     async with sc.sessions() as session:
         event = await get_event(session, response.json()["event_id"])
-    assert event.state == "awaiting_approval"
-    assert await sc.redis.keys("arq:job:plan-*") == []
+    # Planned like any other (its workflows get "awaiting approval" statuses there); what
+    # runs, where, and with which secrets is decided from these two facts.
+    assert (event.from_fork, event.author_association) == (True, "CONTRIBUTOR")
+    assert await sc.redis.keys("arq:job:plan-*") == [b"arq:job:plan-1"]
 
 
 async def test_same_repository_pull_request_is_planned(client):
@@ -257,7 +257,7 @@ async def test_same_repository_pull_request_is_planned(client):
     )
     body, headers = delivery("pull_request", payload, delivery_id="own-1")
     response = await client.post("/webhooks/github", content=body, headers=headers)
-    assert "awaiting_approval" not in response.json()
+    assert "from_fork" not in response.json()
     assert await client.app.state.context.redis.keys("arq:job:plan-*") == [b"arq:job:plan-1"]
 
 

@@ -50,6 +50,7 @@ from labci_spec.triggers import (
     WorkflowDispatch,
     resolve_inputs,
 )
+from labci_spec.untrusted import untrusted_problems
 
 __all__ = [
     "MAX_MATRIX_JOBS",
@@ -93,6 +94,7 @@ __all__ = [
     "load_workflow",
     "needs_changed_files",
     "parse_container_options",
+    "untrusted_problems",
     "parse_cron",
     "parse_metric_line",
     "parse_metrics",

@@ -61,6 +61,8 @@ class Assignment:
     timeout_s: float | None
     gpu_ids: tuple[str, ...] = ()
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    # False for a fork's code: only a runner whose every job runs in a container runs it.
+    trusted: bool = True
 
     @cached_property
     def redactor(self) -> Redactor:
@@ -81,6 +83,7 @@ class Assignment:
             timeout_s=body.get("timeout_s"),
             gpu_ids=tuple(str(g) for g in body.get("gpu_ids") or ()),
             secrets={str(k): str(v) for k, v in (body.get("secrets") or {}).items()},
+            trusted=body.get("trusted") is not False,
         )
 
 

@@ -242,6 +242,7 @@ async def _checked_out_and_run(
         github=_github(assignment.env),
         on_stdout=metric_lines.feed,
         gpu_ids=assignment.gpu_ids,
+        trusted=assignment.trusted,
     )
     to_save = await restore_job_cache(rt.cache, assignment, instance, src, logs)
     began = time.time()

@@ -237,6 +237,15 @@ def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approve(settings: Settings, args: argparse.Namespace) -> int:
+    from .client import api_call
+
+    result = api_call(settings, args.server, "POST", f"/api/v1/runs/{args.run}/approve", {})
+    runs = ", ".join(f"#{run_id}" for run_id in result.get("approved_runs", []))
+    print(f"approved by {result.get('by')}: run(s) {runs} start")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labci", description="Continuous integration for experiments."
@@ -311,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--reason", help="why (shown after 'stopped by YOU')")
     cancel.add_argument("--server", help="server URL (default LABCI_PUBLIC_URL)")
     cancel.set_defaults(func=cmd_cancel)
+    approve = sub.add_parser(
+        "approve", help="let a fork's pull request run at its current commit (write permission)"
+    )
+    approve.add_argument("run", type=int, help="a run awaiting approval (its page names it)")
+    approve.add_argument("--server", help="server URL (default LABCI_PUBLIC_URL)")
+    approve.set_defaults(func=cmd_approve)
     return parser
 
 

@@ -128,6 +128,18 @@ def cmd_repos_visibility(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repos_fork_approval(settings: Settings, args: argparse.Namespace) -> int:
+    from .planning.approval import set_fork_approval
+
+    async def change(sessions: accounts.Sessions) -> None:
+        repo = await accounts.find_repository_named(sessions, args.repo)
+        await set_fork_approval(sessions, repo, args.policy)
+
+    on_database(settings, change)
+    print(f"{args.repo}: fork pull requests wait for approval: {args.policy}")
+    return 0
+
+
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
     days = None if args.no_expiry else args.expires_days
 
@@ -263,6 +275,14 @@ def _add_repos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     visibility.add_argument("repo")
     visibility.add_argument("visibility", choices=("public", "private"))
     visibility.set_defaults(func=cmd_repos_visibility)
+    forks = repos.add_parser(
+        "fork-approval",
+        help="which fork pull requests wait for a writer's approval: all (default), "
+        "first-time (first-time contributors only) or none",
+    )
+    forks.add_argument("repo")
+    forks.add_argument("policy", choices=("all", "first-time", "none"))
+    forks.set_defaults(func=cmd_repos_fork_approval)
 
 
 def _add_tokens(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -147,6 +147,15 @@ class Settings(BaseSettings):
         60.0,
         description="How long a GitHub user's permission on a repository is cached.",
     )
+    fork_runner_labels: str = Field(
+        "",
+        description="Comma-separated runner labels a fork's jobs may ask for in `runs-on` "
+        "(empty: any label a docker runner has). Forks never run on process runners.",
+    )
+
+    @property
+    def fork_labels(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.fork_runner_labels.split(",") if part.strip())
 
     # --- secrets (labci_server.secrets) ---
     secret_key: SecretStr | None = Field(

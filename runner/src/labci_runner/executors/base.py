@@ -81,6 +81,8 @@ class ExecutionContext:
     on_stdout: Callable[[str], None] | None = None
     # The GPUs the scheduler assigned to this job (device indexes or UUIDs); none for CPU jobs.
     gpu_ids: Sequence[str] = ()
+    # False for a fork's code: only a containers-only runner may run it.
+    trusted: bool = True
 
 
 class Executor(Protocol):

@@ -7,7 +7,10 @@ as host processes. The runner tells the server what it can take now:
 - `host`: jobs without `container:` (the process executor, or the docker executor's
   default image);
 - `container`: jobs with `container:`, only while the Docker engine answers — a runner
-  whose engine went away takes no container job until it is back.
+  whose engine went away takes no container job until it is back;
+- `untrusted`: a fork's jobs, only when every job runs in a container here (the docker
+  executor alone, its engine answering). A process runner never takes them, and refuses
+  one sent anyway: on the host a step could read the machine.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from labci_spec import JobInstance
 class Capabilities:
     host: bool
     container: bool
+    untrusted: bool = False
 
     def as_json(self) -> dict[str, bool]:
-        return {"host": self.host, "container": self.container}
+        return {"host": self.host, "container": self.container, "untrusted": self.untrusted}
 
 
 class ExecutorChoice:
@@ -48,6 +52,11 @@ class ExecutorChoice:
         return instance.job.container is not None or self.containers_only
 
     async def run(self, instance: JobInstance, ctx: ExecutionContext) -> JobOutcome:
+        if not ctx.trusted and not (self.containers_only and self.process is None):
+            raise ExecutorError(
+                "this job runs a fork's code, which runs only on runners whose every job"
+                " runs in a container (LABCI_RUNNER_EXECUTOR=docker)"
+            )
         if self.in_container(instance):
             if self.docker is None:
                 raise ExecutorError("this runner has no docker executor")
@@ -61,4 +70,5 @@ class ExecutorChoice:
         host = self.process is not None or (
             container and self.docker is not None and bool(self.docker.settings.default_image)
         )
-        return Capabilities(host=host, container=container)
+        untrusted = container and self.containers_only and self.process is None
+        return Capabilities(host=host, container=container, untrusted=untrusted)

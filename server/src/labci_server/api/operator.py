@@ -1,4 +1,4 @@
-"""Operator actions: manual runs and cancelling a run.
+"""Operator actions: manual runs, cancelling a run, approving a fork's run.
 
 Both take a personal API token (or a session with its CSRF token) with write permission on
 the repository acted on; the run a cancel names is what is authorised, so a request made for
@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from ..auth.policies import WRITE_IN_BODY, WRITE_RUN, Access, require_level
 from ..db.queries.repositories import find_repository
 from ..errors import BadRequest, NotFound
+from ..planning.approval import approve_run
 from ..results.cancel import cancel_run_by_id
 from ..webhooks.dispatch import store_dispatch, to_dispatch_event
 from .bodies import json_object
@@ -64,3 +65,13 @@ async def cancel(
         reason += f": {given.strip()[:MAX_REASON_CHARS]}"
     stopped = await cancel_run_by_id(sc, run_id, reason=reason)
     return JSONResponse({"run_id": run_id, "cancelled_jobs": stopped, "reason": reason})
+
+
+@router.post("/runs/{run_id}/approve")
+async def approve(
+    run_id: RowId, sc: Ctx, access: Annotated[Access, Depends(WRITE_RUN)]
+) -> JSONResponse:
+    """Let a fork's code run (`labci approve`): every run held at the run's commit starts.
+    The approval names that commit only; a new push waits for a new one."""
+    released = await approve_run(sc, run_id, by=access.principal.name, via="api")
+    return JSONResponse({"run_id": run_id, "approved_runs": released, "by": access.principal.name})

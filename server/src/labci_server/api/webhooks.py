@@ -12,6 +12,7 @@ from ..context import ServerContext
 from ..errors import ConfigError, LabciError
 from ..forge.facts import refresh_named
 from ..http.signed_body import read_verified_body
+from ..webhooks.approval_comments import approval_comment_delivery
 from ..webhooks.github import repository_change, to_new_event, verify_delivery
 from ..webhooks.gitlocal import check_repository, hook_repository, to_local_event
 from ..webhooks.ingest import store_event
@@ -55,6 +56,9 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
     event = verify_delivery(request.headers, body, webhook_secret(sc))
     if event.event == "ping":
         return JSONResponse({"ok": True, "message": "pong"})
+    if event.event == "issue_comment":
+        status, answer = await approval_comment_delivery(sc, event)
+        return JSONResponse(answer, status_code=status)
     if event.event == "check_run":
         status, answer = await check_run_delivery(sc, event)
         return JSONResponse(answer, status_code=status)
@@ -67,8 +71,11 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
     if isinstance(new, str):
         return JSONResponse({"ignored": new}, status_code=202)
     content = stored_answer(await store_event(sc, new))
-    if new.needs_approval:
-        content["awaiting_approval"] = "pull request from a fork: nothing runs until approved"
+    if new.from_fork:
+        content["from_fork"] = (
+            "pull request from a fork: its jobs run only on docker runners, without secrets,"
+            " and wait for a writer's approval unless the repository's policy says otherwise"
+        )
     return JSONResponse(content, status_code=202)
 
 

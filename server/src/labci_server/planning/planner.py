@@ -27,6 +27,7 @@ from labci_spec import (
     Workflow,
     github_context,
     should_run,
+    untrusted_problems,
     workflow_matches,
 )
 from labci_spec import needs_changed_files as filters_need_changes
@@ -41,6 +42,7 @@ from ..results.autobase import KIND as KIND_BASELINE
 from ..results.cancel import cancel_run
 from ..results.ingest import mark_terminal, settle_run
 from ..results.publish import rejudge_awaiting
+from .approval import held_for_approval
 from .dedupe import dedupe_key
 from .selection import (
     BrokenFile,
@@ -51,6 +53,7 @@ from .selection import (
     load_workflows,
 )
 from .stale import mark_superseded, moved_on_head
+from .statuses import queued_statuses
 from .vanished import settle_vanished
 
 
@@ -79,7 +82,8 @@ async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
     async with sc.sessions() as session, session.begin():
         if not await mark_event(session, event_id, from_state="received", to_state="planned"):
             return []
-        created = [await _create_run(sc, session, event, plan) for plan in planned]
+        hold = await held_for_approval(session, repo, event)
+        created = [await _create_run(sc, session, event, plan, hold) for plan in planned]
         created += [await _record_broken(sc, session, event, bad) for bad in broken]
         run_ids = [run_id for run_id in created if run_id is not None]
         await settle_vanished(
@@ -160,6 +164,12 @@ async def _select(sc: ServerContext, event: Event, repo: Repository) -> _Selecti
         if event.kind != "baseline" and not workflow_matches(workflow, facts):
             continue
         result = expand(workflow, event)
+        if event.from_fork and not isinstance(result, BrokenFile):
+            # A fork's file may not loosen its container nor pick its runners.
+            problems = untrusted_problems(
+                listing.files[workflow.path], workflow.path, allowed_labels=sc.settings.fork_labels
+            )
+            result = BrokenFile(workflow.path, problems) if problems else result
         if isinstance(result, BrokenFile):
             broken.append(result)
         elif result.instances or event.kind != "baseline":
@@ -169,11 +179,17 @@ async def _select(sc: ServerContext, event: Event, repo: Repository) -> _Selecti
 
 
 async def _create_run(
-    sc: ServerContext, session: AsyncSession, event: Event, plan: PlannedWorkflow
+    sc: ServerContext,
+    session: AsyncSession,
+    event: Event,
+    plan: PlannedWorkflow,
+    hold: tuple[str | None, str | None],
 ) -> int | None:
     """The run of `plan` with its jobs and first statuses; None when it exists already."""
     new = _new_run(event, plan.workflow.path, plan.workflow.name or "")
     new.workflow_sha256 = plan.sha256
+    new.trusted = not event.from_fork
+    new.approval, new.approved_by = hold
     run = await insert_run(session, new)
     if run is None:
         return None
@@ -188,22 +204,7 @@ async def _create_run(
     session.add_all(rows)
     await session.flush()
     run_url = sc.run_url(run.id)
-    for context in dict.fromkeys(row.context for row in rows):
-        members = [row for row in rows if row.context == context]
-        waiting = [row for row in members if row.state == "waiting"]
-        if waiting or any(row.state == "pending" for row in members):
-            needs = (
-                ", ".join(JobInstance.model_validate(waiting[0].spec).job.needs) if waiting else ""
-            )
-            await enqueue_status(
-                session,
-                repository_id=event.repository_id,
-                commit_sha=event.commit_sha,
-                context=context,
-                state="pending",
-                description=f"waiting for {needs}" if waiting else "queued",
-                target_url=run_url,
-            )
+    await queued_statuses(session, run, rows, run_url=run_url)
     await settle_run(session, run, [row for row in rows if row.finished_at], run_url=run_url)
     return run.id or 0
 

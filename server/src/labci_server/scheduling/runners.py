@@ -132,6 +132,11 @@ async def heartbeat(
 async def fetch_job(
     sc: ServerContext, *, token: str | None, job_id: int, attempt: int
 ) -> dict[str, Any]:
+    """The runner claims the attempt it was assigned: the attempt's job token is minted
+    now, once. Fetching it again mints nothing (409): whoever holds the runner token —
+    a step that read it, a copied `runner.json` — cannot get a token for a job in flight
+    and report in its place. A lost answer costs the attempt (its lease runs out and it is
+    retried as a new one), never a second token."""
     job_token = new_token(JOB_TOKEN_PREFIX)
     async with sc.sessions() as session, session.begin():
         runner = await authenticate_runner(session, token)
@@ -142,6 +147,10 @@ async def fetch_job(
             raise Forbidden(f"job {job_id} is not assigned to this runner")
         if job.attempt != attempt or job.state not in ("queued", "running"):
             raise Conflict(f"job {job_id} attempt {attempt} is stale")
+        if job.job_token_hash is not None:
+            raise Conflict(
+                f"job {job_id} attempt {attempt} was fetched already; its token is handed out once"
+            )
         job.job_token_hash = hash_token(job_token)
         job.lease_expires_at = time.time() + sc.settings.lease_s
         session.add(job)
@@ -180,6 +189,8 @@ async def _job_payload(sc: ServerContext, session: AsyncSession, job: Job) -> di
         "env": env,
         "timeout_s": job.timeout_s,
         "gpu_ids": list(job.gpu_ids or []),
+        # False for a fork's code: the runner refuses it unless every job runs in a container.
+        "trusted": run.trusted,
         # Only what the job references, decrypted; {} for a fork's code (the runner redacts).
         "secrets": await secrets_for_job(sc, session, run, job),
     }

@@ -35,12 +35,15 @@ def pick_runner(
     needs: str = "host",
     gpus: int = 0,
     free_gpus: Mapping[int, list[str]] | None = None,
+    trusted: bool = True,
 ) -> Runner | None:
     """The eligible runner with the most free slots (lowest id on ties), or None.
 
     `needs` is "container" for a job naming `container.image` (a runner whose Docker
     engine answers), else "host". A job wanting `gpus` needs that many healthy GPUs of
-    the runner that no other job holds (`free_gpus`).
+    the runner that no other job holds (`free_gpus`). Untrusted code (a fork's) goes
+    only to runners that run every job in a container (`untrusted` capability): never
+    to a process runner, where a step could read the machine.
     """
     wanted = set(runs_on)
     eligible = [
@@ -49,6 +52,7 @@ def pick_runner(
         if wanted <= set(r.labels)
         and free.get(r.id or 0, 0) > 0
         and (r.capabilities or {}).get(needs, needs == "host")
+        and (trusted or (r.capabilities or {}).get("untrusted", False))
         and (gpus == 0 or len((free_gpus or {}).get(r.id or 0, [])) >= gpus)
     ]
     if not eligible:
@@ -65,23 +69,29 @@ async def schedule_jobs(sc: ServerContext) -> int:
     """Assign what can be assigned now; returns the number of jobs enqueued."""
     now = time.time()
     async with sc.sessions() as session:
-        pending = await job_queries.pending_jobs(session)
-        if not pending:
+        schedulable = await job_queries.schedulable_jobs(session)
+        if not schedulable:
             return 0
         runners = await online_runners(session, seen_after=now - sc.settings.lease_s)
         busy = await job_queries.busy_slots_by_runner(session)
-        active = await job_queries.active_jobs_by_group(session, {j.run_id for j in pending})
+        active = await job_queries.active_jobs_by_group(session, {j.run_id for j, _ in schedulable})
         held = held_gpu_ids(await job_queries.active_jobs(session))
     free = {r.id or 0: r.slots - busy.get(r.id or 0, 0) for r in runners}
     gpus_free = {r.id or 0: free_gpu_ids(r, held.get(r.id or 0, ())) for r in runners}
     assignments: list[tuple[Job, Runner, list[str]]] = []
-    for job in pending:
+    for job, trusted in schedulable:
         group = (job.run_id, job.workflow_job)
         if _at_max_parallel(job, active.get(group, 0)):
             continue
         gpus = gpus_wanted(job)
         runner = pick_runner(
-            job.runs_on, runners, free, needs=job_needs(job), gpus=gpus, free_gpus=gpus_free
+            job.runs_on,
+            runners,
+            free,
+            needs=job_needs(job),
+            gpus=gpus,
+            free_gpus=gpus_free,
+            trusted=trusted,
         )
         if runner is not None:
             ids = choose_gpus(gpus_free, runner.id or 0, gpus) or []

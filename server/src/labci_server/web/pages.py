@@ -11,12 +11,14 @@ import time
 from html import escape
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ..api.deps import Ctx, RowId
 from ..auth.permissions import readable_repository_ids
-from ..auth.policies import LISTING, READ_RUN, Access, policy
+from ..auth.policies import LISTING, READ_RUN, WRITE_RUN, Access, policy
+from ..auth.sessions import csrf_token
+from ..planning.approval import approve_run
 from ..results.comment_render import metric_cells
 from ..results.views import run_detail, run_overview
 
@@ -74,10 +76,10 @@ def _overview_row(row: dict[str, Any]) -> str:
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=policy(READ_RUN))
-async def run_page(run_id: RowId, sc: Ctx) -> HTMLResponse:
+async def run_page(run_id: RowId, request: Request, sc: Ctx) -> HTMLResponse:
     detail = await run_detail(sc, run_id)
     run = detail["run"]
-    head = (
+    head = _approval_banner(request, run) + (
         f"<h1>Run #{run['id']}: {escape(run['workflow_name'])}</h1>"
         f"<p>{escape(detail['repository']['full_name'] if detail['repository'] else '')} · "
         f"{escape(run['trigger'])} · branch {escape(run['branch'])} · commit <code>{escape(run['commit_sha'])}</code>"
@@ -94,6 +96,40 @@ async def run_page(run_id: RowId, sc: Ctx) -> HTMLResponse:
     head += f"<h2>Commit statuses</h2><table><tr><th>context</th><th>state</th><th>description</th><th>delivery</th></tr>{statuses}</table>"
     verdicts = "".join(_verdict_section(v) for v in detail["verdicts"])
     return page(f"run {run_id}", head + verdicts + "".join(_job_section(j) for j in detail["jobs"]))
+
+
+@router.post("/runs/{run_id}/approve")
+async def approve_button(
+    run_id: RowId, sc: Ctx, access: Annotated[Access, Depends(WRITE_RUN)]
+) -> RedirectResponse:
+    """The run page's approve button (a form with the session's CSRF token)."""
+    await approve_run(sc, run_id, by=access.principal.name, via="page")
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+
+def _approval_banner(request: Request, run: dict[str, Any]) -> str:
+    """What a fork's run waits for, and the button that lets it go (for writers: the
+    POST is authorised, the button only offered)."""
+    if run.get("approval") == "approved":
+        return f"<p class='success'>Approved by {escape(run.get('approved_by') or '?')}.</p>"
+    if run.get("approval") != "awaiting":
+        return ""
+    form = (
+        f"<form method='post' action='/runs/{run['id']}/approve'>"
+        f"<input type='hidden' name='csrf_token' value='{escape(csrf_token(request))}'>"
+        "<button type='submit'>Approve and run</button></form>"
+        if "session" in request.scope
+        else ""
+    )
+    return (
+        "<div class='pending' id='approval'><h2>Awaiting approval from a maintainer</h2>"
+        "<p>This pull request comes from a fork: nothing runs until someone with write "
+        f"permission approves commit <code>{escape(run['commit_sha'][:10])}</code> — "
+        f"here, with <code>labci approve {run['id']}</code>, or by commenting "
+        "<code>/labci approve</code> on the pull request. A new push needs a new approval. "
+        "Its jobs run only on docker runners, without secrets.</p>"
+        f"{form}</div>"
+    )
 
 
 def _verdict_section(verdict: dict[str, Any]) -> str:

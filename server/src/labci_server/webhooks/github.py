@@ -36,8 +36,11 @@ class NewEvent:
     base_branch: str | None = None
     base_sha: str | None = None
     pr_number: int | None = None
-    # Code from a fork is untrusted: such events wait for approval before anything runs.
-    needs_approval: bool = False
+    # Code from a fork is untrusted: docker runners only, no secrets, and (per the
+    # repository's policy) nothing runs until a writer approves its commit.
+    from_fork: bool = False
+    # GitHub's word for the pull request's author (FIRST_TIME_CONTRIBUTOR, CONTRIBUTOR, …).
+    author_association: str | None = None
     # A manual run names its workflow file and carries its typed inputs.
     workflow_path: str | None = None
     inputs: dict[str, Any] | None = None
@@ -138,9 +141,14 @@ def _pull_request(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
         base_branch=str(pr["base"]["ref"]),
         base_sha=str(pr["base"]["sha"]),
         pr_number=_number(data.get("number") or pr["number"]),
-        needs_approval=from_fork,
+        from_fork=from_fork,
+        author_association=_text_or_none(pr.get("author_association")),
         **_facts(data),
     )
+
+
+def _text_or_none(value: object) -> str | None:
+    return value[:64] if isinstance(value, str) and value else None
 
 
 def _number(value: object) -> int:

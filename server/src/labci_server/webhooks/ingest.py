@@ -58,10 +58,11 @@ async def store_event(sc: ServerContext, new: NewEvent) -> int | None:
                 "pr_number": pr_number,
                 "workflow_path": new.workflow_path,
                 "inputs": new.inputs,
-                "state": "awaiting_approval" if new.needs_approval else "received",
+                "from_fork": new.from_fork,
+                "author_association": new.author_association,
             },
         )
-    if event_id is None or new.needs_approval:
+    if event_id is None:
         return event_id
     try:
         await enqueue_plan(sc.redis, event_id)

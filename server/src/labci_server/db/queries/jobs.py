@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import col, func, select, update
+from sqlmodel import col, func, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..models import Job, LogLine, Metric, Step
+from ..models import Job, LogLine, Metric, Run, Step
 from ._insert import insert_ignore
 
 
@@ -33,8 +33,20 @@ async def get_job(
 
 
 async def pending_jobs(session: AsyncSession, *, limit: int = 500) -> list[Job]:
-    stmt = select(Job).where(Job.state == "pending").order_by(col(Job.id)).limit(limit)
-    return list((await session.exec(stmt)).all())
+    """Jobs ready to be placed: pending, in a run that is not awaiting approval."""
+    return [job for job, _ in await schedulable_jobs(session, limit=limit)]
+
+
+async def schedulable_jobs(session: AsyncSession, *, limit: int = 500) -> list[tuple[Job, bool]]:
+    """`pending_jobs` with whether each job's code is trusted (False: from a fork)."""
+    stmt = (
+        select(Job, Run.trusted)
+        .join(Run, col(Run.id) == col(Job.run_id))
+        .where(Job.state == "pending", or_(col(Run.approval).is_(None), Run.approval != "awaiting"))
+        .order_by(col(Job.id))
+        .limit(limit)
+    )
+    return [(job, bool(trusted)) for job, trusted in (await session.exec(stmt)).all()]
 
 
 async def jobs_in_state(
