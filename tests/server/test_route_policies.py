@@ -191,6 +191,13 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("POST", "/api/v1/runs/{run_id}/cancel"): lambda fx, k: Call(
         "POST", f"/api/v1/runs/{fx.runs[k]}/cancel", {}
     ),
+    # Nothing in the fixture awaits approval: a writer is let through to the handler's 409.
+    ("POST", "/api/v1/runs/{run_id}/approve"): lambda fx, k: Call(
+        "POST", f"/api/v1/runs/{fx.runs[k]}/approve", {}, also_allowed=(409,)
+    ),
+    ("POST", "/runs/{run_id}/approve"): lambda fx, k: Call(
+        "POST", f"/runs/{fx.runs[k]}/approve", {}, also_allowed=(409,)
+    ),
     ("POST", "/api/v1/dispatches"): lambda fx, k: Call(
         "POST", "/api/v1/dispatches", dispatch_body(fx, k)
     ),
