@@ -219,8 +219,9 @@ class ServerClient:
 class AttemptChannel:
     """Reports of one job attempt, authorised by its job token; `StaleAttempt` means stop.
 
-    Every body (all strings and dict keys: log texts of every stream, reasons, metric
-    names, the record) and every artifact path is redacted before it is sent.
+    Every body (each string and each dict key under the protocol's own fields: log texts
+    of every stream, reasons, metric names, the record) and every artifact path is
+    redacted before it is sent.
     """
 
     def __init__(
@@ -240,7 +241,9 @@ class AttemptChannel:
 
     async def _post(self, suffix: str, body: dict[str, Any]) -> None:
         url = f"/api/v1/runner/jobs/{self.job_id}{suffix}"
-        payload = {"attempt": self.attempt, **self.redactor.redact_json(body)}
+        # The protocol's own field names stay; everything under them is redacted.
+        redacted = {name: self.redactor.redact_json(value) for name, value in body.items()}
+        payload = {"attempt": self.attempt, **redacted}
         await send_with_retries(
             self.http, "POST", url, job_token=True, json=payload, headers=self._headers
         )
