@@ -19,15 +19,13 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from .cli_people import on_database
-from .client import api_call
 from .errors import BadRequest
-from .secrets.keys import SETTING, generate_key
-from .secrets.names import MAX_SECRET_BYTES, check_value, secret_name
-from .secrets.store import rotate_key
 from .settings import Settings
 
 URL_HELP = "server URL (default LABCI_PUBLIC_URL)"
+SETTING = "LABCI_SECRET_KEY"
+# The secrets package (SQL, cryptography, the spec) is imported by the commands that use it:
+# every `labci` command builds this parser.
 
 
 def secrets_path(repo: str | None, *, server_wide: bool) -> tuple[str, str]:
@@ -50,6 +48,8 @@ def secrets_path(repo: str | None, *, server_wide: bool) -> tuple[str, str]:
 def read_value(name: str) -> str:
     """The value from standard input: typed without echo, or piped (one trailing newline
     dropped). An empty value typed at the prompt is refused here, before anything is sent."""
+    from .secrets.names import MAX_SECRET_BYTES
+
     if sys.stdin.isatty():
         value = getpass.getpass(f"value of {name} (not shown): ")
         if not value:
@@ -76,6 +76,9 @@ def _scope_args(args: argparse.Namespace) -> tuple[str | None, str | None]:
 
 
 def cmd_secrets_set(settings: Settings, args: argparse.Namespace) -> int:
+    from .client import api_call
+    from .secrets.names import check_value, secret_name
+
     repo, given = _scope_args(args)
     path, label = secrets_path(repo, server_wide=args.server_wide)
     name = secret_name(given or "")
@@ -87,6 +90,8 @@ def cmd_secrets_set(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_secrets_list(settings: Settings, args: argparse.Namespace) -> int:
+    from .client import api_call
+
     path, label = secrets_path(args.repo, server_wide=args.server_wide)
     listed: list[dict[str, Any]] = api_call(settings, args.url, "GET", path).get("items", [])
     if not listed:
@@ -100,6 +105,9 @@ def cmd_secrets_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_secrets_delete(settings: Settings, args: argparse.Namespace) -> int:
+    from .client import api_call
+    from .secrets.names import secret_name
+
     repo, given = _scope_args(args)
     path, label = secrets_path(repo, server_wide=args.server_wide)
     name = secret_name(given or "")
@@ -109,6 +117,9 @@ def cmd_secrets_delete(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_secrets_rotate_key(settings: Settings, _args: argparse.Namespace) -> int:
+    from .cli_people import on_database
+    from .secrets.store import rotate_key
+
     count = on_database(settings, lambda sessions: rotate_key(settings, sessions))
     print(
         f"{count} secret(s) re-encrypted with the first key of {SETTING}; the other keys "
@@ -118,6 +129,8 @@ def cmd_secrets_rotate_key(settings: Settings, _args: argparse.Namespace) -> int
 
 
 def cmd_secrets_generate_key(_settings: Settings, _args: argparse.Namespace) -> int:
+    from .secrets.keys import generate_key
+
     print(generate_key())
     return 0
 
