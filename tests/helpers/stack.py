@@ -94,9 +94,12 @@ class Stack:
         labels: str = "self-hosted,linux,cpu",
         slots: int = 1,
         workdir: Path | None = None,
+        **more: str,
     ) -> None:
+        """Register and start a runner; `more`: its own settings (LABCI_RUNNER_EXECUTOR=…)."""
         workdir = workdir or self.root / name
         env = self.env(
+            **more,
             LABCI_RUNNER_WORKDIR=str(workdir),
             LABCI_RUNNER_LABELS=labels,
             LABCI_RUNNER_SLOTS=str(slots),

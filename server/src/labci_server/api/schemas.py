@@ -23,10 +23,12 @@ class RunningJob(BaseModel):
 
 
 class Capabilities(BaseModel):
-    """What a runner can take now: jobs on the host, jobs in containers (engine answering)."""
+    """What a runner can take now: jobs on the host, jobs in containers (engine answering),
+    and untrusted (a fork's) jobs — only a runner whose every job runs in a container."""
 
     host: bool = True
     container: bool = False
+    untrusted: bool = False
 
 
 class HeartbeatRequest(BaseModel):
