@@ -251,10 +251,24 @@ async def test_an_unreachable_engine_fails_the_job_and_is_reported(
     with pytest.raises(ExecutorError, match="^docker engine unreachable$"):
         await run(ex, job, job_dirs, sink, recorder)
     down = ExecutorChoice(process=None, docker_executor=ex, containers_only=False)
-    assert (await down.capabilities()).as_json() == {"host": False, "container": False}
+    assert (await down.capabilities()).as_json() == {
+        "host": False,
+        "container": False,
+        "untrusted": False,
+    }
     live = DockerExecutor(DockerEngine(docker_host), DockerSettings(runner_name="r"))
     up = ExecutorChoice(process=None, docker_executor=live, containers_only=False)
-    assert (await up.capabilities()).as_json() == {"host": False, "container": True}
+    assert (await up.capabilities()).as_json() == {
+        "host": False,
+        "container": True,
+        "untrusted": False,
+    }
+    # Only a runner whose every job runs in a container takes a fork's jobs, and only while
+    # its engine answers.
+    boxed = ExecutorChoice(process=None, docker_executor=live, containers_only=True)
+    assert (await boxed.capabilities()).untrusted is True
+    boxed_down = ExecutorChoice(process=None, docker_executor=ex, containers_only=True)
+    assert (await boxed_down.capabilities()).untrusted is False
 
 
 @pytest.mark.usefixtures("leftovers")
@@ -340,3 +354,30 @@ async def test_a_line_written_in_pieces_arrives_whole(
     outcome = await run(executor(docker_host, runner_name), job, job_dirs, sink, recorder)
     assert outcome.outcome == "success"
     assert (recorder.texts("stdout"), recorder.texts("stderr")) == (["first-half"], ["err-part"])
+
+
+async def test_a_process_runner_refuses_a_forks_job_it_is_sent(
+    docker_host, test_images, job_dirs, sink, recorder
+):
+    """D13 on the runner's side too: a job marked untrusted never starts on the host, even
+    if a scheduler sent it here; a containers-only runner runs it."""
+    from dataclasses import replace
+
+    from labci_runner.executors.choice import ExecutorChoice
+    from labci_runner.executors.process import ProcessExecutor
+
+    ctx = replace(make_context(job_dirs, sink, recorder, server_env=SERVER_ENV), trusted=False)
+    marker = job_dirs.workspace / "ran"
+    job = make_job(f"touch {marker}")
+    live = DockerExecutor(DockerEngine(docker_host), DockerSettings(runner_name="r"))
+    host = ExecutorChoice(
+        process=ProcessExecutor(base_env={}), docker_executor=live, containers_only=False
+    )
+    with pytest.raises(ExecutorError, match="a fork's code, which runs only on runners"):
+        await host.run(job, ctx)
+    assert not marker.exists()
+    boxed = ExecutorChoice(process=None, docker_executor=live, containers_only=True)
+    boxed_job = container_job("echo in a box", image="labci-test/busybox:1")
+    outcome = await boxed.run(boxed_job, ctx)
+    await sink.close()
+    assert outcome.outcome == "success"
