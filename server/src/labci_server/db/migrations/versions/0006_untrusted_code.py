@@ -61,6 +61,11 @@ def upgrade() -> None:
         "events", sa.Column("from_fork", sa.Boolean(), nullable=False, server_default=sa.false())
     )
     op.add_column("events", sa.Column("author_association", TEXT(), nullable=True))
+    # Fork events stored before this upgrade waited in a state nothing ever left: they are
+    # planned now, as untrusted code held for approval.
+    op.execute(
+        "UPDATE events SET state = 'received', from_fork = TRUE WHERE state = 'awaiting_approval'"
+    )
     op.add_column(
         "runs", sa.Column("trusted", sa.Boolean(), nullable=False, server_default=sa.true())
     )
