@@ -52,7 +52,8 @@ def running_job(stack, sha: str) -> dict:
 
 
 def test_an_operator_cancel_interrupts_the_running_step(stack, github, tmp_path):
-    stack.extra_env["B12_DIR"] = str(tmp_path)  # the runner's env reaches host steps
+    stack.extra_env["B12_DIR"] = str(tmp_path)
+    stack.extra_env["LABCI_RUNNER_JOB_ENV"] = "B12_DIR"  # the admin passes it to host steps
     repo = create_bare_repo(github.repos_root, "octo", "exp")
     sha = repo.commit({".labci/slow.yml": SLOW})
     stack.start_all()
@@ -92,7 +93,7 @@ def test_an_operator_cancel_interrupts_the_running_step(stack, github, tmp_path)
 
 
 def test_a_new_head_of_the_pull_request_stops_the_old_one(stack, github, tmp_path):
-    stack.extra_env["B12_DIR"] = str(tmp_path)
+    stack.extra_env.update(B12_DIR=str(tmp_path), LABCI_RUNNER_JOB_ENV="B12_DIR")
     repo = create_bare_repo(github.repos_root, "octo", "exp")
     base = repo.commit({".labci/slow.yml": SLOW})
     old = repo.commit({"a.txt": "1"}, branch="feature")
