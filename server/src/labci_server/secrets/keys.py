@@ -34,7 +34,6 @@ class Keyring:
         if not keys:
             raise SecretKeyError(f"{SETTING} holds no key")
         self._fernet = MultiFernet(keys)
-        self.size = len(keys)
 
     def encrypt(self, value: str) -> str:
         return self._fernet.encrypt(value.encode()).decode("ascii")
