@@ -68,6 +68,7 @@ EXPECTED = [
     "shell_command",
     "should_run",
     "workflow_json_schema",
+    "untrusted_problems",
     "workflow_matches",
 ]
 

@@ -94,7 +94,6 @@ __all__ = [
     "load_workflow",
     "needs_changed_files",
     "parse_container_options",
-    "untrusted_problems",
     "parse_cron",
     "parse_metric_line",
     "parse_metrics",
@@ -104,5 +103,6 @@ __all__ = [
     "shell_command",
     "should_run",
     "workflow_json_schema",
+    "untrusted_problems",
     "workflow_matches",
 ]
