@@ -446,7 +446,7 @@ LINE_ERROR_CASES = [
     (
         "name-too-long",
         f"::metric name={'n' * 129}::1",
-        "invalid metric name 'nnnnnnnnnnnnnnnnnnnn' (allowed: 1-128 letters, digits, _ - . /)"
+        "invalid metric name 'nnnnnnnnnnnnnnnnnnnn…' (allowed: 1-128 letters, digits, _ - . /)"
         f" in '::metric name={'n' * 63}...'",
     ),
     ("no-value", "::metric name=acc::\r\n", "'acc' has no value in '::metric name=acc::'"),

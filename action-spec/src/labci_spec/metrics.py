@@ -98,7 +98,7 @@ def _metric_name(line: str, parameters: str) -> str:
     for parameter in filter(None, (part.strip() for part in parameters.split(","))):
         key, equals, value = parameter.partition("=")
         if key.strip() != "name" or not equals:
-            shown = key.strip()[:20]
+            shown = _shortened(key.strip())
             raise _bad_line(line, f"unknown parameter '{shown}' (only name= is allowed)")
         if name is not None:
             raise _bad_line(line, "name= is given twice")
@@ -107,8 +107,15 @@ def _metric_name(line: str, parameters: str) -> str:
         raise _bad_line(line, "missing name=")
     if re.fullmatch(METRIC_NAME_PATTERN, name) is None:
         allowed = "1-128 letters, digits, _ - . /"
-        raise _bad_line(line, f"invalid metric name {name[:20]!r} (allowed: {allowed})")
+        shown = _shortened(name)
+        raise _bad_line(line, f"invalid metric name {shown!r} (allowed: {allowed})")
     return name
+
+
+def _shortened(text: str, limit: int = 20) -> str:
+    """`text` cut to `limit` characters with a visible "…": the runner's redaction masks a
+    secret's prefix left before such a mark, never one cut silently."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _bad_line(line: str, problem: str) -> MetricsError:

@@ -6,8 +6,9 @@ One root, and a type for each decision the caller makes::
     ├── ConfigError          a setting or runner.json is missing/invalid: print and exit
     ├── ServerUnavailable    transport errors or 5xx outlived the retries: try again later
     ├── ServerRejected       a 4xx answer (status, detail): do not retry
-    │   ├── Unauthorized     401: the runner or job token is wrong
-    │   └── StaleAttempt     409: the attempt moved on; stop the job and report nothing
+    │   ├── Unauthorized     401: the runner token is wrong or revoked
+    │   └── StaleAttempt     409, or 401 on a job-token call: the attempt moved on or
+    │                        ended (its token with it); stop the job and report nothing
     ├── CheckoutFailed       git could not produce the workspace   ┐ infrastructure: the job
     ├── ExecutorError        the executor could not run the steps  ┘ completes as "error"
     ├── StepSetupFailed      the workflow asks for what cannot be (a missing working
@@ -43,11 +44,12 @@ class ServerRejected(LabciRunnerError):
 
 
 class Unauthorized(ServerRejected):
-    """401: the runner token (or the job token) is unknown or expired."""
+    """401: the runner token is unknown or revoked (a job token's 401 is a StaleAttempt)."""
 
 
 class StaleAttempt(ServerRejected):
-    """409: this attempt is no longer current; stop quietly and do not report."""
+    """409, or 401 for a job token: this attempt is no longer current (or has ended, and
+    its token with it); stop quietly and do not report."""
 
 
 class CheckoutFailed(LabciRunnerError):

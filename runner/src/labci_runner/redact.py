@@ -26,7 +26,8 @@ three-letter "secret" would mangle every log. Text may also have been cut: a lin
 executors' per-line cap ends with `TRUNCATED_MARK`, and messages shorten long values with
 an ellipsis (`...` or `…`). The fragment just before such a mark that is the start of a
 form (at least `MIN_SECRET_CHARS` long) is masked too, so a cut cannot leave a secret's
-prefix behind. A value cut without any mark (`name[:20]`) is not caught.
+prefix behind (labci's own messages cut long values that way). A value cut without any
+mark is not caught.
 
 What cannot be caught: a value the step transformed in any other way (reversed, split over
 lines by `base64`'s wrapping past 57 bytes, interleaved with colour codes, hashed or
