@@ -140,6 +140,9 @@ async def test_a_contributors_fork_waits_for_approval_of_its_commit(
             sc, replace(fork_pr(repo.bare, latest, "d3"), action="synchronize")
         )
         assert (third.approval, third.approved_by) == ("approved", "@maint")
+        # The head it was held at is gone: approving that run now is refused.
+        with pytest.raises(Conflict, match="has ended"):
+            await approve_run(sc, second.id, by="maint", via="api")
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,8 @@ async def approve_run(sc: ServerContext, run_id: int, *, by: str, via: str) -> l
         run = await session.get(Run, run_id)
     if run is None or run.approval != AWAITING:
         raise Conflict(f"run {run_id} is not awaiting approval")
+    if run.state == "finished":
+        raise Conflict(f"run {run_id} has ended (a newer push superseded it?): nothing to approve")
     return await approve_commit(
         sc,
         repository_id=run.repository_id,

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from ..api.deps import Ctx, RowId
 from ..auth.permissions import readable_repository_ids
 from ..auth.policies import LISTING, READ_RUN, WRITE_RUN, Access, policy
+from ..auth.principal import SESSION_USER
 from ..auth.sessions import csrf_token
 from ..planning.approval import approve_run
 from ..results.comment_render import metric_cells
@@ -114,12 +115,13 @@ def _approval_banner(request: Request, run: dict[str, Any]) -> str:
         return f"<p class='success'>Approved by {escape(run.get('approved_by') or '?')}.</p>"
     if run.get("approval") != "awaiting":
         return ""
+    signed_in = "session" in request.scope and request.session.get(SESSION_USER) is not None
     form = (
         f"<form method='post' action='/runs/{run['id']}/approve'>"
         f"<input type='hidden' name='csrf_token' value='{escape(csrf_token(request))}'>"
         "<button type='submit'>Approve and run</button></form>"
-        if "session" in request.scope
-        else ""
+        if signed_in
+        else f"<p><a href='/login?next=/runs/{run['id']}'>Sign in</a> to approve.</p>"
     )
     return (
         "<div class='pending' id='approval'><h2>Awaiting approval from a maintainer</h2>"
