@@ -155,7 +155,9 @@ class Settings(BaseSettings):
 
     @property
     def fork_labels(self) -> frozenset[str]:
-        return frozenset(part.strip() for part in self.fork_runner_labels.split(",") if part.strip())
+        return frozenset(
+            part.strip() for part in self.fork_runner_labels.split(",") if part.strip()
+        )
 
     # --- secrets (labci_server.secrets) ---
     secret_key: SecretStr | None = Field(
