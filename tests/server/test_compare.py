@@ -73,6 +73,14 @@ VERDICTS = [
     pytest.param([], [NAN], rule(), "invalid", id="only-nan-new"),
     pytest.param([0.9], [10**400], rule(), "invalid", id="int-beyond-float"),
     pytest.param([-1.7e308], [1.7e308], rule(), "improved", id="huge-opposite"),
+    # A change of exactly the tolerance is unchanged, though 0.912 - 0.902 is
+    # 0.010000000000000009 in floating point; one a hair beyond it is not.
+    pytest.param([0.912], [0.902], rule(tolerance=0.01), "unchanged", id="float-boundary-down"),
+    pytest.param([0.902], [0.912], rule("min", 0.01), "unchanged", id="float-boundary-up"),
+    pytest.param([0.7], [0.77], rule(tolerance="10%"), "unchanged", id="float-boundary-rel"),
+    pytest.param([0.912], [0.9019999], rule(tolerance=0.01), "regressed", id="just-beyond-boundary"),
+    pytest.param([1e6], [1e6 + 0.5], rule(tolerance=0.5), "unchanged", id="boundary-large-values"),
+    pytest.param([1e6], [1e6 + 0.51], rule(tolerance=0.5), "improved", id="beyond-large-values"),
 ]  # fmt: skip
 
 

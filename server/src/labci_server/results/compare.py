@@ -11,7 +11,8 @@ How a metric is judged (`compare_metric`):
 - No `compare` rule → `info`: shown with its statistics, never judged, never gating.
 - `allowed = rule.tolerance.allowed(base.mean)`. A relative tolerance is a share of
   |base.mean|, so at a zero baseline it allows nothing: any change counts as a change.
-  |delta| <= allowed → `unchanged`. Otherwise the change is better when the goal is max and
+  |delta| <= allowed → `unchanged` (with a relative slack of `BOUNDARY_SLACK` for
+  floating point: a change written as exactly the tolerance is on the boundary). Otherwise the change is better when the goal is max and
   delta > allowed, or the goal is min and delta < -allowed; else it is worse.
 - Noise. With n >= 2 on both sides: Welch's t-test and a 95 % confidence interval of the
   difference with Welch-Satterthwaite degrees of freedom. With a single value on a side:
@@ -284,9 +285,18 @@ def _exact(delta: float) -> tuple[float, float]:
     return (0.0 if delta != 0.0 else 1.0), 0.0
 
 
+# Floating point: 0.912 - 0.902 is 0.010000000000000009, so a change written as exactly
+# the tolerance would be "beyond" it. Differences within this share of the values' size
+# count as on the boundary (unchanged), far above rounding error yet far below any noise.
+BOUNDARY_SLACK = 1e-9
+
+
 def _judge(evidence: _Evidence, rule: Compare, base_mean: float, alpha: float) -> Verdict:
     allowed = rule.tolerance.allowed(base_mean) / evidence.scale
     delta = evidence.delta
+    head_mean = evidence.base_mean + delta
+    size = max(abs(evidence.base_mean), abs(head_mean), allowed)
+    allowed += BOUNDARY_SLACK * size
     if abs(delta) <= allowed:
         return "unchanged"
     tested = evidence.half_width is not None
