@@ -6,9 +6,6 @@ without secrets or credentials, though a process runner is idle."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import httpx
 import pytest
 from cryptography.fernet import Fernet
@@ -38,17 +35,6 @@ jobs:
           echo '{"accuracy": 0.91}' > "$LABCI_OUTPUT/metrics.json"
     metrics: {file: metrics.json}
 """
-
-
-def labci(stack, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "labci_server.cli", *args],
-        env=stack.env(**env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def states(github, sha):
@@ -132,7 +118,7 @@ def test_a_fork_runs_only_once_a_writer_approves_each_head(
     first = held_run(stack, head)
     # The repository has a secret the workflow references (known to labci since the PR).
     admin = {"LABCI_API_TOKEN": stack.admin_token}
-    done = labci(stack, "secrets", "set", "octo/exp", "API_KEY", stdin=API_KEY + "\n", **admin)
+    done = stack.run_cli("secrets", "set", "octo/exp", "API_KEY", stdin=API_KEY + "\n", **admin)
     assert done.returncode == 0, done.stderr
     page = httpx.get(
         f"{stack.url}/runs/{first}", headers={"authorization": f"Bearer {stack.admin_token}"}
@@ -150,18 +136,18 @@ def test_a_fork_runs_only_once_a_writer_approves_each_head(
 
     # 2. A new push needs a new approval: `labci approve` with a writer's token.
     writer = stack.make_user("writer", scope="write")
-    assert labci(stack, "repos", "grant", "octo/exp", "writer", "write").returncode == 0
+    assert stack.run_cli("repos", "grant", "octo/exp", "writer", "write").returncode == 0
     second_head = repo.commit({"model.py": "v2"}, branch="feature")
     pull_request(stack, repo, second_head, base, "synchronize", "pr-sync-1")
     wait_for(github, second_head, ("pending", AWAITING), "the second head's approval wait")
     second = held_run(stack, second_head)
     reader = stack.make_user("reader", scope="write")
-    assert labci(stack, "repos", "grant", "octo/exp", "reader", "read").returncode == 0
-    denied = labci(stack, "approve", str(second), LABCI_API_TOKEN=reader)
+    assert stack.run_cli("repos", "grant", "octo/exp", "reader", "read").returncode == 0
+    denied = stack.run_cli("approve", str(second), LABCI_API_TOKEN=reader)
     assert denied.returncode == 2
     assert "reader has read permission on octo/exp, not write" in denied.stderr
     assert held_run(stack, second_head) == second
-    done = labci(stack, "approve", str(second), LABCI_API_TOKEN=writer)
+    done = stack.run_cli("approve", str(second), LABCI_API_TOKEN=writer)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"approved by writer: run(s) #{second} start"
     wait_for(github, second_head, ("success", "accuracy 0.91"), "the second head's result")

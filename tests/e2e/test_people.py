@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 import time
 
 import httpx
@@ -20,33 +18,22 @@ from helpers.people import PASSWORD
 pytestmark = pytest.mark.e2e
 
 
-def labci(stack, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "labci_server.cli", *args],
-        env=stack.env(**env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 def test_login_keeps_a_private_token_that_logout_revokes(stack, tmp_path):
     stack.start_server()
     credentials = tmp_path / "config" / "credentials.json"
     env = {"LABCI_CREDENTIALS_FILE": str(credentials)}
-    made = labci(stack, "users", "create", "ada", "--admin", "--password-stdin", stdin=PASSWORD)
+    made = stack.run_cli("users", "create", "ada", "--admin", "--password-stdin", stdin=PASSWORD)
     assert made.returncode == 0, made.stderr
     assert "local administrator ada created" in made.stdout
 
-    wrong = labci(
-        stack, "login", "--login", "ada", "--password-stdin", stdin="not her password\n", **env
+    wrong = stack.run_cli(
+        "login", "--login", "ada", "--password-stdin", stdin="not her password\n", **env
     )
     assert wrong.returncode == 2
     assert "wrong login or password" in wrong.stderr
     assert not credentials.exists()
 
-    done = labci(stack, "login", "--login", "ada", "--password-stdin", stdin=PASSWORD, **env)
+    done = stack.run_cli("login", "--login", "ada", "--password-stdin", stdin=PASSWORD, **env)
     assert done.returncode == 0, done.stderr
     assert f"signed in to {stack.url} as ada" in done.stdout
     assert stat.S_IMODE(os.stat(credentials).st_mode) == 0o600
@@ -60,11 +47,11 @@ def test_login_keeps_a_private_token_that_logout_revokes(stack, tmp_path):
         "scope": "write",
     }
     # The stored password is a hash, and no table holds the token itself.
-    listed = labci(stack, "tokens", "list", "--user", "ada")
+    listed = stack.run_cli("tokens", "list", "--user", "ada")
     assert "labci CLI" in listed.stdout
     assert token not in listed.stdout
 
-    out = labci(stack, "logout", **env)
+    out = stack.run_cli("logout", **env)
     assert out.returncode == 0, out.stderr
     assert json.loads(credentials.read_text()) == {}
     again = httpx.get(stack.url + "/api/v1/user", headers={"authorization": f"Bearer {token}"})
@@ -75,10 +62,10 @@ def test_a_token_made_on_the_page_works_with_login_with_token(stack, tmp_path):
     stack.start_server()
     token = stack.make_user("grace", scope="read")
     env = {"LABCI_CREDENTIALS_FILE": str(tmp_path / "c.json")}
-    done = labci(stack, "login", "--with-token", stdin=token + "\n", **env)
+    done = stack.run_cli("login", "--with-token", stdin=token + "\n", **env)
     assert done.returncode == 0, done.stderr
     assert "as grace" in done.stdout
-    bad = labci(stack, "login", "--with-token", stdin="labci_pat_made_up\n", **env)
+    bad = stack.run_cli("login", "--with-token", stdin="labci_pat_made_up\n", **env)
     assert bad.returncode == 2
     assert "invalid, expired or revoked" in bad.stderr
 
@@ -104,7 +91,7 @@ def test_runner_credentials_d12(stack):
     assert heartbeat("labcirun_wrong").status_code == 401
     assert heartbeat(stack.admin_token).status_code == 401  # a person's token is no runner's
 
-    revoked = labci(stack, "runners", "revoke", "lab-gpu-1")
+    revoked = stack.run_cli("runners", "revoke", "lab-gpu-1")
     assert revoked.returncode == 0, revoked.stderr
     refused = heartbeat(token)
     assert refused.status_code == 401
@@ -119,7 +106,7 @@ def test_runner_credentials_d12(stack):
 
 def test_registration_tokens_are_single_use_and_expire(stack):
     stack.start_server()
-    token = labci(stack, "runners", "token").stdout.strip().splitlines()[-1]
+    token = stack.run_cli("runners", "token").stdout.strip().splitlines()[-1]
     body = {"registration_token": token, "name": "r1", "labels": ["cpu"]}
     first = httpx.post(stack.url + "/api/v1/runners/register", json=body, timeout=10)
     second = httpx.post(stack.url + "/api/v1/runners/register", json=body, timeout=10)
@@ -127,7 +114,7 @@ def test_registration_tokens_are_single_use_and_expire(stack):
     assert first.json()["runner_token"].startswith("labcirun_")
     assert second.status_code == 401
 
-    short = labci(stack, "runners", "token", LABCI_REGISTRATION_TOKEN_TTL_S="0.5")
+    short = stack.run_cli("runners", "token", LABCI_REGISTRATION_TOKEN_TTL_S="0.5")
     stale = short.stdout.strip().splitlines()[-1]
     deadline = time.time() + 0.5
     while time.time() <= deadline:  # the server's clock decides; wait past its expiry

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -49,18 +47,6 @@ jobs:
 """
 
 
-def labci(stack, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "labci_server.cli", *args],
-        env=stack.env(**env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-
-
 def start_server_with_key(stack, key: str) -> None:
     """`labci serve` with LABCI_SECRET_KEY; the other processes never get it."""
     stack.extra_env["LABCI_SECRET_KEY"] = key
@@ -87,33 +73,33 @@ def test_a_push_job_gets_the_secrets_it_names_and_no_other(stack, github):
         (("--server", "shared_key"), SHARED_VALUE + "\n"),
         (("octo/exp", "UNUSED_SECRET"), UNUSED_VALUE),
     ):
-        done = labci(stack, "secrets", "set", *args, stdin=value, **admin)
+        done = stack.run_cli("secrets", "set", *args, stdin=value, **admin)
         assert done.returncode == 0, done.stderr
         outputs.append(done.stdout + done.stderr)
     assert outputs[0].strip() == "secret DEPLOY_KEY of octo/exp created"
     assert outputs[1].strip() == "secret DEPLOY_KEY of the server created"
 
-    short = labci(stack, "secrets", "set", "octo/exp", "SHORT", stdin="1234567\n", **admin)
+    short = stack.run_cli("secrets", "set", "octo/exp", "SHORT", stdin="1234567\n", **admin)
     assert short.returncode == 2
     assert "needs at least 8 characters" in short.stderr
-    bad = labci(stack, "secrets", "set", "octo/exp", "9lives", stdin=REPO_VALUE, **admin)
+    bad = stack.run_cli("secrets", "set", "octo/exp", "9lives", stdin=REPO_VALUE, **admin)
     assert bad.returncode == 2
     assert "'9lives' is not a secret name" in bad.stderr
 
     writer = stack.make_user("wri", scope="write")
     stack.cli("repos", "grant", "octo/exp", "wri", "write")
-    refused = labci(
-        stack, "secrets", "set", "octo/exp", "FROM_WRITER", stdin=REPO_VALUE, LABCI_API_TOKEN=writer
+    refused = stack.run_cli(
+        "secrets", "set", "octo/exp", "FROM_WRITER", stdin=REPO_VALUE, LABCI_API_TOKEN=writer
     )
     assert refused.returncode == 2
     assert "server answered 403" in refused.stderr
     assert "wri has write permission on octo/exp, not admin" in refused.stderr
 
-    listed = labci(stack, "secrets", "list", "octo/exp", **admin)
+    listed = stack.run_cli("secrets", "list", "octo/exp", **admin)
     lines = listed.stdout.splitlines()
     assert [line.split()[0] for line in lines] == ["DEPLOY_KEY", "UNUSED_SECRET"]
     assert all(line.endswith("by admin") for line in lines)
-    server_wide = labci(stack, "secrets", "list", "--server", **admin)
+    server_wide = stack.run_cli("secrets", "list", "--server", **admin)
     assert [line.split()[0] for line in server_wide.stdout.splitlines()] == [
         "DEPLOY_KEY",
         "SHARED_KEY",
@@ -159,13 +145,13 @@ def test_rotating_the_key_and_a_server_that_cannot_open_its_secrets(stack):
     old, new = generate_key(), generate_key()
     asyncio.run(store_server_secret(stack, old, "ROTATED", SHARED_VALUE))
 
-    wrong = labci(stack, "secrets", "rotate-key", LABCI_SECRET_KEY=new)
+    wrong = stack.run_cli("secrets", "rotate-key", LABCI_SECRET_KEY=new)
     assert wrong.returncode == 2
     assert wrong.stderr.startswith(
         "labci: error: LABCI_SECRET_KEY: no key in it decrypts the server-wide secret ROTATED"
     )
     assert "nothing was re-encrypted" in wrong.stderr
-    rotated = labci(stack, "secrets", "rotate-key", LABCI_SECRET_KEY=f"{new},{old}")
+    rotated = stack.run_cli("secrets", "rotate-key", LABCI_SECRET_KEY=f"{new},{old}")
     assert rotated.returncode == 0, rotated.stderr
     assert rotated.stdout.startswith("1 secret(s) re-encrypted with the first key")
 
@@ -173,7 +159,7 @@ def test_rotating_the_key_and_a_server_that_cannot_open_its_secrets(stack):
         (old, "LABCI_SECRET_KEY: no key in it decrypts the server-wide secret ROTATED"),
         ("not-a-key", "LABCI_SECRET_KEY: key 1 of 1 is not a Fernet key"),
     ):
-        refused = labci(stack, "serve", LABCI_SECRET_KEY=key)
+        refused = stack.run_cli("serve", LABCI_SECRET_KEY=key)
         assert refused.returncode == 2
         assert f"labci: error: {message}" in refused.stderr
         assert "Traceback" not in refused.stderr

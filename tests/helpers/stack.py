@@ -165,16 +165,24 @@ class Stack:
             timeout=30,
         )
 
-    def cli(self, *args: str, stdin: str | None = None, **env: str) -> str:
-        """`labci ARGS` against this stack's database; its standard output."""
-        done = subprocess.run(
+    def run_cli(
+        self, *args: str, stdin: str | None = "", **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """`labci ARGS` against this stack, whatever its exit status (standard input:
+        `stdin`, empty by default)."""
+        return subprocess.run(
             [sys.executable, "-m", "labci_server.cli", *args],
             env=self.env(**env),
             input=stdin,
             capture_output=True,
             text=True,
             check=False,
+            timeout=120,
         )
+
+    def cli(self, *args: str, stdin: str | None = None, **env: str) -> str:
+        """`labci ARGS` against this stack's database; its standard output."""
+        done = self.run_cli(*args, stdin=stdin, **env)
         if done.returncode != 0:
             raise AssertionError(f"labci {' '.join(args)} failed: {done.stderr}")
         return done.stdout

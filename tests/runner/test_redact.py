@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from runner_kit import JobDirs, make_job
 
 from helpers.gitrepo import make_repo
+from helpers.services import missing_service
 from labci_runner import client as client_module
 from labci_runner.checkout import MirrorCache
 from labci_runner.client import Assignment, ServerClient
@@ -127,7 +128,7 @@ def test_each_printed_form_of_a_secret_with_control_characters_is_masked(
 )
 def test_set_x_output_is_masked(shell: list[str], secret: str, expected: str) -> None:
     if shutil.which(shell[0]) is None:
-        pytest.skip(f"{shell[0]} is not installed")
+        missing_service(shell[0], f"{shell[0]} is not installed")
     done = subprocess.run(
         [*shell, 'set -x; : "$S"'],
         env={"S": secret, "LC_ALL": "C.UTF-8"},

@@ -16,7 +16,7 @@ AWAITING_DESCRIPTION: Final = "awaiting approval from a maintainer"
 
 
 async def queued_statuses(
-    session: AsyncSession, run: Run, rows: list[Job], *, run_url: str, rerun: bool = False
+    session: AsyncSession, run: Run, rows: list[Job], *, run_url: str
 ) -> None:
     """The first `pending` status of each context with a job still to run: "queued",
     "waiting for …" its needs, or "awaiting approval" while a fork's run is held."""
@@ -40,5 +40,4 @@ async def queued_statuses(
             state="pending",
             description=description,
             target_url=run_url,
-            rerun=rerun,
         )
