@@ -89,6 +89,7 @@ def test_a_regressing_pull_request_fails_and_one_comment_follows_it(stack, githu
     assert "0.911 ± 0.001 (n=3)" in acc_row
     assert "0.851 ± 0.001 (n=3)" in acc_row
     assert "< 0.001" in acc_row  # Welch's t-test on the three seeds
+    assert "worse by more than the tolerance 0.005" in acc_row
     assert fit["target_url"] in body
 
     fixed = repo.commit({"acc.txt": "0.912"}, branch="feature")
@@ -215,8 +216,9 @@ def test_noise_without_a_real_change_is_not_a_regression(stack, github):
     assert "regression" not in fit["description"]
     (comment,) = wait_for_comment(github, 14, lambda c: head[:7] in c[0]["body"], "the comment")
     acc_row = next(line for line in comment["body"].splitlines() if line.startswith("| `acc`"))
-    assert "| inconclusive |" in acc_row
-    assert "0.904 ± " in acc_row
-    assert "(n=5)" in acc_row
-    p_value = float(acc_row.rstrip(" |").rsplit("|", 1)[-1])
-    assert p_value > 0.05
+    cells = [cell.strip() for cell in acc_row.strip(" |").split(" | ")]
+    assert cells[5] == "inconclusive (no evidence either way)"
+    assert cells[1].startswith("0.904 ± ")
+    assert "(n=5)" in cells[1]
+    assert float(cells[6]) > 0.05  # the one-sided p of "worse by more than 0.005"
+    assert cells[7].startswith("Welch's t-test, n = 5 vs 5; no evidence either way at ±0.005")

@@ -82,10 +82,11 @@ def test_regressions_come_first_with_base_head_delta_and_p_value() -> None:
         description="acc 0.8 (−0.05) · 1 regression · mean of 3",
         details={
             "metrics": rows(
-                {"acc": [0.85, 0.86, 0.84], "loss": [0.3, 0.31, 0.29]},
-                {"acc": [0.80, 0.81, 0.79], "loss": [0.3, 0.31, 0.29]},
+                {"acc": [0.85, 0.86, 0.84], "loss": [0.3, 0.301, 0.299]},
+                {"acc": [0.80, 0.81, 0.79], "loss": [0.3, 0.301, 0.299]},
                 {"acc": rule(), "loss": rule("min")},
             ),
+            "decision": {"alpha": 0.05, "family": 2, "unverified": 0},
             "baseline": {
                 "run_id": 3,
                 "commit": "fedcba9876543210",
@@ -100,16 +101,24 @@ def test_regressions_come_first_with_base_head_delta_and_p_value() -> None:
     assert "**1 gated regression**" in body
     assert body.index("labci/train/seeds") < body.index("labci/eval/cpu")
     (table,) = tables(body)
-    assert table[0] == ["metric", "base", "head", "Δ", "Δ %", "verdict", "p-value"]
+    assert table[0] == [
+        "metric", "base", "head", "Δ [interval]", "Δ %", "verdict", "p (adjusted)", "decided by"
+    ]  # fmt: skip
     acc = table[1]
     assert acc[0] == "acc ↑"
     assert acc[1] == "0.85 ± 0.01 (n=3)"
     assert acc[2] == "0.8 ± 0.01 (n=3)"
-    assert acc[3].startswith("\u22120.05 [")  # the difference and its 95 % interval
+    assert acc[3].startswith("\u22120.05 [")  # the difference and its 90 % interval
     assert acc[4] == "\u22125.88 %"
     assert acc[5] == "regressed"
-    assert acc[6] == f"{regressed.details['metrics'][0]['p_value']:.3f}"
+    found = regressed.details["metrics"][0]
+    assert acc[6] == f"{found['p_value']:.3f} ({found['p_adjusted']:.3f})"  # raw, Holm over 2
+    assert acc[7].startswith("Welch's t-test, n = 3 vs 3; worse by more than the tolerance 0.01")
+    assert "Holm-adjusted over 2 gated metrics" in acc[7]
     assert table[2][5] == "unchanged"
+    assert "equivalent within ±0.01 (TOST)" in table[2][7]
+    assert "Holm-adjusted across its 2 gated metrics" in body
+    assert "fails for noise at most 5 % of the time" in body
     assert "Baseline: base commit `fedcba9` (run #3) · same hardware (cpu)" in body
     assert "http://labci.test/runs/7" in links(body)
 
@@ -123,7 +132,7 @@ def test_text_from_the_pull_request_cannot_format_mention_or_break_the_table() -
     }
     body = render(HEAD, [section(f"labci/{hostile}", details=details, description=hostile)])
     (table,) = tables(body)
-    assert all(len(row) == 7 for row in table)  # the `|` did not add a column
+    assert all(len(row) == 8 for row in table)  # the `|` did not add a column
     assert table[1][0] == "a|b @octocat <img src=x> [x](http://evil) **bold** 'tick'"
     assert links(body) == ["http://labci.test/runs/7", "http://labci.test/runs/7#job-4"]
     inline = [c for t in MD.parse(body) if t.type == "inline" for c in t.children or []]
@@ -137,8 +146,8 @@ def test_text_from_the_pull_request_cannot_format_mention_or_break_the_table() -
 
 def test_a_long_table_shows_what_changed_and_collapses_the_rest() -> None:
     names = [f"m{i:02d}" for i in range(COLLAPSE_ROWS + 5)]
-    base = {name: [0.5] for name in names}
-    head = {name: [0.5] for name in names} | {"m03": [0.2]}
+    base = {name: [0.5, 0.501, 0.499] for name in names}
+    head = {name: [0.5, 0.501, 0.499] for name in names} | {"m03": [0.2, 0.201, 0.199]}
     body = render(
         HEAD,
         [section(details={"metrics": rows(base, head, dict.fromkeys(names, rule()))})],

@@ -50,9 +50,10 @@ def test_the_description_leads_with_the_regressions_and_counts_them() -> None:
 
 
 def test_a_missing_metric_and_a_note_are_said() -> None:
-    results = compare_metrics({"acc": [0.9], "f1": [0.8]}, {"acc": [0.9]}, {"acc": rule()})
+    same = [0.9, 0.901, 0.899]
+    results = compare_metrics({"acc": same, "f1": [0.8]}, {"acc": same}, {"acc": rule()})
     assert compose(results, "baseline on other hardware") == (
-        "f1 missing · acc 0.9 (±0) · baseline on other hardware"
+        "f1 missing · acc 0.9 (±0) · mean of 3 · baseline on other hardware"
     )
 
 
@@ -64,12 +65,12 @@ def test_without_a_baseline_nothing_is_called_new() -> None:
 
 def test_metrics_that_do_not_fit_are_counted_and_the_tail_is_kept() -> None:
     names = [f"validation/accuracy_of_class_{i:02d}" for i in range(12)]
-    base = {name: [0.5] for name in names}
-    head = {name: [0.4] for name in names}
+    base = {name: [0.5, 0.51, 0.49] for name in names}
+    head = {name: [0.4, 0.41, 0.39] for name in names}
     results = compare_metrics(base, head, dict.fromkeys(names, rule()))
     text = compose(results, "baseline on other hardware")
     assert len(text) <= MAX
-    assert text.endswith("· 12 regressions · baseline on other hardware")
+    assert text.endswith("· 12 regressions · mean of 3 · baseline on other hardware")
     shown = text.count("validation/accuracy_of_class_")
     assert 0 < shown < 12
     assert f"+{12 - shown} more" in text

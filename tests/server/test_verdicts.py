@@ -67,6 +67,8 @@ jobs:
 """
 
 PR_NUMBER = 5
+# Earlier single-run results on main (acc, loss): the noise a single run is judged with.
+MAIN_HISTORY = [(0.910, 0.230), (0.914, 0.233), (0.911, 0.229), (0.913, 0.232)]
 
 
 @dataclass
@@ -100,6 +102,13 @@ class Repo:
                 pr_number=PR_NUMBER,
             )
         )
+
+    async def main_history(self, values: list[tuple[float, float]] = MAIN_HISTORY) -> None:
+        """Single-run results of `train` on earlier commits of main."""
+        for i, (acc, loss) in enumerate(values):
+            sha = self.git.commit({"history.txt": f"{i}\n"})
+            event = await self.push(sha, f"push-history-{i}")
+            await self.finish((await self.jobs(event))["fit"], {"acc": acc, "loss": loss})
 
     async def _plan(self, new: NewEvent) -> int:
         event_id = await store_event(self.sc, new)
@@ -186,10 +195,12 @@ def repo_with(tmp_path: Path, files: dict[str, str]) -> tuple[TestRepo, str]:
 async def test_a_regression_beyond_tolerance_fails_and_the_comment_shows_it(
     tmp_path, database_url, redis_url
 ):
-    git, base = repo_with(tmp_path, {".labci/train.yml": TRAIN})
-    head = git.commit({"model.py": "worse\n"}, branch="feature")
+    git, _ = repo_with(tmp_path, {".labci/train.yml": TRAIN})
     async with server_context(test_settings(database_url, redis_url)) as sc:
         repo = Repo(sc, git)
+        await repo.main_history()
+        base = git.commit({"model.py": "base\n"})
+        head = git.commit({"model.py": "worse\n"}, branch="feature")
         pushed = await repo.push(base, "push-base")
         await repo.finish((await repo.jobs(pushed))["fit"], {"acc": 0.912, "loss": 0.231})
         assert await repo.status(base, "labci/train/fit") == (
@@ -207,7 +218,10 @@ async def test_a_regression_beyond_tolerance_fails_and_the_comment_shows_it(
         assert verdict.details["baseline"]["commit"] == base
         rows = {row["name"]: row for row in verdict.details["metrics"]}
         assert rows["acc"]["verdict"] == "regressed"
-        assert rows["acc"]["single_sample"] is True
+        # One run per side: the spread of main's 4 earlier runs is the noise (the base's
+        # own run is the baseline, not history).
+        assert rows["acc"]["method"] == "pooled"
+        assert "noise from 4 base-branch results" in rows["acc"]["explanation"]
         assert rows["loss"]["verdict"] == "regressed"  # worse than 2 %, but not gated
         assert rows["loss"]["gate"] is False
 
@@ -220,6 +234,8 @@ async def test_a_regression_beyond_tolerance_fails_and_the_comment_shows_it(
         assert "0.85" in acc_row
         assert "**regressed**" in acc_row
         assert "−6.80 %" in acc_row
+        assert "worse by more than the tolerance 0.005" in acc_row
+        assert "fails for noise at most 5 % of the time" in body
         assert f"base commit `{base[:7]}`" in body
         assert "Reproducibility record" in body
 
@@ -262,7 +278,7 @@ async def test_noise_without_a_real_change_is_not_a_regression(tmp_path, databas
         assert acc["verdict"] == "inconclusive"
         assert acc["p_value"] > 0.05
         assert acc["base"]["n"] == acc["head"]["n"] == 5
-        low, high = acc["ci95"]
+        low, high = acc["interval"]
         assert low < 0 < high
 
         real = git.commit({"model.py": "worse\n"}, branch="feature")
@@ -307,7 +323,8 @@ async def test_baseline_auto_measures_a_base_that_never_ran(tmp_path, database_u
         assert final.phase == "final"
         assert final.details["baseline"]["commit"] == base
         rows = {row["name"]: row["verdict"] for row in final.details["metrics"]}
-        assert rows == {"acc": "improved", "loss": "unchanged"}
+        # One run per side and no history on main: shown, not judged.
+        assert rows == {"acc": "unverified", "loss": "unverified"}
         # The base commit shows its own measurement too.
         assert (await repo.status(base, "labci/train/fit"))[0] == "success"
 
@@ -376,10 +393,17 @@ async def test_a_pull_request_waits_for_its_base_commit_still_running(
             "acc 0.8 · loss 0.2 · waiting for the baseline at " + base[:7],
         )
         await repo.finish((await repo.jobs(pushed))["fit"], {"acc": 0.9, "loss": 0.2})
+        # Judged once the base is measured: one run per side and no history, so shown
+        # (far worse) but not gated.
         assert await repo.status(head, "labci/train/fit") == (
-            "failure",
-            "acc 0.8 (−0.1) · loss 0.2 (±0) · 1 regression",
+            "success",
+            "acc 0.8 (−0.1) · loss 0.2 (±0)",
         )
+        rows = (await repo.verdict(pr, "labci/train/fit")).details["metrics"]
+        assert {row["name"]: row["verdict"] for row in rows} == {
+            "acc": "unverified",
+            "loss": "unverified",
+        }
 
 
 async def test_a_baseline_from_other_hardware_is_flagged_and_same_hardware_preferred(
@@ -495,11 +519,13 @@ async def test_a_context_skipped_by_paths_on_a_later_push_ends_in_success(
 async def test_the_run_page_shows_the_verdict_and_the_api_no_badge_token(
     tmp_path, database_url, redis_url
 ):
-    git, base = repo_with(tmp_path, {".labci/train.yml": TRAIN})
-    head = git.commit({"model.py": "worse\n"}, branch="feature")
+    git, _ = repo_with(tmp_path, {".labci/train.yml": TRAIN})
     settings = test_settings(database_url, redis_url)
     async with server_context(settings) as sc:
         repo = Repo(sc, git)
+        await repo.main_history()
+        base = git.commit({"model.py": "base\n"})
+        head = git.commit({"model.py": "worse\n"}, branch="feature")
         pushed = await repo.push(base, "push-base")
         await repo.finish((await repo.jobs(pushed))["fit"], {"acc": 0.912, "loss": 0.231})
         pr = await repo.pull_request(head, base, "pr-1")
@@ -518,7 +544,8 @@ async def test_the_run_page_shows_the_verdict_and_the_api_no_badge_token(
     assert "labci/train/fit <span class='failure'>failure</span>" in page
     assert f"Baseline: base commit {base[:7]}" in page
     assert "<td>acc ↑</td><td>0.912</td><td>0.85</td>" in page
-    assert "<td>regressed (single sample)</td>" in page
+    assert "<td>regressed</td>" in page
+    assert "noise from 4 base-branch results" in page
     (verdict,) = [v for v in detail["verdicts"] if v["context"] == "labci/train/fit"]
     assert verdict["state"] == "failure"
     assert verdict["metrics"][0]["name"] == "acc"

@@ -23,8 +23,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..db.models import TERMINAL_JOB_STATES, Event, Job, Run
 from ..db.queries.baselines import ContextResult, results_at_commit, results_on_branch
 from ..forge.base import ZERO_SHA
+from .compare import Summary, summarize
 
-# How many earlier single-sample results of the base branch estimate a metric's noise.
+# How many earlier results of the base branch estimate a metric's noise.
 HISTORY_RUNS = 10
 
 
@@ -144,12 +145,16 @@ async def measuring_at_base(
 
 
 async def metric_history(
-    session: AsyncSession, *, run: Run, event: Event | None, context: str
-) -> dict[str, list[float]]:
-    """Per metric, the single-sample values of the newest results on the base branch.
-
-    Results with repeats are left out: the spread of their means understates the noise of
-    one run."""
+    session: AsyncSession,
+    *,
+    run: Run,
+    event: Event | None,
+    context: str,
+    exclude_run_id: int | None = None,
+) -> dict[str, list[Summary]]:
+    """Per metric, the newest results on the base branch: each result's mean, spread and
+    number of runs (one per repeat). `exclude_run_id` (the baseline itself) is left out, so
+    its samples do not count twice."""
     branch = event.base_branch if run.trigger == "pull_request" and event else run.branch
     if not branch:
         return {}
@@ -160,16 +165,17 @@ async def metric_history(
         branch=branch,
         limit=HISTORY_RUNS,
     )
-    history: dict[str, list[float]] = {}
+    history: dict[str, list[Summary]] = {}
     for result in results:
-        if result.run.id == run.id:
+        if result.run.id in (run.id, exclude_run_id):
             continue
         found = measured(result)
         if found is None:
             continue
         for name, values in found.samples.items():
-            if len(values) == 1:
-                history.setdefault(name, []).append(values[0])
+            summary = summarize(values)
+            if summary is not None:
+                history.setdefault(name, []).append(summary)
     return history
 
 

@@ -1,7 +1,9 @@
 """The pull request comment: markdown from the verdicts of the PR's head, pure.
 
 One section per context, worst first: its state and description, where its baseline came
-from, the metric table (metric, base, head, Δ, Δ %, verdict, p-value), links to the run,
+from, the metric table (metric, base, head, Δ with its interval, Δ %, verdict, raw and
+Holm-adjusted p, how it was decided) with a footer giving the status's family-wise level,
+links to the run,
 its logs and artifacts, and a collapsed reproducibility record. Long tables are collapsed
 behind the rows that changed. Everything the pull request controls (job keys, matrix
 values, reasons, artifact names) is escaped, so it can neither format nor mention.
@@ -136,6 +138,9 @@ def _section(section: Section, detail: str) -> str:
     rows = section.details.get("metrics") or []
     if rows:
         lines.append(_table(rows, collapse=detail != "full"))
+        footer = decision_footer(section.details)
+        if footer:
+            lines.append(f"_{text(footer)}_")
     links = _links(section)
     if links:
         lines.append(links)
@@ -160,8 +165,14 @@ def _baseline_line(details: dict[str, Any]) -> str | None:
     return f"No baseline: {text(why)}" if why else None
 
 
+TABLE_HEAD = (
+    "| metric | base | head | Δ [interval] | Δ % | verdict | p (adjusted) | decided by |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
 def _table(rows: list[dict[str, Any]], *, collapse: bool) -> str:
-    head = "| metric | base | head | Δ | Δ % | verdict | p-value |\n|---|---|---|---|---|---|---|"
+    head = TABLE_HEAD
     lines = [_row(r) for r in rows]
     changed = [
         line
@@ -177,18 +188,24 @@ def _table(rows: list[dict[str, Any]], *, collapse: bool) -> str:
     return f"{shown}\n\n<details><summary>All {len(rows)} metrics</summary>\n\n{full}\n\n</details>"
 
 
+VERDICT_NOTES = {
+    "inconclusive": "inconclusive (no evidence either way)",
+    "unverified": "unverified (not gated)",
+}
+
+
 def metric_cells(row: dict[str, Any], *, markdown: bool = False) -> list[str]:
-    """A metric row's cells: metric, base, head, Δ [95 % CI], Δ %, verdict, p-value; plain
-    text, or `markdown` (the name as code, a change that counts in bold)."""
+    """A metric row's cells: metric, base, head, Δ [interval], Δ %, verdict, p (adjusted),
+    how it was decided; plain text, or `markdown` (the name as code, a change that counts
+    in bold)."""
     goal = {"max": " ↑", "min": " ↓"}.get(row.get("goal") or "", "")
     gate = "" if row.get("gate") or row.get("goal") is None else " (not gated)"
     name = code(row["name"], in_table=True) if markdown else str(row["name"])
     verdict = row["verdict"]
-    shown = f"**{verdict}**" if markdown and verdict in ("regressed", "improved") else verdict
-    if row.get("single_sample") and verdict in ("regressed", "improved", "unchanged"):
-        shown += " (single sample)"
-    elif row.get("noise_from_history"):
-        shown += " (noise from history)"
+    shown = VERDICT_NOTES.get(verdict, verdict)
+    if markdown and verdict in ("regressed", "improved"):
+        shown = f"**{verdict}**"
+    explanation = str(row.get("explanation") or "")
     return [
         f"{name}{goal}{gate}",
         _side(row.get("base")),
@@ -196,8 +213,38 @@ def metric_cells(row: dict[str, Any], *, markdown: bool = False) -> list[str]:
         _delta(row),
         _percent(row.get("delta_pct")),
         shown,
-        _p(row.get("p_value")),
+        _p_cell(row),
+        text(explanation) if markdown else explanation,
     ]
+
+
+def decision_footer(details: dict[str, Any]) -> str | None:
+    """How the status as a whole was decided, in plain sentences: its family-wise level."""
+    decision = details.get("decision")
+    if not decision:
+        return None
+    alpha = float(decision.get("alpha") or 0.05)
+    family = int(decision.get("family") or 0)
+    parts = [
+        "One-sided tests in each metric's goal direction with the tolerance as the margin; "
+        f"{100 - 200 * alpha:g} % intervals."
+    ]
+    if family:
+        metrics = f"{family} gated metric{'s' if family != 1 else ''}"
+        parts.append(
+            f"This status fails for noise at most {alpha * 100:g} % of the time: p-values "
+            f"are Holm-adjusted across its {metrics}."
+        )
+    unverified = int(decision.get("unverified") or 0)
+    if unverified:
+        are = "s are" if unverified != 1 else " is"
+        parts.append(
+            f"{unverified} gated metric{are} unverified (no noise estimate) and cannot fail it."
+        )
+    looks = decision.get("looks")
+    if looks:
+        parts.append(str(looks))
+    return " ".join(parts)
 
 
 def _row(row: dict[str, Any]) -> str:
@@ -217,7 +264,7 @@ def _delta(row: dict[str, Any]) -> str:
     if row.get("delta") is None:
         return "—"
     value = number(row["delta"], signed=True)
-    interval = row.get("ci95")
+    interval = row.get("interval") or row.get("ci95")  # ci95: verdicts stored earlier
     if interval:
         value += f" [{number(interval[0])}, {number(interval[1])}]"
     return value
@@ -233,6 +280,13 @@ def _p(value: float | None) -> str:
     if value is None:
         return "—"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _p_cell(row: dict[str, Any]) -> str:
+    raw, adjusted = row.get("p_value"), row.get("p_adjusted")
+    if raw is None or adjusted is None or _p(adjusted) == _p(raw):
+        return _p(raw)
+    return f"{_p(raw)} ({_p(adjusted)})"
 
 
 def _links(section: Section) -> str:

@@ -32,7 +32,7 @@ from .baseline import (
     metric_history,
     samples_of,
 )
-from .compare import MetricResult, compare_metrics, regressions
+from .compare import DEFAULT_ALPHA, MetricResult, compare_metrics, regressions
 from .describe import compose
 from .groups import Finished, context_verdict
 
@@ -50,13 +50,15 @@ class Judgement:
 class Rules:
     compare: dict[str, Compare]
     baseline: str  # auto | existing
+    alpha: float = DEFAULT_ALPHA
 
     @classmethod
     def of(cls, members: list[Job]) -> Rules:
         metrics = JobInstance.model_validate(members[0].spec).job.metrics
         if metrics is None:
             return cls({}, "auto")
-        return cls(dict(metrics.compare), metrics.baseline)
+        alpha = getattr(metrics, "alpha", DEFAULT_ALPHA)
+        return cls(dict(metrics.compare), metrics.baseline, alpha)
 
 
 async def judge(
@@ -90,10 +92,15 @@ async def judge(
     )
     if baseline is None:
         return await _without_baseline(session, run, event, context, rules, head, details)
-    history = await metric_history(session, run=run, event=event, context=context)
-    results = compare_metrics(baseline.measured.samples, head, rules.compare, history=history)
+    history = await metric_history(
+        session, run=run, event=event, context=context, exclude_run_id=baseline.measured.run.id
+    )
+    results = compare_metrics(
+        baseline.measured.samples, head, rules.compare, history=history, alpha=rules.alpha
+    )
     details["baseline"] = _baseline_details(baseline)
     details["metrics"] = [metric_row(r) for r in results]
+    details["decision"] = decision_details(results, rules.alpha)
     note = None if baseline.same_hardware else "baseline on other hardware"
     failed = bool(regressions(results))
     return Judgement("failure" if failed else "success", compose(results, note), details=details)
@@ -170,12 +177,22 @@ def metric_row(result: MetricResult) -> dict[str, Any]:
         "head": side(result.head),
         "delta": result.delta,
         "delta_pct": result.delta_pct,
-        "ci95": list(result.ci95) if result.ci95 else None,
+        "interval": list(result.interval) if result.interval else None,
+        "interval_level": result.interval_level,
         "p_value": result.p_value,
+        "p_adjusted": result.p_adjusted,
+        "margin": result.margin,
+        "method": result.method,
         "verdict": result.verdict,
-        "single_sample": result.single_sample,
-        "noise_from_history": result.noise_from_history,
+        "explanation": result.explanation,
     }
+
+
+def decision_details(results: list[MetricResult], alpha: float) -> dict[str, Any]:
+    """How the status as a whole was decided: the comment's footer says it."""
+    family = sum(1 for r in results if r.gate and r.family)
+    unverified = sum(1 for r in results if r.gate and r.verdict == "unverified")
+    return {"alpha": alpha, "family": family, "unverified": unverified}
 
 
 def _baseline_details(baseline: Baseline) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from ..auth.policies import LISTING, READ_RUN, WRITE_RUN, Access, policy
 from ..auth.principal import SESSION_USER
 from ..auth.sessions import csrf_token
 from ..planning.approval import approve_run
-from ..results.comment_render import metric_cells
+from ..results.comment_render import decision_footer, metric_cells
 from ..results.views import run_detail, run_overview
 
 router = APIRouter()
@@ -134,6 +134,18 @@ def _approval_banner(request: Request, run: dict[str, Any]) -> str:
     )
 
 
+METRIC_HEADERS = (
+    "metric",
+    "base",
+    "head",
+    "Δ [interval]",
+    "Δ %",
+    "verdict",
+    "p (adjusted)",
+    "decided by",
+)
+
+
 def _verdict_section(verdict: dict[str, Any]) -> str:
     """A context's verdict: the metric table against its baseline, as the PR comment has it."""
     found = verdict.get("baseline")
@@ -144,17 +156,17 @@ def _verdict_section(verdict: dict[str, Any]) -> str:
         baseline = f"Baseline: {where} (run #{found.get('run_id')}) · {same} {hardware}"
     else:
         baseline = f"No baseline: {verdict.get('no_baseline') or '—'}"
-    header = "".join(
-        f"<th>{h}</th>" for h in ("metric", "base", "head", "Δ [95 % CI]", "Δ %", "verdict", "p")
-    )
+    header = "".join(f"<th>{h}</th>" for h in METRIC_HEADERS)
     rows = "".join(
         "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in metric_cells(row)) + "</tr>"
         for row in verdict.get("metrics") or []
     )
+    footer = decision_footer(verdict)
     return (
         f"<h2>{escape(verdict['context'])} {state(verdict['state'])}</h2>"
         f"<p>{escape(verdict['description'])}</p><p>{escape(baseline)}</p>"
         + (f"<table><tr>{header}</tr>{rows}</table>" if rows else "")
+        + (f"<p>{escape(footer)}</p>" if rows and footer else "")
     )
 
 
