@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,11 @@ async def test_hook_install_writes_a_private_token_and_stores_only_its_hash(
     assert stored is not None
     assert stored.hook_token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert token not in json.dumps(stored.model_dump(), default=str)
-    assert (stored.clone_url, stored.private) == (str(repo.bare), True)
+    assert (stored.clone_url, stored.private, stored.default_branch) == (
+        str(repo.bare),
+        True,
+        "main",
+    )
     hook = (repo.bare / "hooks" / "post-receive").read_text()
     assert token not in hook
     assert TEST_SECRET not in hook
@@ -90,6 +95,19 @@ async def test_public_flag_makes_a_public_repository(subject: Subject, repo: Tes
     stored = await subject.repo(repo.bare)
     assert stored is not None
     assert stored.private is False
+
+
+async def test_the_default_branch_is_the_bare_repositorys_head(
+    subject: Subject, repo: TestRepo
+) -> None:
+    subprocess.run(
+        ["git", "--git-dir", str(repo.bare), "symbolic-ref", "HEAD", "refs/heads/trunk"],
+        check=True,
+    )
+    hook_install(repo.bare, subject.database_url)
+    stored = await subject.repo(repo.bare)
+    assert stored is not None
+    assert stored.default_branch == "trunk"
 
 
 async def test_the_hook_token_sends_an_event(subject: Subject, repo: TestRepo) -> None:

@@ -164,6 +164,28 @@ async def test_planning_reads_the_facts_from_the_api_once_they_are_due(subject: 
     assert subject.repository_gets() == ["/repos/octo/exp"]
 
 
+async def test_the_default_branch_comes_from_the_api(subject: Subject) -> None:
+    github = subject.github
+    bare = create_bare_repo(github.repos_root, "octo", "lab", default_branch="trunk")  # type: ignore[attr-defined]
+    bare.commit({".labci/t.yml": WORKFLOW}, "c0", branch="trunk")
+    # What the delivery says of the default branch plays no part.
+    payload = push_payload(
+        "octo",
+        "lab",
+        bare.clone_url,
+        "refs/heads/trunk",
+        "0" * 40,
+        bare.rev("trunk"),
+        default_branch="main",
+    )
+    response = await subject.deliver("push", payload, "d1")
+    assert (await subject.repo("octo/lab")).default_branch is None
+
+    await subject.plan(response.json()["event_id"])
+
+    assert (await subject.repo("octo/lab")).default_branch == "trunk"
+
+
 async def test_a_privatized_event_reads_the_visibility_from_the_api(subject: Subject) -> None:
     first = await subject.deliver(
         "push", push(subject.bare, clone_url=subject.bare.clone_url, private=False), "d1"
@@ -253,6 +275,7 @@ async def test_as_an_app_the_installation_comes_from_the_api(github) -> None:
             clone_url=(github.repos_root / "octo" / "exp.git").as_uri(),
             private=True,
             installation_id=INSTALLATION,
+            default_branch="main",
         )
         lookup, _mint, read = github.standin.requests
         assert (lookup.path, lookup.headers["authorization"].split()[0]) == (

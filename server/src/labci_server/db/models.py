@@ -53,6 +53,9 @@ class Repository(SQLModel, table=True):
     # Which fork pull requests wait for a maintainer's approval before anything runs:
     # "all" (the default), "first-time" (first-time contributors only) or "none".
     fork_approval: str = Field(default="all", sa_column_kwargs={"server_default": "all"})
+    # The branch the forge calls the default (GitHub's `default_branch`, a local repository's
+    # HEAD), with the other facts; None until read. Change points are found on it alone.
+    default_branch: str | None = None
     created_at: float = Field(default_factory=now_s)
 
 

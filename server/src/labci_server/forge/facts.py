@@ -1,4 +1,5 @@
-"""A repository's facts (clone URL, visibility, App installation), read from its forge's API.
+"""A repository's facts (clone URL, visibility, App installation, default branch), read from
+its forge's API.
 
 Deliveries name a repository but never set these: a known repository's row keeps them as
 the API last said (`record_facts`). Planning reads them again when they were never read or
@@ -38,6 +39,7 @@ class RepositoryFacts:
     clone_url: str
     private: bool
     installation_id: int | None  # None: labci is not a GitHub App
+    default_branch: str | None = None  # None: the forge did not say
 
 
 @runtime_checkable
@@ -66,6 +68,7 @@ async def refresh_facts(sc: ServerContext, repo: Repository, *, force: bool = Fa
             clone_url=facts.clone_url,
             private=facts.private,
             installation_id=facts.installation_id,
+            default_branch=facts.default_branch,
             checked_at=now,
         )
     return True

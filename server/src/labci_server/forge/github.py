@@ -154,10 +154,11 @@ class GitHubForge:
             raise translate_error(exc, f"GET {url}") from exc
 
     async def repository_facts(self, repo: Repository) -> RepositoryFacts:
-        """Clone URL and visibility from `GET /repos/{owner}/{repo}`; as a GitHub App, also
-        the installation that covers the repository (`GET /repos/{owner}/{repo}/installation`
-        with the App's JWT), whose token then reads the repository. What a delivery says of
-        these is never used: this is where they come from."""
+        """Clone URL, visibility and default branch from `GET /repos/{owner}/{repo}`; as a
+        GitHub App, also the installation that covers the repository
+        (`GET /repos/{owner}/{repo}/installation` with the App's JWT), whose token then reads
+        the repository. What a delivery says of these is never used: this is where they come
+        from."""
         owner, name = repo.full_name.split("/", 1)
         names = {"owner": owner, "repo": name}
         installation_id = await self._installation_of(names) if self._app else None
@@ -573,4 +574,10 @@ def _facts(found: Any, installation_id: int | None, where: str) -> RepositoryFac
     if not isinstance(clone_url, str) or not clone_url or not isinstance(private, bool):
         raise ForgeUnavailable(f"{where}: GitHub answered without clone_url and private")
     hidden = private or found.get("visibility") in ("private", "internal")
-    return RepositoryFacts(clone_url=clone_url, private=hidden, installation_id=installation_id)
+    branch = found.get("default_branch")
+    return RepositoryFacts(
+        clone_url=clone_url,
+        private=hidden,
+        installation_id=installation_id,
+        default_branch=branch if isinstance(branch, str) and branch else None,
+    )

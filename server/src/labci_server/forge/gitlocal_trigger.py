@@ -1,13 +1,14 @@
 """Sending events of the local `git` forge: `labci trigger` and the post-receive hook.
 
-`labci hook install` registers the bare repository with labci and gives its hook a token of
-its own: the server keeps only the token's hash, and the token lives in `REPO/labci/
+`labci hook install` registers the bare repository with labci (its HEAD is its default
+branch) and gives its hook a token of its own: the server keeps only the token's hash, and the token lives in `REPO/labci/
 hook-token`, readable by the repository's owner only. Every event of the repository is sent
 with it (`Authorization: Bearer`); re-installing rotates it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
@@ -119,16 +120,34 @@ def write_hook_token(repo: Path, token: str) -> Path:
     return path
 
 
+def head_branch(repo: Path) -> str | None:
+    """The branch the bare repository's HEAD names (its default branch), if it names one."""
+    done = subprocess.run(
+        ["git", "--git-dir", str(repo), "symbolic-ref", "--quiet", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:  # a detached HEAD
+        return None
+    return done.stdout.strip() or None
+
+
 async def register_hook(
     sessions: async_sessionmaker[AsyncSession], repo: Path, *, public: bool
 ) -> str:
-    """Register the bare repository with labci (its path is its name and clone URL) and
-    mint its hook token; any older token of the repository stops working. Returns the
-    token, which is stored nowhere else."""
+    """Register the bare repository with labci (its path is its name and clone URL, its
+    HEAD its default branch) and mint its hook token; any older token of the repository
+    stops working. Returns the token, which is stored nowhere else."""
     token = new_token(HOOK_TOKEN_PREFIX)
+    default_branch = await asyncio.to_thread(head_branch, repo)
     async with sessions() as session, session.begin():
         await register_local_repository(
-            session, path=str(repo), private=not public, hook_token_hash=hash_token(token)
+            session,
+            path=str(repo),
+            private=not public,
+            hook_token_hash=hash_token(token),
+            default_branch=default_branch,
         )
     return token
 

@@ -63,6 +63,7 @@ async def record_facts(
     clone_url: str,
     private: bool,
     installation_id: int | None,
+    default_branch: str | None = None,
     checked_at: float | None,
 ) -> Repository | None:
     """Store what the forge's API says of the repository (`checked_at` None: read them
@@ -73,6 +74,7 @@ async def record_facts(
     repo.clone_url = clone_url
     repo.private = private
     repo.installation_id = installation_id
+    repo.default_branch = default_branch
     repo.facts_checked_at = checked_at
     session.add(repo)
     return repo
@@ -102,15 +104,21 @@ async def find_by_hook_token(session: AsyncSession, token_hash: str) -> Reposito
 
 
 async def register_local_repository(
-    session: AsyncSession, *, path: str, private: bool, hook_token_hash: str
+    session: AsyncSession,
+    *,
+    path: str,
+    private: bool,
+    hook_token_hash: str,
+    default_branch: str | None = None,
 ) -> Repository:
     """Create or update the local (`git`) repository at `path` with a new hook token (the
-    old one stops working) and the visibility its administrator chose."""
+    old one stops working), the visibility its administrator chose and its default branch."""
     repo = await ensure_repository(
         session, provider="git", full_name=path, clone_url=path, private=private
     )
     repo.clone_url = path
     repo.private = private
     repo.hook_token_hash = hook_token_hash
+    repo.default_branch = default_branch
     session.add(repo)
     return repo
