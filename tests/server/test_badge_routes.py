@@ -613,6 +613,8 @@ async def test_history_lists_runs_newest_first(client):
         "job": "mnist",
         "metric": "acc",
         "branch": "main",
+        "default_branch": "main",
+        "change_points": [],  # three runs are too few to show a change
     }
     assert [p["run_id"] for p in body["points"]] == [third.id, second.id, first.id]
     assert body["points"][0] == {

@@ -77,3 +77,50 @@ class ReleaseRequest(AttemptBody):
     """The runner cannot start this attempt (an assigned GPU is not fit): try again."""
 
     reason: str = Field(max_length=500)
+
+
+class MetricPoint(BaseModel):
+    """One run's value of a metric: the mean of its successful repeats."""
+
+    run_id: int
+    commit: str
+    time: float = Field(description="when the run finished (or was created), Unix seconds")
+    value: float = Field(description="mean of the repeats")
+    std: float | None = Field(description="sample standard deviation; null for one repeat")
+    n: int = Field(description="repeats (seeds) that reported the metric")
+
+
+class MetricChangePoint(BaseModel):
+    """A lasting change of the metric's level: the commit that caused it is after
+    `before_commit` and at or before `commit`."""
+
+    commit: str = Field(description="the first measured commit at the new level")
+    run_id: int = Field(description="its run")
+    time: float
+    before_commit: str = Field(description="the last measured commit at the old level")
+    before_run_id: int
+    mean_before: float = Field(description="mean over the runs since the previous change")
+    mean_after: float = Field(description="mean over the runs up to the next change")
+    change: float | None = Field(
+        description="(mean_after - mean_before) / |mean_before|; null when mean_before is 0"
+    )
+    p_value: float = Field(
+        description="Student's t-test between the two segments (a threshold, not a calibrated "
+        "probability: the split is the best of many)"
+    )
+    runs_before: int
+    runs_after: int
+
+
+class MetricHistory(BaseModel):
+    repository: str
+    workflow: str
+    job: str
+    metric: str
+    branch: str
+    default_branch: str = Field(description="the repository's, where change points are found")
+    points: list[MetricPoint] = Field(description="newest first")
+    change_points: list[MetricChangePoint] | None = Field(
+        description="newest first, between listed points; null on a branch other than the "
+        "repository's default, where none are looked for"
+    )

@@ -6,6 +6,8 @@
     GET /api/v1/repos/{owner}/{repo}/metrics?workflow=&job=&metric=  the same values as JSON
 
 All of them read runs that measured `?branch=` (default main) itself, never pull requests.
+On the repository's default branch the trend marks, and the JSON lists, the change points
+between the runs shown (`results/branch_history.py`).
 A README embeds a badge before the first run, so an unknown workflow or metric is a 200
 "unknown" / "no data" badge; only an unknown repository (or a private one without its
 `?token=`) is a 404. Badges are revalidated on every view (GitHub's image proxy caches
@@ -22,6 +24,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..api.deps import Ctx, clamp
+from ..api.schemas import MetricChangePoint, MetricHistory, MetricPoint
 from ..auth.policies import BADGE, Access
 from ..context import ServerContext
 from ..db.models import Repository
@@ -33,8 +36,18 @@ from ..db.queries.history import (
 )
 from ..errors import BadRequest, NotFound
 from ..planning.planner import job_context
+from ..results.branch_history import MetricTrend, SeriesKey, default_branch_of, metric_trend
+from ..results.changepoints import ChangePoint
 from .badge_tokens import NOT_FOUND
-from .badges import STATUS_COLORS, badge_json, etag, format_metric, render_badge, trend_svg
+from .badges import (
+    STATUS_COLORS,
+    TrendChange,
+    badge_json,
+    etag,
+    format_metric,
+    render_badge,
+    trend_svg,
+)
 
 router = APIRouter()
 
@@ -65,6 +78,10 @@ class MetricSeries:
     @property
     def context(self) -> str:
         return job_context(self.workflow, self.job)
+
+    @property
+    def key(self) -> SeriesKey:
+        return SeriesKey(workflow_name=self.workflow, context=self.context, metric=self.metric)
 
 
 def repo_ref(
@@ -132,13 +149,19 @@ async def metric_trend_svg(
         TREND_RUNS
     ),
 ) -> Response:
-    samples = await series_samples(sc, ref, series, limit=clamp(limit, MAX_TREND_RUNS))
-    points = [_trend_point(s) for s in reversed(samples)]  # oldest first
-    svg = trend_svg(points, title=f"{series.metric} on {series.branch}")
+    trend = await series_trend(sc, ref, series, limit=clamp(limit, MAX_TREND_RUNS))
+    oldest_first = trend.samples[::-1]
+    points = [_trend_point(s) for s in oldest_first]
+    position = {s.run_id: i for i, s in enumerate(oldest_first)}
+    changes = [
+        TrendChange(position[c.before_run_id], position[c.run_id], _change_label(series, c))
+        for c in trend.change_points or ()
+    ]
+    svg = trend_svg(points, title=f"{series.metric} on {series.branch}", changes=changes)
     return badge_response(request, svg, SVG_MEDIA_TYPE)
 
 
-@router.get("/api/v1/repos/{owner}/{repo}/metrics")
+@router.get("/api/v1/repos/{owner}/{repo}/metrics", response_model=MetricHistory)
 async def metric_history_json(
     sc: Ctx,
     ref: Repo,
@@ -149,27 +172,25 @@ async def metric_history_json(
     metric: str | None = None,
     branch: str = DEFAULT_BRANCH,
     limit: Annotated[int, Query(description=f"runs, at most {MAX_HISTORY_RUNS}")] = (HISTORY_RUNS),
-) -> dict[str, Any]:
+) -> MetricHistory:
     series = _required_series(workflow=workflow, job=job, metric=metric, branch=branch)
-    samples = await series_samples(sc, ref, series, limit=clamp(limit, MAX_HISTORY_RUNS))
-    return {
-        "repository": f"{owner}/{repo}",
-        "workflow": series.workflow,
-        "job": series.job,
-        "metric": series.metric,
-        "branch": series.branch,
-        "points": [
-            {
-                "run_id": s.run_id,
-                "commit": s.commit_sha,
-                "time": s.time_s,
-                "value": s.mean,
-                "std": s.std,
-                "n": s.n,
-            }
-            for s in samples
+    trend = await series_trend(sc, ref, series, limit=clamp(limit, MAX_HISTORY_RUNS))
+    changes = trend.change_points
+    return MetricHistory(
+        repository=f"{owner}/{repo}",
+        workflow=series.workflow,
+        job=series.job,
+        metric=series.metric,
+        branch=series.branch,
+        default_branch=default_branch_of(ref),
+        points=[
+            MetricPoint(
+                run_id=s.run_id, commit=s.commit_sha, time=s.time_s, value=s.mean, std=s.std, n=s.n
+            )
+            for s in trend.samples
         ],
-    }
+        change_points=None if changes is None else [_change_point(c) for c in reversed(changes)],
+    )
 
 
 async def workflow_status(sc: ServerContext, repo: Repository, workflow: str, branch: str) -> str:
@@ -205,6 +226,41 @@ async def series_samples(
             branch=series.branch,
             limit=limit,
         )
+
+
+async def series_trend(
+    sc: ServerContext, repo: Repository, series: MetricSeries, *, limit: int
+) -> MetricTrend:
+    async with sc.sessions() as session:
+        return await metric_trend(
+            session, repository=repo, series=series.key, branch=series.branch, limit=limit
+        )
+
+
+def _change_point(change: ChangePoint) -> MetricChangePoint:
+    return MetricChangePoint(
+        commit=change.commit_sha,
+        run_id=change.run_id,
+        time=change.time_s,
+        before_commit=change.before_commit_sha,
+        before_run_id=change.before_run_id,
+        mean_before=change.mean_before,
+        mean_after=change.mean_after,
+        change=change.relative_change,
+        p_value=change.p_value,
+        runs_before=change.runs_before,
+        runs_after=change.runs_after,
+    )
+
+
+def _change_label(series: MetricSeries, change: ChangePoint) -> str:
+    """`acc 0.9012 → 0.9311 (+3.3%) between 0f0e0d0 and 1a2b3c4, p = 2e-09`"""
+    relative = "" if change.relative_change is None else f" ({change.relative_change:+.1%})"
+    return (
+        f"{series.metric} {format_metric(change.mean_before)} → "
+        f"{format_metric(change.mean_after)}{relative} between "
+        f"{change.before_commit_sha[:7]} and {change.commit_sha[:7]}, p = {change.p_value:.1g}"
+    )
 
 
 def metric_message(samples: list[MetricSamples]) -> tuple[str, str]:

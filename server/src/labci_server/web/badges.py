@@ -231,6 +231,20 @@ class _Point:
     t: float
     value: float
     std: float | None
+    source: int  # its index in the points given
+
+
+@dataclass(frozen=True)
+class TrendChange:
+    """A change of level to mark on a trend chart: between the points at `before` and
+    `after` (indices into the points given), with `label` as its tooltip."""
+
+    before: int
+    after: int
+    label: str
+
+
+TOOLTIP_CHARS: Final = 200
 
 
 _HINT_PX: Final = 9  # font size of the value labels on a trend chart
@@ -242,13 +256,16 @@ def trend_svg(
     title: str,
     width: int = 240,
     height: int = 60,
+    changes: Sequence[TrendChange] = (),
 ) -> str:
     """A sparkline of (time, value[, std]) points for a README, oldest first.
 
     The polyline is scaled to the data; the highest and lowest values are marked at the
     left, the first value at its point and the last at the right edge. A std draws an error
-    bar. Points with a non-finite time or value are left out (a NaN is not a trend), and a
-    chart without points says so instead of drawing an empty frame.
+    bar, and each change of level a dashed vertical line halfway between its two points,
+    its label the line's tooltip. Points with a non-finite time or value are left out (a
+    NaN is not a trend), as is a change either of whose points is, and a chart without
+    points says so instead of drawing an empty frame.
     """
     if width < 120 or height < 40:
         raise ValueError(f"a trend chart needs at least 120×40 px, got {width}×{height}")
@@ -264,7 +281,7 @@ def trend_svg(
         f'<g {_FONT} fill="#333"><text class="title" x="4" y="12" font-size="11">{shown}</text>',
     ]
     if series:
-        parts.extend(_plot(series, width, height))
+        parts.extend(_plot(series, width, height, changes))
     else:
         parts.append(
             f'<text class="empty" x="{width / 2:g}" y="{(height + 16) / 2:g}" font-size="11" '
@@ -278,12 +295,12 @@ def _finite_points(
     points: Sequence[tuple[float, float] | tuple[float, float, float]],
 ) -> list[_Point]:
     kept = []
-    for point in points:
+    for source, point in enumerate(points):
         t, value = float(point[0]), float(point[1])
         std = float(point[2]) if len(point) > 2 else None
         if math.isfinite(t) and math.isfinite(value):
             good_std = std if std is not None and math.isfinite(std) and std > 0 else None
-            kept.append(_Point(t, value, good_std))
+            kept.append(_Point(t, value, good_std, source))
     return sorted(kept, key=lambda p: p.t)
 
 
@@ -313,7 +330,9 @@ class _Frame:
         return self.bottom - share * (self.bottom - self.top)
 
 
-def _plot(series: list[_Point], width: int, height: int) -> list[str]:
+def _plot(
+    series: list[_Point], width: int, height: int, changes: Sequence[TrendChange]
+) -> list[str]:
     values = [p.value for p in series]
     high_label, low_label = format_metric(max(values)), format_metric(min(values))
     last_label = format_metric(values[-1])
@@ -336,6 +355,7 @@ def _plot(series: list[_Point], width: int, height: int) -> list[str]:
             'stroke="#ddd" stroke-dasharray="2,2"/>'
         )
     xy = [(frame.x(i, p.t), frame.y(p.value)) for i, p in enumerate(series)]
+    parts.extend(_change_marks(changes, [p.source for p in series], [x for x, _ in xy], frame))
     for (x, _), p in zip(xy, series, strict=True):
         if p.std is not None:
             parts.append(
@@ -346,6 +366,25 @@ def _plot(series: list[_Point], width: int, height: int) -> list[str]:
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
     parts.append(f'<polyline points="{path}" fill="none" stroke="#007ec6" stroke-width="1.5"/>')
     return parts + _end_marks(xy, values, frame)
+
+
+def _change_marks(
+    changes: Sequence[TrendChange], sources: list[int], xs: list[float], frame: _Frame
+) -> list[str]:
+    """A dashed vertical line, under the polyline, halfway between each change's points."""
+    x_of = dict(zip(sources, xs, strict=True))
+    parts = []
+    for change in changes:
+        if change.before not in x_of or change.after not in x_of:
+            continue
+        x = (x_of[change.before] + x_of[change.after]) / 2
+        label = escape(clean_text(change.label, TOOLTIP_CHARS))
+        parts.append(
+            f'<g class="change"><title>{label}</title><line x1="{x:.1f}" x2="{x:.1f}" '
+            f'y1="{frame.top - 2:.1f}" y2="{frame.bottom + 2:.1f}" stroke="#e05d44" '
+            'stroke-width="1.5" stroke-dasharray="3,2"/></g>'
+        )
+    return parts
 
 
 def _end_marks(xy: list[tuple[float, float]], values: list[float], frame: _Frame) -> list[str]:
