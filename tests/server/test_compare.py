@@ -518,3 +518,55 @@ def test_any_numbers_give_a_verdict_and_finite_or_none_floats(
         assert result.interval[0] <= result.interval[1]
     if result.method is None and compare is not None:
         assert result.verdict != "regressed"  # never gated without a noise estimate
+
+
+def sized(test_size: int, tolerance: float = 0.0) -> Compare:
+    return Compare.model_validate({"goal": "max", "tolerance": tolerance, "test-size": test_size})
+
+
+def test_identical_runs_are_compared_with_the_binomial_floor() -> None:
+    """Five seeds agree on both sides; the head got one of 360 test images wrong more.
+    The floor p(1 − p)/360 is the noise of each run, known (normal distribution)."""
+    base, head = [0.9] * 5, [0.9 - 1 / 360] * 5
+    share = (0.9 * 5 + (0.9 - 1 / 360) * 5) / 10
+    se = math.sqrt(share * (1 - share) / 360 * (1 / 5 + 1 / 5))
+    expected = float(stats.norm.cdf((-1 / 360) / se))
+
+    result = compare_metric("acc", base, head, sized(360))
+
+    assert (result.method, result.df) == ("floor", math.inf)
+    assert result.verdict == "inconclusive"  # never "regressed with certainty"
+    assert result.p_value == pytest.approx(expected, rel=1e-6)
+    assert "binomial floor" in result.explanation
+
+
+def test_the_floor_is_a_lower_bound_not_a_replacement() -> None:
+    """A spread larger than the floor is used as measured (Welch)."""
+    base, head = [0.90, 0.95, 0.85, 0.92], [0.88, 0.93, 0.83, 0.90]
+    with_floor = compare_metric("acc", base, head, sized(10_000))
+    without = compare_metric("acc", base, head, rule(tolerance=0.0))
+
+    assert with_floor.method == "welch"
+    assert with_floor.p_value == pytest.approx(without.p_value)
+
+
+def test_percentages_get_the_floor_in_their_own_unit() -> None:
+    as_share = compare_metric("acc", [0.9] * 3, [0.88] * 3, sized(360))
+    as_percent = compare_metric("acc", [90.0] * 3, [88.0] * 3, sized(360))
+
+    assert as_percent.p_value == pytest.approx(as_share.p_value, rel=1e-9)
+    assert as_percent.method == "floor"
+
+
+def test_a_test_size_on_values_that_are_not_shares_gives_no_floor() -> None:
+    result = compare_metric("loss", [123.0] * 3, [124.0] * 3, sized(360))
+
+    assert result.verdict == "unverified"
+    assert "identical on every run" in result.explanation
+
+
+def test_a_single_run_with_a_test_size_is_verifiable() -> None:
+    """One run per side, no history: the floor alone is a noise estimate."""
+    result = compare_metric("acc", [0.92], [0.80], sized(360, tolerance=0.01))
+
+    assert (result.verdict, result.method) == ("regressed", "floor")

@@ -44,6 +44,8 @@ from ..results.ingest import mark_terminal, settle_run
 from ..results.publish import rejudge_awaiting
 from .approval import held_for_approval
 from .dedupe import dedupe_key
+from .seeds import KIND as KIND_SEEDS
+from .seeds import plan_seeds
 from .selection import (
     BrokenFile,
     PlannedWorkflow,
@@ -69,6 +71,8 @@ async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
         repo = await get_repository(session, event.repository_id) if event else None
     if event is None or repo is None or event.state != "received":
         return []
+    if event.kind == KIND_SEEDS:
+        return await plan_seeds(sc, event)
     if await _overtaken(sc, event):
         async with sc.sessions() as session, session.begin():
             await mark_event(session, event_id, from_state="received", to_state="planned")

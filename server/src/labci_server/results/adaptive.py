@@ -32,16 +32,13 @@ def wants_more_seeds(results: Sequence[MetricResult]) -> list[str]:
     )
 
 
-def seeds_wanted(declared: int, maximum: int) -> int:
-    """How many seeds to add on each side: up to the maximum, in one step."""
-    return max(0, maximum - declared)
-
-
-def looks_note(alpha: float, look: int) -> str:
+def looks_note(alpha: float, look: int, *, extending: bool = False) -> str:
     """The comment footer's sentence about the looks."""
     half = f"{alpha / LOOKS * 100:g} %"
-    if look == 1:
-        return f"Adaptive repeats: decided at the first of up to {LOOKS} looks, each at {half}."
-    return (
-        f"Adaptive repeats: decided at the second look, with the added seeds; each look at {half}."
-    )
+    if extending:
+        return (
+            f"Adaptive repeats: a metric is worse than its tolerance but not significantly "
+            f"at the first look ({half}); more seeds are running on both sides."
+        )
+    which = "first" if look == 1 else "second, with the added seeds"
+    return f"Adaptive repeats: decided at the {which} look; each of the {LOOKS} looks is at {half}."

@@ -20,6 +20,9 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from labci_spec import JobInstance
+from labci_spec.matrix import seed_values
+
 from ..db.models import TERMINAL_JOB_STATES, Event, Job, Run
 from ..db.queries.baselines import ContextResult, results_at_commit, results_on_branch
 from ..forge.base import ZERO_SHA
@@ -76,8 +79,19 @@ def samples_of(jobs: Sequence[Job], metrics: dict[int, dict[str, float]]) -> dic
     return samples
 
 
+def added_seed(job: Job) -> bool:
+    """A seed that adaptive repeats added: its value is not one its matrix declares."""
+    instance = JobInstance.model_validate(job.spec)
+    metrics, strategy = instance.job.metrics, instance.job.strategy
+    if metrics is None or metrics.repeats is None or strategy is None:
+        return False
+    return instance.matrix.get(metrics.repeats) not in seed_values(strategy.matrix, metrics.repeats)
+
+
 def measured(result: ContextResult) -> Measured | None:
-    if any(job.state not in TERMINAL_JOB_STATES for job in result.jobs):
+    """The result's samples once its declared jobs are terminal; seeds still being added
+    do not hold it back (their request says whether to wait for them)."""
+    if any(job.state not in TERMINAL_JOB_STATES and not added_seed(job) for job in result.jobs):
         return None
     samples = samples_of(result.jobs, result.metrics)
     if not samples:

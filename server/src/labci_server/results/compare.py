@@ -393,8 +393,9 @@ def _welch(var_base: float, n_base: int, var_head: float, n_head: int, floor: fl
         if var > floor:
             denominator += term * term / (n - 1)
     total = sum(terms)
-    df = total * total / denominator if denominator > 0 else math.inf
-    return _Noise(math.sqrt(total), min(df, sys.float_info.max), "welch", "")
+    if denominator == 0:  # both sides at the floor: a known variance
+        return _Noise(math.sqrt(total), math.inf, "floor", "")
+    return _Noise(math.sqrt(total), total * total / denominator, "welch", "")
 
 
 def _floor(rule: Compare | None, values: list[float], scale: float) -> float:

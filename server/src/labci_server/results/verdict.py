@@ -23,7 +23,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from labci_spec import Compare, JobInstance
 
 from ..db.models import Event, Job, Run
-from . import autobase
+from . import autobase, seeds
+from .adaptive import look_alpha, looks_note, wants_more_seeds
 from .baseline import (
     Baseline,
     find_baseline,
@@ -51,14 +52,14 @@ class Rules:
     compare: dict[str, Compare]
     baseline: str  # auto | existing
     alpha: float = DEFAULT_ALPHA
+    max_repeats: int | None = None  # adaptive repeats: seeds in all, at most
 
     @classmethod
     def of(cls, members: list[Job]) -> Rules:
         metrics = JobInstance.model_validate(members[0].spec).job.metrics
         if metrics is None:
             return cls({}, "auto")
-        alpha = getattr(metrics, "alpha", DEFAULT_ALPHA)
-        return cls(dict(metrics.compare), metrics.baseline, alpha)
+        return cls(dict(metrics.compare), metrics.baseline, metrics.alpha, metrics.max_repeats)
 
 
 async def judge(
@@ -92,18 +93,62 @@ async def judge(
     )
     if baseline is None:
         return await _without_baseline(session, run, event, context, rules, head, details)
+    adaptive = rules.max_repeats is not None and run.trigger not in NEVER_EXTENDED
+    look = 1
+    if adaptive:
+        own = await seeds.status(session, run_id=run.id or 0, context=context)
+        base = await seeds.status(session, run_id=baseline.measured.run.id or 0, context=context)
+        look = 2 if own.asked else 1
+        for request, sha in ((own, run.commit_sha), (base, baseline.measured.run.commit_sha)):
+            if request.asked and not request.settled:
+                return _adding_seeds(head, rules, sha, details, "waiting for the added seeds")
     history = await metric_history(
         session, run=run, event=event, context=context, exclude_run_id=baseline.measured.run.id
     )
+    alpha = look_alpha(rules.alpha, adaptive=adaptive)
     results = compare_metrics(
-        baseline.measured.samples, head, rules.compare, history=history, alpha=rules.alpha
+        baseline.measured.samples, head, rules.compare, history=history, alpha=alpha
     )
     details["baseline"] = _baseline_details(baseline)
     details["metrics"] = [metric_row(r) for r in results]
     details["decision"] = decision_details(results, rules.alpha)
+    if adaptive and look == 1 and rules.max_repeats and wants_more_seeds(results):
+        upto = rules.max_repeats
+        provider = event.provider if event is not None else "git"
+        for side in (run, baseline.measured.run):
+            await seeds.request(session, run=side, provider=provider, context=context, upto=upto)
+        note = f"adding seeds up to {upto} on both sides"
+        details["decision"]["looks"] = looks_note(rules.alpha, 1, extending=True)
+        return _adding_seeds(head, rules, run.commit_sha, details, note, results)
+    if adaptive:
+        details["decision"]["looks"] = looks_note(rules.alpha, look)
     note = None if baseline.same_hardware else "baseline on other hardware"
     failed = bool(regressions(results))
     return Judgement("failure" if failed else "success", compose(results, note), details=details)
+
+
+# A baseline measurement never asks for seeds itself: the pull request it serves does.
+NEVER_EXTENDED = ("baseline",)
+
+
+def _adding_seeds(
+    head: dict[str, list[float]],
+    rules: Rules,
+    sha: str,
+    details: dict[str, Any],
+    note: str,
+    results: list[MetricResult] | None = None,
+) -> Judgement:
+    """Pending while seeds are added: judged again when they are in (`awaiting_baseline`
+    at the commit whose run is still measuring, which the reconciler also retries)."""
+    shown = results if results is not None else compare_metrics({}, head, rules.compare)
+    return Judgement(
+        "pending",
+        compose(shown, note, compared=results is not None),
+        phase="awaiting_baseline",
+        baseline_sha=sha,
+        details=details,
+    )
 
 
 async def _without_baseline(
