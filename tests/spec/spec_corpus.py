@@ -236,6 +236,19 @@ jobs:
       key: data-${{ hashFiles('requirements.txt') }}
 """
 
+# Issue 11's file: a misspelt key used to hide its three rule errors until it was fixed.
+ISSUE_FILE = """\
+on: push
+jobs:
+  train:
+    runs_on: gpu
+    needs: [nope]
+    strategy: {matrix: {seed: [0, 1, 2]}}
+    steps:
+      - run: python train.py --seed ${{ matrix.sed }}
+    metrics: {repeats: seeds}
+"""
+
 # The four realistic shapes issue 3 asks for, kept small.
 PYTORCH_SEEDS = """\
 name: pytorch-seeds
@@ -483,6 +496,17 @@ VALID: dict[str, str] = {
     "metrics-tolerances": job_with(
         "metrics: {compare: {a: {goal: max, tolerance: 0}, b: {goal: min, tolerance: 1.5 %},"
         " c: {goal: max, tolerance: 10}, d.e/f-g_h: {goal: min, gate: false}}}"
+    ),
+    "metrics-adaptive-repeats": job_with(
+        "strategy: {matrix: {seed: [0, 1, 2], lr: [0.1, 0.01]}}",
+        "metrics: {repeats: {axis: seed, max: 20}}",
+    ),
+    "metrics-repeats-mapping-without-max": job_with(
+        "strategy: {matrix: {seed: [a, b]}}", "metrics: {repeats: {axis: seed}}"
+    ),
+    "metrics-alpha-and-test-size": job_with(
+        "metrics: {alpha: 0.01, compare: {acc: {goal: max, test-size: 10000},"
+        " top5/pct: {goal: max, tolerance: 0.5, test-size: 1000000000}}}"
     ),
     "artifacts-list": job_with("artifacts: ['ckpt/*.pt', 'logs/**']"),
     "artifacts-string": job_with("artifacts: model.onnx"),

@@ -54,6 +54,7 @@ EXPECTED = [
     "evaluate_condition",
     "expand_job",
     "expand_matrix",
+    "extra_seeds",
     "find_expressions",
     "github_context",
     "load_workflow",

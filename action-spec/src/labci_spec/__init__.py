@@ -2,8 +2,8 @@
 
 Models (`Workflow`, `Job`, `Step`, ...), `load_workflow` (YAML text to a `Workflow`, with
 every error located), the JSON Schema, event and path filters, matrix expansion into
-`JobInstance`s, the `${{ }}` expression language, `if:` conditions, cron schedules and
-metrics parsing. Pure: no file, network or process I/O; callers pass text in.
+`JobInstance`s (and the seeds adaptive repeats add), the `${{ }}` expression language,
+`if:` conditions, cron schedules and metrics parsing. Pure: no file, network or process I/O; callers pass text in.
 """
 
 from labci_spec.conditions import Progress, github_context, should_run
@@ -19,7 +19,7 @@ from labci_spec.errors import (
 )
 from labci_spec.expressions import EvalContext, evaluate_condition, find_expressions, render
 from labci_spec.filters import EventFacts, branch_matches, needs_changed_files, workflow_matches
-from labci_spec.instances import JobInstance, expand_job
+from labci_spec.instances import JobInstance, expand_job, extra_seeds
 from labci_spec.loader import MAX_WORKFLOW_BYTES, load_workflow
 from labci_spec.matrix import MAX_MATRIX_JOBS, expand_matrix
 from labci_spec.metrics import (
@@ -89,6 +89,7 @@ __all__ = [
     "evaluate_condition",
     "expand_job",
     "expand_matrix",
+    "extra_seeds",
     "find_expressions",
     "github_context",
     "load_workflow",

@@ -132,6 +132,42 @@ class OneOrManySchema:
 Names = Annotated[list[Name], BeforeValidator(one_or_many), Field(min_length=1), OneOrManySchema()]
 
 
+class MappingSpelling:
+    """Text that may also be written as a mapping: `repeats: seed`, or
+    `repeats: {axis: seed, max: 20}`.
+
+    A mapping is validated by `model` and stands for its field `key`; a mapping that does
+    not validate gets its errors located inside it (`metrics.repeats.max`), and anything
+    else is "expected <expected>". Editors are offered both spellings, and
+    `labci_spec.messages` hints with `model`'s keys. What the mapping holds besides `key`
+    is for the enclosing model to pick up (a `mode="before"` validator there), since a
+    field's validator cannot set another field.
+    """
+
+    def __init__(self, model: type[BaseModel], key: str, *, expected: str) -> None:
+        self.model = model
+        self.key = key
+        self.expected = expected
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(self._picked, handler(source))
+
+    def _picked(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return getattr(self.model.model_validate(value), self.key)
+        if not isinstance(value, str):
+            message = "expected {expected}"
+            raise PydanticCustomError("spelling_type", message, {"expected": self.expected})
+        return value
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"anyOf": [handler(schema), handler(self.model.__pydantic_core_schema__)]}
+
+
 def parse_size(value: Any) -> Any:
     """`16G`, `512M`, `1.5GiB` or a number of bytes; K/M/G/T are powers of 1024, as in Docker."""
     if isinstance(value, bool):

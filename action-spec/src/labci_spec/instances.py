@@ -9,7 +9,8 @@ runs, `inputs` holds the declared inputs' defaults.
 
 Keys: an instance is named like GitHub names matrix jobs, `train (0, adam)`; its *group*
 leaves out the `metrics.repeats` axis (`train (adam)`), because repeats are samples of
-one experiment and report as one commit status.
+one experiment and report as one commit status. With `metrics.repeats.max`, a group may
+grow after planning; `extra_seeds` says with which seeds.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import Field, ValidationError
 from labci_spec.errors import SpecError, SpecErrors
 from labci_spec.expressions import EvalContext, render, to_text
 from labci_spec.fields import Frozen
-from labci_spec.matrix import expand_matrix
+from labci_spec.matrix import expand_matrix, is_seed, seed_values
 from labci_spec.messages import dotted
 from labci_spec.model import Job, Workflow
 from labci_spec.triggers import default_inputs
@@ -74,6 +75,32 @@ def expand_job(
             )
         )
     return instances
+
+
+def extra_seeds(job: Job, count: int) -> list[int]:
+    """The first `count` seeds labci may add to each combination of a job with
+    `metrics.repeats: {axis, max}`: the largest seed the matrix declares + 1, + 2, ...
+    (`[5, 6]` after `seed: [0, 1, 2, 3, 4]`; `[10]` after `seed: [3, 9]`).
+
+    They always start from the same place: `extra_seeds(job, 4)` begins with
+    `extra_seeds(job, 2)`, so a caller adding seeds in rounds asks for all it wants so
+    far and starts those it has not. At most `max` seeds run in all, the declared ones
+    included; asking for more, or of a job without `repeats.max`, is a ValueError (the
+    rules `load_workflow` checks make every seed of such a job an integer).
+    """
+    metrics, strategy = job.metrics, job.strategy
+    axis = metrics.repeats if metrics else None
+    most = metrics.max_repeats if metrics else None
+    if axis is None or most is None or strategy is None or axis not in strategy.matrix.axes:
+        raise ValueError(f"job '{job.id}' has no `metrics.repeats.max`")
+    seeds = seed_values(strategy.matrix, axis)
+    if not all(is_seed(seed) for seed in seeds):
+        raise ValueError(f"job '{job.id}': the values of matrix.{axis} are not all integers")
+    room = most - len(strategy.matrix.axes[axis])
+    if not 0 <= count <= room:
+        raise ValueError(f"job '{job.id}' may add 0 to {room} seeds, not {count}")
+    largest = max(seeds)
+    return list(range(largest + 1, largest + 1 + count))
 
 
 def _key(job_id: str, combo: Mapping[str, Any], *, skip: str | None) -> str:

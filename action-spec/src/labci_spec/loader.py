@@ -6,7 +6,8 @@
 passes text. Raw-byte problems (size, encoding, NUL) are reported at 1:1 without
 parsing; YAML syntax problems where the parser stopped; schema problems (from the models)
 at the key or value concerned; cross-field problems (from `labci_spec.rules`) likewise.
-Problems of one stage are reported all at once, in file order.
+Schema and cross-field problems come in one pass, all of them, in file order: the rules
+read every part of the file that validates on its own, so a typo hides nothing else.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from labci_spec.yamlnodes import Data, NodeError, compose_nodes, describe, to_da
 
 MAX_WORKFLOW_BYTES = 1024 * 1024
 # Keys labci fills in itself; written in a file they are unknown keys.
-_RESERVED = {(): "path", ("jobs", "*"): "id"}
+_RESERVED = {(): "path", ("jobs", "*"): "id", ("jobs", "*", "metrics"): "max_repeats"}
 
 
 def load_workflow(text: str | bytes, path: str) -> Workflow:
@@ -41,6 +42,7 @@ def load_workflow(text: str | bytes, path: str) -> Workflow:
     data = to_data(root, decoded)
     errors = [SpecError(path, e.line, e.column, e.message) for e in data.errors]
     errors += _reserved_keys(data, path)
+    workflow: Workflow | None = None
     try:
         workflow = Workflow.model_validate(_with_derived_keys(data.value, path))
     except ValidationError as exc:
@@ -49,10 +51,9 @@ def load_workflow(text: str | bytes, path: str) -> Workflow:
         errors += _without_echoes(
             [e for e in described if e is not None and (e.line, e.column) not in yaml_places]
         )
-        errors += check_workflow(None, data, path)
-        raise SpecErrors(_in_file_order(errors)) from None
-    errors += check_workflow(workflow, data, path)
-    if errors:
+    # Cross-field rules run either way, on the pieces that validate: one pass, every error.
+    errors += check_workflow(data, path)
+    if errors or workflow is None:
         raise SpecErrors(_in_file_order(errors))
     return workflow
 
@@ -100,7 +101,8 @@ def _reserved_keys(data: Data, path: str) -> list[SpecError]:
         if place.key is None or not loc:
             continue
         parent = loc[:-1]
-        pattern = parent if len(parent) != 2 or parent[0] != "jobs" else ("jobs", "*")
+        in_a_job = len(parent) >= 2 and parent[0] == "jobs"
+        pattern = ("jobs", "*", *parent[2:]) if in_a_job else parent
         if _RESERVED.get(pattern) == loc[-1]:
             mark = place.key.start_mark
             where = ".".join(str(p) for p in parent)

@@ -80,3 +80,24 @@ def matrix_keys(matrix: Matrix | None) -> set[str]:
     for entry in matrix.include:
         keys.update(entry)
     return keys
+
+
+def is_seed(value: Any) -> bool:
+    """Whether a matrix value can be a seed labci counts on from (`metrics.repeats.max`)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def seed_values(matrix: Matrix, axis: str) -> list[Any]:
+    """The values of the repeats `axis`: its own, then those `include` entries give it."""
+    return [*matrix.axes.get(axis, []), *(entry[axis] for entry in matrix.include if axis in entry)]
+
+
+def repeat_groups(matrix: Matrix, axis: str) -> list[dict[str, Any]]:
+    """The combinations of the axes other than the repeats `axis`, each once: the
+    experiments whose samples the `axis` values are, one commit status each."""
+    groups: list[dict[str, Any]] = []
+    for combination in expand_matrix(matrix):
+        group = {key: value for key, value in combination.items() if key != axis}
+        if group not in groups:
+            groups.append(group)
+    return groups

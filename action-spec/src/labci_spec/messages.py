@@ -14,10 +14,12 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import ErrorDetails
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from labci_spec.errors import SpecError
+from labci_spec.fields import MappingSpelling
 from labci_spec.model import Workflow
 from labci_spec.triggers import EVENTS
 from labci_spec.yamlnodes import Data, Location, describe
@@ -106,7 +108,7 @@ def _wording(kind: str, error: ErrorDetails, node: Node) -> str:
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {got}"
-    if kind == "literal_error":
+    if kind in ("literal_error", "spelling_type"):
         return f"expected {ctx.get('expected', 'one of the allowed values')}, got {got}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         bound = {"greater_than_equal": "at least", "greater_than": "more than"}.get(
@@ -162,14 +164,14 @@ def known_keys(loc: Location) -> tuple[str, ...]:
     model = _model_at(Workflow, loc)
     if model is None:
         return ()
-    keys = []
-    for name, info in model.model_fields.items():
-        if name in ("id", "path") and model.__name__ in ("Job", "Workflow"):
-            continue
-        keys.append(info.alias or name)
     if model.__name__ == "Matrix":
         return ("include", "exclude")
-    return tuple(keys)
+    # Fields labci fills in itself (a job's `id`) are not keys a file may hold.
+    return tuple(
+        info.alias or name
+        for name, info in model.model_fields.items()
+        if not any(isinstance(m, SkipJsonSchema) for m in info.metadata)
+    )
 
 
 def _model_at(root: type[BaseModel], loc: Location) -> type[BaseModel] | None:
@@ -196,11 +198,16 @@ def _model_at(root: type[BaseModel], loc: Location) -> type[BaseModel] | None:
 
 
 def _unwrap(tp: Any) -> Any:
-    """Strip Annotated[...] and `X | None` down to X."""
+    """Strip Annotated[...] and `X | None` down to X; a value that may be spelled as a
+    mapping (`MappingSpelling`) is that mapping's model."""
     while True:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
-            tp = typing.get_args(tp)[0]
+            args = typing.get_args(tp)
+            spelling = next((a for a in args[1:] if isinstance(a, MappingSpelling)), None)
+            if spelling is not None:
+                return spelling.model
+            tp = args[0]
         elif origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(tp) if a is not type(None)]
             if len(args) != 1:

@@ -18,6 +18,8 @@ from pydantic import (
     BeforeValidator,
     Field,
     GetJsonSchemaHandler,
+    SerializerFunctionWrapHandler,
+    ValidationError,
     model_serializer,
     model_validator,
 )
@@ -27,11 +29,13 @@ from pydantic_core import CoreSchema
 from labci_spec.fields import (
     ID_PATTERN,
     MAX_TEXT_CHARS,
+    NOT_BOOL,
     AsText,
     Count,
     Env,
     Flag,
     Frozen,
+    MappingSpelling,
     Name,
     Names,
     OneOrManySchema,
@@ -50,6 +54,12 @@ DEFAULT_TIMEOUT_MINUTES = 60
 DISPLAY_NAME_CHARS = 60
 METRIC_NAME_PATTERN = r"^[A-Za-z0-9_./-]{1,128}$"
 DEFAULT_ARTIFACTS_MAX_BYTES = 1024**3
+DEFAULT_ALPHA = 0.05
+MAX_ALPHA = 0.5
+# Seeds of one experiment, in all: the matrix's own cap (labci_spec.matrix.MAX_MATRIX_JOBS).
+MAX_REPEATS = 256
+MAX_TEST_SIZE = 10**9
+REPEATS_SPELLINGS = "a matrix axis, or a mapping such as {axis: seed, max: 20}"
 # The shells a step can name; anything else must be a command template holding {0}.
 SHELLS = {
     "bash": ("bash", "--noprofile", "--norc", "-eo", "pipefail", "{0}"),
@@ -60,6 +70,8 @@ DEFAULT_SHELL = "bash"
 
 TimeoutMinutes = Annotated[Count, Field(ge=MIN_TIMEOUT_MINUTES, le=MAX_TIMEOUT_MINUTES)]
 JobId = Annotated[str, Field(pattern=ID_PATTERN, max_length=100)]
+AxisName = Annotated[str, Field(pattern=ID_PATTERN)]
+JobNames = Annotated[list[Name], BeforeValidator(one_or_many), OneOrManySchema()]
 
 
 def relative_path_problem(path: str) -> str | None:
@@ -156,13 +168,9 @@ class Step(Frozen):
 class Matrix(Frozen):
     """Axes of values, plus `include`/`exclude` entries, as in GitHub Actions."""
 
-    axes: dict[Annotated[str, Field(pattern=ID_PATTERN)], Annotated[list[Any], Field(min_length=1)]]
-    include: list[dict[Annotated[str, Field(pattern=ID_PATTERN)], Any]] = Field(
-        default_factory=list
-    )
-    exclude: list[dict[Annotated[str, Field(pattern=ID_PATTERN)], Any]] = Field(
-        default_factory=list
-    )
+    axes: dict[AxisName, Annotated[list[Any], Field(min_length=1)]]
+    include: list[dict[AxisName, Any]] = Field(default_factory=list)
+    exclude: list[dict[AxisName, Any]] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -264,6 +272,21 @@ class Compare(Frozen):
         default_factory=lambda: Tolerance(amount=0)
     )
     gate: Flag = True
+    # How many test items a share (accuracy in [0, 1], or a percentage) was measured on:
+    # the server puts a binomial floor under the metric's variance with it.
+    test_size: Annotated[Count, Field(ge=1, le=MAX_TEST_SIZE)] | None = Field(
+        default=None, alias="test-size"
+    )
+
+
+class Repeats(Frozen):
+    """`repeats: {axis: seed, max: 20}`: the axis whose instances are samples of one
+    experiment, and how many seeds labci may run in all: it starts with the axis's
+    values and may add the largest + 1, + 2, ... while the verdict is unsettled."""
+
+    axis: AxisName
+    # Seeds in all, the axis's own included; the ones added are `instances.extra_seeds`.
+    max: Annotated[Count, Field(ge=2, le=MAX_REPEATS)] | None = None
 
 
 MetricName = Annotated[str, Field(pattern=METRIC_NAME_PATTERN)]
@@ -278,11 +301,42 @@ class MetricsSpec(Frozen):
 
     file: MetricsFiles | None = None
     files: MetricsFiles | None = None
-    repeats: Annotated[str, Field(pattern=ID_PATTERN)] | None = None
+    # The axis name; `repeats: {axis: seed, max: 20}` sets `max_repeats` too, and a model
+    # dumps back to that mapping (`_repeats_mapping`).
+    repeats: (
+        Annotated[AxisName, MappingSpelling(Repeats, "axis", expected=REPEATS_SPELLINGS)] | None
+    ) = None
+    max_repeats: SkipJsonSchema[Annotated[Count, Field(ge=2, le=MAX_REPEATS)] | None] = None
     compare: dict[MetricName, Compare] = Field(default_factory=dict)
+    # The significance level of the verdict's statistical test.
+    alpha: Annotated[float, Field(gt=0, lt=MAX_ALPHA, allow_inf_nan=False), NOT_BOOL] = (
+        DEFAULT_ALPHA
+    )
     # auto: when a pull request's base has no result for this job, measure it once there;
     # existing: compare only with results that already exist.
     baseline: Literal["auto", "existing"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _repeats_max(cls, value: Any) -> Any:
+        """`repeats: {axis, max}` → `repeats` and `max_repeats`. A mapping that does not
+        validate stays for the `repeats` field, whose errors point inside it."""
+        if not isinstance(value, dict) or not isinstance(value.get("repeats"), dict):
+            return value
+        try:
+            spelled = Repeats.model_validate(value["repeats"])
+        except ValidationError:
+            return value
+        return {**value, "repeats": spelled.axis, "max_repeats": spelled.max}
+
+    @model_serializer(mode="wrap")
+    def _repeats_mapping(self, handler: SerializerFunctionWrapHandler) -> Any:
+        dumped = handler(self)
+        if isinstance(dumped, dict) and "max_repeats" in dumped:
+            max_repeats = dumped.pop("max_repeats")
+            if max_repeats is not None and "repeats" in dumped:
+                dumped["repeats"] = {"axis": dumped["repeats"], "max": max_repeats}
+        return dumped
 
     @model_validator(mode="after")
     def _one_spelling(self) -> MetricsSpec:
@@ -332,9 +386,7 @@ class Job(Frozen):
     id: SkipJsonSchema[Annotated[str, Field(pattern=ID_PATTERN)]]
     name: Name | None = None
     runs_on: Names = Field(alias="runs-on")
-    needs: Annotated[list[Name], BeforeValidator(one_or_many), OneOrManySchema()] = Field(
-        default_factory=list
-    )
+    needs: JobNames = Field(default_factory=list)
     if_: Text | None = Field(default=None, alias="if")
     env: Env = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)

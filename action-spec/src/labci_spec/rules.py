@@ -1,8 +1,12 @@
-"""Rules that span several fields of a valid-looking workflow, each error on its line.
+"""Rules that span several fields of a workflow, each error on its line.
+
+They run whether or not the file's fields validate, each on the pieces it reads that do
+(`labci_spec.outline`), so that one pass reports a file's every error:
 
 - `needs` names jobs of the same file and has no cycle;
 - `metrics.repeats` names an axis of the job's matrix; `exclude` names axes; the matrix
-  stays within its cap (checked before expansion);
+  stays within its cap (checked before expansion); with `metrics.repeats.max`, the seeds
+  are integers, `max` leaves room for more of them, and all of them stay within the cap;
 - one of `branches`/`branches-ignore` and of `paths`/`paths-ignore` per event;
 - every `${{ }}` parses, and uses only the contexts of its field. Text a pull request
   controls (`github.head_ref`, titles, bodies) must never be spliced into a shell
@@ -25,10 +29,19 @@ from labci_spec.expressions import (
     parse_expression,
     references,
 )
-from labci_spec.matrix import MatrixTooLarge, expand_matrix, matrix_keys
+from labci_spec.matrix import (
+    MAX_MATRIX_JOBS,
+    MatrixTooLarge,
+    expand_matrix,
+    is_seed,
+    matrix_keys,
+    repeat_groups,
+    seed_values,
+)
 from labci_spec.messages import dotted, hint_for
-from labci_spec.model import Job, Workflow
-from labci_spec.yamlnodes import Data, Location
+from labci_spec.model import Matrix
+from labci_spec.outline import JobOutline, outline
+from labci_spec.yamlnodes import Data, Location, describe
 
 SHELL_CONTEXTS = ("matrix", "inputs", "env", "secrets")
 PLAN_CONTEXTS = ("matrix", "inputs")
@@ -87,11 +100,11 @@ def field_kind(loc: Location) -> FieldKind | None:
 
 
 class _Checker:
-    """Checks a workflow; with `workflow` None (its fields did not validate), only the
-    expressions are checked, so that an injection is reported alongside a typo."""
+    """Checks the outline of a workflow: every rule whose pieces validate, so that its
+    errors come together with the schema's."""
 
-    def __init__(self, workflow: Workflow | None, data: Data, path: str) -> None:
-        self.workflow = workflow
+    def __init__(self, data: Data, path: str) -> None:
+        self.outline = outline(data.value)
         self.data = data
         self.path = path
         self.errors: list[SpecError] = []
@@ -108,33 +121,21 @@ class _Checker:
         text = f"{where}: {message}" if where else message
         self.errors.append(SpecError(self.path, line, column, text))
 
-    def check_expressions_only(self) -> list[SpecError]:
-        for loc, text in _strings(self.data.value, ()):
-            self.check_expressions(loc, text)
-        return self.errors
-
     def run(self) -> list[SpecError]:
-        if self.workflow is None:
-            return self.check_expressions_only()
         self.check_triggers()
-        for job_id, job in self.workflow.jobs.items():
+        for job_id, job in self.outline.jobs.items():
             self.check_needs(job_id, job)
             self.check_matrix(job_id, job)
+            self.check_repeats(job_id, job)
         for loc, text in _strings(self.data.value, ()):
             self.check_expressions(loc, text)
         self.check_cycles()
         return self.errors
 
     def check_triggers(self) -> None:
-        for event in ("push", "pull_request"):
-            trigger = getattr(self.workflow.on, event)
-            if trigger is None:
-                continue
+        for event, filters in self.outline.filters.items():
             for name in ("branches", "paths"):
-                if (
-                    getattr(trigger, name) is not None
-                    and getattr(trigger, f"{name}_ignore") is not None
-                ):
+                if name in filters and f"{name}-ignore" in filters:
                     self.fail(
                         ("on", event, f"{name}-ignore"),
                         f"use `{name}` or `{name}-ignore`, not both"
@@ -142,8 +143,7 @@ class _Checker:
                         key=True,
                     )
             for name in ("branches-ignore", "paths-ignore"):
-                patterns = getattr(trigger, name.replace("-", "_")) or []
-                for index, pattern in enumerate(patterns):
+                for index, pattern in enumerate(filters.get(name, [])):
                     if pattern.startswith("!"):
                         self.fail(
                             ("on", event, name, index),
@@ -151,20 +151,20 @@ class _Checker:
                             " with '!' patterns to include and exclude",
                         )
 
-    def check_needs(self, job_id: str, job: Job) -> None:
-        jobs = list(self.workflow.jobs)
-        for index, need in enumerate(job.needs):
+    def check_needs(self, job_id: str, job: JobOutline) -> None:
+        jobs = list(self.outline.jobs)
+        for index, need in enumerate(job.needs or []):
             loc = ("jobs", job_id, "needs", index)
             if need == job_id:
                 self.fail(loc, "a job cannot need itself")
-            elif need not in self.workflow.jobs:
+            elif need not in self.outline.jobs:
                 self.fail(
                     loc, f"unknown job '{need}'{hint_for(need, [j for j in jobs if j != job_id])}"
                 )
 
     def check_cycles(self) -> None:
         state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-        for start in self.workflow.jobs:
+        for start in self.outline.jobs:
             cycle = self._find_cycle(start, [], state)
             if cycle:
                 path = " → ".join(cycle)
@@ -178,7 +178,8 @@ class _Checker:
             return [*path[path.index(job_id) :], job_id]
         state[job_id] = 1
         # Unknown jobs and a job needing itself have errors of their own (check_needs).
-        needs = [n for n in self.workflow.jobs[job_id].needs if n in self.workflow.jobs]
+        jobs = self.outline.jobs
+        needs = [n for n in jobs[job_id].needs or [] if n in jobs]
         for need in (n for n in needs if n != job_id):
             cycle = self._find_cycle(need, [*path, job_id], state)
             if cycle:
@@ -186,34 +187,74 @@ class _Checker:
         state[job_id] = 2
         return []
 
-    def check_matrix(self, job_id: str, job: Job) -> None:
-        matrix = job.strategy.matrix if job.strategy else None
+    def check_matrix(self, job_id: str, job: JobOutline) -> None:
+        matrix = job.matrix
+        if matrix is None:
+            return
         base: Location = ("jobs", job_id, "strategy", "matrix")
-        if matrix is not None:
-            for index, entry in enumerate(matrix.exclude):
-                for key in entry:
-                    if key not in matrix.axes:
-                        axes = ", ".join(matrix.axes) or "none"
-                        self.fail(
-                            (*base, "exclude", index, key),
-                            f"'{key}' is not an axis of the matrix (axes: {axes})",
-                            key=True,
-                        )
-            try:
-                combinations = expand_matrix(matrix)
-            except MatrixTooLarge as exc:
-                self.fail(base, str(exc), key=True)
-            else:
-                if not combinations:
-                    why = "`exclude` removes every combination: the job would never run"
-                    self.fail(base, why, key=True)
-        repeats = job.metrics.repeats if job.metrics else None
-        if repeats is not None and (matrix is None or repeats not in matrix.axes):
+        for index, entry in enumerate(matrix.exclude):
+            for key in entry:
+                if key not in matrix.axes:
+                    axes = ", ".join(matrix.axes) or "none"
+                    self.fail(
+                        (*base, "exclude", index, key),
+                        f"'{key}' is not an axis of the matrix (axes: {axes})",
+                        key=True,
+                    )
+        try:
+            combinations = expand_matrix(matrix)
+        except MatrixTooLarge as exc:
+            self.fail(base, str(exc), key=True)
+        else:
+            if not combinations:
+                why = "`exclude` removes every combination: the job would never run"
+                self.fail(base, why, key=True)
+
+    def check_repeats(self, job_id: str, job: JobOutline) -> None:
+        axis, matrix = job.repeats, job.matrix
+        if axis is None or not job.matrix_known:
+            return
+        if matrix is None or axis not in matrix.axes:
             axes = ", ".join(matrix.axes) if matrix and matrix.axes else ""
             why = f"axes: {axes}" if axes else "this job has no `strategy.matrix`"
             self.fail(
-                ("jobs", job_id, "metrics", "repeats"),
-                f"'{repeats}' is not an axis of the job's matrix ({why})",
+                ("jobs", job_id, "metrics", "repeats", "axis"),
+                f"'{axis}' is not an axis of the job's matrix ({why})",
+            )
+        elif job.max_repeats is not None:
+            self.check_max_repeats(job_id, matrix, axis, job.max_repeats)
+
+    def check_max_repeats(self, job_id: str, matrix: Matrix, axis: str, most: int) -> None:
+        """`max` adds seeds after the largest declared one, up to `most` per combination of
+        the other axes; they must be integers, and there must be room for one more."""
+        loc: Location = ("jobs", job_id, "metrics", "repeats", "max")
+        declared = len(matrix.axes[axis])
+        if most <= declared:
+            self.fail(
+                loc,
+                f"{most} is not more than the {declared} seeds declared in matrix.{axis}"
+                " (`max` counts them too)",
+            )
+        base: Location = ("jobs", job_id, "strategy", "matrix")
+        places = [(*base, axis, i) for i in range(declared)]
+        places += [(*base, "include", i, axis) for i, e in enumerate(matrix.include) if axis in e]
+        for place, seed in zip(places, seed_values(matrix, axis), strict=True):
+            if not is_seed(seed):
+                got = describe(self.data.find(place)[1].value)
+                self.fail(
+                    place,
+                    f"{got} is not an integer; with `metrics.repeats.max` every seed must be"
+                    " (labci adds the largest + 1, + 2, …)",
+                )
+        try:
+            groups = len(repeat_groups(matrix, axis))
+        except MatrixTooLarge:
+            return  # check_matrix says so
+        if groups * most > MAX_MATRIX_JOBS:
+            self.fail(
+                loc,
+                f"{most} seeds for each of {groups} combinations of the other axes would be"
+                f" {groups * most} instances; the limit is {MAX_MATRIX_JOBS}",
             )
 
     def check_expressions(self, loc: Location, text: str) -> None:
@@ -241,15 +282,15 @@ class _Checker:
                 shown = "hashFiles" if name == "hashfiles" else name
                 self.fail(loc, f"{shown}() cannot be used here", at=at)
         job = None
-        if self.workflow is not None and loc[0] == "jobs" and len(loc) > 1:
-            job = self.workflow.jobs.get(str(loc[1]))
+        if loc[0] == "jobs" and len(loc) > 1:
+            job = self.outline.jobs.get(str(loc[1]))
         for ref in references(tree):
             problem = self.reference_problem(ref.path, kind, job)
             if problem:
                 self.fail(loc, problem, at=ref.offset)
 
     def reference_problem(
-        self, path: tuple[str, ...], kind: FieldKind, job: Job | None
+        self, path: tuple[str, ...], kind: FieldKind, job: JobOutline | None
     ) -> str | None:
         name = ".".join(path)
         root = path[0]
@@ -263,15 +304,14 @@ class _Checker:
         if root == "github" and path[1] not in GITHUB_CONDITION_FIELDS:
             fields = ", ".join(f"github.{f}" for f in GITHUB_CONDITION_FIELDS)
             return f"`{name}` is not available; conditions can read {fields}"
-        if root == "matrix" and job is not None:
-            keys = matrix_keys(job.strategy.matrix if job.strategy else None)
+        if root == "matrix" and job is not None and job.matrix_known:
+            keys = matrix_keys(job.matrix)
             if not keys:
                 return f"`{name}`: this job has no `strategy.matrix`"
             if path[1] not in keys:
                 return f"`{name}`: the matrix has no '{path[1]}'{hint_for(path[1], sorted(keys))}"
-        if root == "inputs" and self.workflow is not None:
-            dispatch = self.workflow.on.workflow_dispatch
-            declared = list(dispatch.inputs) if dispatch else []
+        declared = self.outline.inputs
+        if root == "inputs" and declared is not None:
             if not declared:
                 return f"`{name}`: inputs exist only for `workflow_dispatch` runs, and this workflow declares none"
             if path[1] not in declared:
@@ -291,7 +331,7 @@ def _strings(value: Any, loc: Location) -> Iterator[tuple[Location, str]]:
         yield loc, value
 
 
-def check_workflow(workflow: Workflow | None, data: Data, path: str) -> list[SpecError]:
-    """Every cross-field problem of a workflow whose fields are each valid; with
-    `workflow` None, only what can be checked without it (expressions)."""
-    return _Checker(workflow, data, path).run()
+def check_workflow(data: Data, path: str) -> list[SpecError]:
+    """Every cross-field problem of a file, whether or not its fields validate: each rule
+    runs on the pieces of the file it reads that do (`labci_spec.outline`)."""
+    return _Checker(data, path).run()

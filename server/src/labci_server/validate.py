@@ -122,7 +122,8 @@ def _summary(path: Path, workflow: Workflow) -> list[str]:
             axes = ", ".join(f"{k}: {len(v)}" for k, v in job.strategy.matrix.axes.items())
             parts.append(f"matrix {axes}" if axes else "matrix from include")
         if job.metrics and job.metrics.repeats:
-            parts.append(f"repeats: {job.metrics.repeats}")
+            most = job.metrics.max_repeats
+            parts.append(f"repeats: {job.metrics.repeats}{f' (up to {most})' if most else ''}")
         labels = {tuple(i.job.runs_on) for i in instances}
         shown = instances[0].job.runs_on if len(labels) == 1 else job.runs_on  # rendered if one
         parts.append(f"on [{', '.join(shown)}]")
