@@ -82,7 +82,9 @@ jobs:
     metrics:
       file: metrics.json
       compare:
-        accuracy: {goal: max, tolerance: 0.5%}
+        # Training is deterministic and the test set has 540 digits: the binomial noise
+        # of an accuracy on 540 items is what a single run can be judged with.
+        accuracy: {goal: max, tolerance: 0.5%, test-size: 540}
         loss: {goal: min, tolerance: 5%, gate: false}
 """
 
