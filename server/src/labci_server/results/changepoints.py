@@ -19,8 +19,8 @@ supports 3.11 and newer) and seeds its permutation test through numpy's global r
 which a threaded server cannot do safely; it returns split indices without their
 statistics. Otava gives each change point its p-value and the segments' means, accepts a
 minimum relative magnitude, and takes 3 ms for 200 points. Its cost is weight: the package
-also carries its command line's BigQuery, PostgreSQL and Slack clients; `otava.analysis`
-imports only numpy and SciPy.
+also carries its command line's BigQuery, PostgreSQL and Slack clients (`otava.analysis`
+imports only numpy and SciPy), and pins numpy 2.2 and SciPy 1.16 below Python 3.14.
 
 Rules (`ChangePointRules`, defaults chosen for README charts of 30-200 runs):
 - A change point needs `min_segment_runs` (3) runs on each side: one odd run is an outlier,
