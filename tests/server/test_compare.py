@@ -121,6 +121,9 @@ WELCH = [
     pytest.param([0.70, 0.90, 0.80], [0.75, 0.95, 0.87], rule(), "inconclusive", id="inconclusive-3"),
     pytest.param([0.80, 0.70, 0.90], [0.79, 0.92, 0.69], rule(), "inconclusive", id="same-mean-noisy"),
     pytest.param([0.80, 0.80, 0.80], [0.75, 0.76, 0.74], rule(), "regressed", id="constant-base"),
+    # Base 5 v head 2: Welch's degrees of freedom come mostly from the smaller side.
+    pytest.param([0.910, 0.915, 0.905, 0.912, 0.908], [0.880, 0.884], rule(), "regressed", id="base-5-head-2"),
+    pytest.param([0.910, 0.915, 0.905, 0.912, 0.908], [0.900, 0.915], rule(), "inconclusive", id="base-5-head-2-noisy"),
 ]  # fmt: skip
 
 
