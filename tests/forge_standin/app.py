@@ -3,8 +3,8 @@
 Every request is recorded and checked against ``@octokit/openapi`` (see ``openapi.py``).
 Repositories are real bare repositories at ``repos_root/<owner>/<repo>.git``, read with the
 ``git`` CLI (diffs, commits and comparisons are shaped in ``compare.py``). Statuses, pull
-requests (``Standin.open_pull_request``) and their comments (``comments.py``) are kept in
-memory, and so are check runs (``checks.py``), which only a GitHub App may write: Apps, their
+requests (``Standin.open_pull_request``, ``Standin.merge_pull_request``), their comments
+(``comments.py``) and comments on commits (``commit_comments.py``) are kept in memory, and so are check runs (``checks.py``), which only a GitHub App may write: Apps, their
 JWTs and installation tokens are in ``apps.py``. Faults (error statuses, dropped connections,
 a crash after a status, a comment or a check run was stored) are injected on demand.
 """
@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import apps as github_apps
-from . import checks, compare, pulls
+from . import checks, commit_comments, compare, pulls
 from . import comments as issue_comments
 from . import oauth as github_oauth
 from . import repository as full_repository
@@ -55,9 +55,11 @@ MAX_DESCRIPTION = 140
 MAX_INLINE_CONTENT = 1024 * 1024  # GitHub returns encoding "none" above 1 MB
 _SHA = re.compile(r"[0-9a-f]{40}\Z")
 _ISSUE_COMMENTS = re.compile(r"/repos/([^/]+)/([^/]+)/issues/([^/]+)/comments")
+_COMMIT_COMMENTS = re.compile(r"/repos/([^/]+)/([^/]+)/commits/([^/]+)/comments")
 _REPO_INSTALLATION = re.compile(r"/repos/([^/]+)/([^/]+)/installation")
 _COLLABORATOR_PERMISSION = re.compile(r"/repos/([^/]+)/([^/]+)/collaborators/([^/]+)/permission")
 COMMENTS_DOC = f"{DOCS}/issues/comments"
+COMMIT_COMMENTS_DOC = f"{DOCS}/commits/comments"
 CHECKS_DOC = f"{DOCS}/checks/runs"
 
 FAULT_MESSAGES = {
@@ -197,7 +199,10 @@ class Standin:
         self.statuses: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         # (owner, repo, number), owner and repo lower-case -> an open pull request
         self.pull_requests: dict[tuple[str, str, int], PullRequest] = {}
+        # (owner, repo, number), lower-case -> how that pull request was merged
+        self.merges: dict[tuple[str, str, int], pulls.Merge] = {}
         self._comments = issue_comments.CommentStore()
+        self._commit_comments = commit_comments.CommitCommentStore()
         self.apps = github_apps.AppRegistry()
         self._check_runs = checks.CheckRunStore()
         self.latency = 0.0  # seconds each request takes (after recording), for overlap tests
@@ -215,6 +220,10 @@ class Standin:
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)/statuses"), self._list),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)/status"), self._combined),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)/check-runs"), self._runs),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/([^/]+)/pulls"), self._pulls_of),
+            ("GET", _COMMIT_COMMENTS, self._list_commit_comments),
+            ("POST", _COMMIT_COMMENTS, self._create_commit_comment),
+            ("PATCH", re.compile(r"/repos/([^/]+)/([^/]+)/comments/([^/]+)"), self._edit_on_commit),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)"), self._commit),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/compare/(.+)"), self._compare),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/pulls/([^/]+)/files"), self._pull_files),
@@ -251,6 +260,17 @@ class Standin:
             self.pull_requests[(owner.lower(), repo.lower(), number)] = PullRequest(
                 number, head_ref, base_ref
             )
+
+    def merge_pull_request(self, owner: str, repo: str, number: int, merge_commit_sha: str) -> None:
+        """Open pull request ``number`` was merged by ``merge_commit_sha`` (a commit already on
+        its base branch: the test makes it). From now on it reads closed and merged, and
+        ``GET /repos/{owner}/{repo}/commits/{sha}/pulls`` lists it for the commits it brought
+        in: ``merge_commit_sha`` and, for a merge commit, what its second parent added."""
+        key = (owner.lower(), repo.lower(), number)
+        with self._lock:
+            if key not in self.pull_requests:
+                raise LookupError(f"no pull request {owner}/{repo}#{number}: open it first")
+            self.merges[key] = pulls.Merge(merge_commit_sha, _now())
 
     # -- repositories' visibility ----------------------------------------------------------
 
@@ -307,6 +327,13 @@ class Standin:
             if (owner.lower(), repo.lower(), number) not in self.pull_requests:
                 raise LookupError(f"no pull request {owner}/{repo}#{number}: open it first")
         return self._comments.create(owner, repo, number, body, login).id
+
+    # -- commit comments -------------------------------------------------------------------
+
+    def commit_comments(self, owner: str, repo: str, sha: str) -> list[dict[str, Any]]:
+        """The comments on commit ``sha``, oldest first: id, commit_id, body, login,
+        created_at and updated_at. Copies. Cleared by ``reset()``."""
+        return [c.as_dict() for c in self._commit_comments.on_commit(owner, repo, sha)]
 
     # -- GitHub Apps and check runs --------------------------------------------------------
 
@@ -419,6 +446,7 @@ class Standin:
             self.statuses.clear()
             self.latency = 0.0
         self._comments.clear()
+        self._commit_comments.clear()
         self._check_runs.clear()
 
     def _pick_fault(self, method: str) -> tuple[Fault, dict[str, str], Any, str] | None:
@@ -983,28 +1011,74 @@ class Standin:
         gitdir = self.repos_root / owner / f"{repo}.git"
         with self._lock:
             pr = self.pull_requests[(owner.lower(), repo.lower(), num)]
-            visibility = self._visibility.get((owner.lower(), repo.lower()), "public")
+        site = Site(self._base(request), owner, repo)
+        body = await self._pull_body(site, gitdir, pr, pulls.pull_request)
+        if body is None:
+            return _not_found(doc)  # a branch is gone: GitHub would have closed it
+        return JSONResponse(body)
+
+    async def _pull_body(
+        self, site: Site, gitdir: Path, pr: PullRequest, shape: Callable[..., dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """``pull-request`` (or ``-simple``, by ``shape``) of ``pr``; None when a branch of an
+        open one is gone. A merged one whose head branch is gone shows its merge commit."""
+        key = (site.owner.lower(), site.repo.lower(), pr.number)
+        with self._lock:
+            visibility = self._visibility.get(key[:2], "public")
+            merge = self.merges.get(key)
         refs = (pr.head_ref, pr.base_ref)
         head, base = [await asyncio.to_thread(_resolve, gitdir, r, "commit") for r in refs]
+        if merge is not None and head is None:
+            head = merge.merge_commit_sha
         if head is None or base is None:
-            return _not_found(doc)  # a branch is gone: GitHub would have closed it
-        site = Site(self._base(request), owner, repo)
+            return None
         repository = full_repository.full_repository(
-            self._repository(site.base, owner, repo),
+            self._repository(site.base, site.owner, site.repo),
             clone_url=gitdir.as_uri(),
             visibility=visibility,
             default_branch=pr.base_ref,
             pushed_at=_now(),
         )
-        body = pulls.pull_request(
+        return shape(
             site,
             pr,
             head_sha=head,
             base_sha=base,
             repository=repository | {"has_downloads": True},
-            author=self._user(site.base, owner),
+            author=self._user(site.base, site.owner),
+            merge=merge,
         )
-        return JSONResponse(body)
+
+    async def _pulls_of(self, request: Request, rec: Recorded, owner: str, repo: str, ref: str):
+        """The pull requests GitHub associates with a commit: on the default branch, the
+        merged one that brought it in; elsewhere also the open ones whose head has it."""
+        doc = f"{DOCS}/commits/commits#list-pull-requests-associated-with-a-commit"
+        found = self._repo(owner, repo)
+        if found is None:
+            return _not_found(doc)
+        owner, repo, gitdir = found
+        sha = await asyncio.to_thread(_resolve, gitdir, ref, "commit")
+        if sha is None:
+            return _error(422, f"No commit found for SHA: {ref}", doc)
+        with self._lock:
+            mine = [
+                (pr, self.merges.get(key))
+                for key, pr in sorted(self.pull_requests.items())
+                if key[:2] == (owner.lower(), repo.lower())
+            ]
+        on_default = await asyncio.to_thread(_on_default_branch, gitdir, sha)
+        site = Site(self._base(request), owner, repo)
+        listed = []
+        for pr, merge in mine:
+            if merge is not None:
+                brought = await asyncio.to_thread(_brought_in, gitdir, merge.merge_commit_sha)
+                wanted = sha in brought
+            else:
+                wanted = not on_default and await asyncio.to_thread(_has_commit, gitdir, pr, sha)
+            body = await self._pull_body(site, gitdir, pr, pulls.pull_request_simple)
+            if wanted and body is not None:
+                listed.append(body)
+        return self._paged(request, rec, listed)
 
     # -- pull-request comments (shapes and refusals in comments.py) ------------------------
 
@@ -1071,6 +1145,69 @@ class Standin:
         if comment is None:  # only if comments could be deleted meanwhile
             return _not_found(doc)
         response = JSONResponse(self._render_comment(request, owner, repo, comment))
+        response.committed = "comment"  # type: ignore[attr-defined]
+        return response
+
+    # -- commit comments (shapes in commit_comments.py) ------------------------------------
+
+    async def _on_commit(self, owner: str, repo: str, ref: str) -> tuple[str, str, str] | None:
+        """(owner, repo, full sha) of a commit named by its full or abbreviated sha."""
+        found = self._repo(owner, repo)
+        if found is None:
+            return None
+        owner, repo, gitdir = found
+        sha = await asyncio.to_thread(_resolve, gitdir, ref, "commit")
+        return None if sha is None else (owner, repo, sha)
+
+    def _render_commit_comment(
+        self, request: Request, owner: str, repo: str, comment: commit_comments.CommitComment
+    ) -> dict[str, Any]:
+        base = self._base(request)
+        return commit_comments.render(Site(base, owner, repo), comment, partial(self._user, base))
+
+    async def _list_commit_comments(
+        self, request: Request, rec: Recorded, owner: str, repo: str, ref: str
+    ):
+        found = await self._on_commit(owner, repo, ref)
+        if found is None:
+            return _not_found(f"{COMMIT_COMMENTS_DOC}#list-commit-comments")
+        owner, repo, sha = found
+        comments = self._commit_comments.on_commit(owner, repo, sha)
+        rendered = [self._render_commit_comment(request, owner, repo, c) for c in comments]
+        return self._paged(request, rec, rendered)
+
+    async def _create_commit_comment(
+        self, request: Request, rec: Recorded, owner: str, repo: str, ref: str
+    ):
+        doc = f"{COMMIT_COMMENTS_DOC}#create-a-commit-comment"
+        found = await self._on_commit(owner, repo, ref)
+        if found is None:
+            return _not_found(doc)
+        refused = issue_comments.body_error(rec.json, doc)
+        if refused is not None:
+            return refused
+        owner, repo, sha = found
+        comment = self._commit_comments.create(owner, repo, sha, rec.json["body"], self.login)
+        body = self._render_commit_comment(request, owner, repo, comment)
+        response = JSONResponse(body, 201, headers={"location": body["url"]})
+        response.committed = "comment"  # type: ignore[attr-defined]
+        return response
+
+    async def _edit_on_commit(
+        self, request: Request, rec: Recorded, owner: str, repo: str, cid: str
+    ):
+        doc = f"{COMMIT_COMMENTS_DOC}#update-a-commit-comment"
+        found = self._repo(owner, repo)
+        if found is None or not cid.isdigit():
+            return _not_found(doc)
+        owner, repo, _gitdir = found
+        refused = issue_comments.body_error(rec.json, doc)
+        if refused is not None:
+            return refused
+        comment = self._commit_comments.update(owner, repo, int(cid), rec.json["body"])
+        if comment is None:
+            return _not_found(doc)
+        response = JSONResponse(self._render_commit_comment(request, owner, repo, comment))
         response.committed = "comment"  # type: ignore[attr-defined]
         return response
 
@@ -1312,6 +1449,39 @@ class Standin:
             "url": api,
             **{k: api + v for k, v in templates.items()},
         }
+
+
+def _default_branch(gitdir: Path) -> str:
+    try:
+        return _git(gitdir, "symbolic-ref", "--short", "HEAD").decode().strip()
+    except GitError:
+        return "main"
+
+
+def _on_default_branch(gitdir: Path, sha: str) -> bool:
+    try:
+        _git(gitdir, "merge-base", "--is-ancestor", sha, f"refs/heads/{_default_branch(gitdir)}")
+    except GitError:
+        return False
+    return True
+
+
+def _brought_in(gitdir: Path, merge_commit_sha: str) -> set[str]:
+    """The commits a merge commit (or a squashed commit) added to its first parent's line."""
+    parents = _git(gitdir, "rev-list", "--parents", "-n", "1", merge_commit_sha).split()
+    if len(parents) < 2:
+        return {merge_commit_sha}
+    listed = _git(gitdir, "rev-list", merge_commit_sha, f"^{parents[1].decode()}")
+    return set(listed.decode().split())
+
+
+def _has_commit(gitdir: Path, pr: PullRequest, sha: str) -> bool:
+    """Whether the open pull request's head has the commit and its base does not."""
+    try:
+        listed = _git(gitdir, "rev-list", f"refs/heads/{pr.head_ref}", f"^refs/heads/{pr.base_ref}")
+    except GitError:
+        return False
+    return sha in listed.decode().split()
 
 
 def _page_links(

@@ -84,6 +84,13 @@ class BareRepo:
         git("push", "-q", "origin", branch, cwd=self.work)
         return git("rev-parse", "HEAD", cwd=self.work)
 
+    def merge(self, branch: str, message: str = "merge", *, into: str = "main") -> str:
+        """Merge ``branch`` into ``into`` with a merge commit, push it, return its sha."""
+        git("checkout", into, cwd=self.work)
+        git("merge", "-q", "--no-ff", "-m", message, branch, cwd=self.work)
+        git("push", "-q", "origin", into, cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
     def rev(self, spec: str) -> str:
         return git("--git-dir", str(self.bare), "rev-parse", spec)
 

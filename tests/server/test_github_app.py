@@ -22,8 +22,9 @@ from forge_standin import Recorded, Standin, create_bare_repo
 from labci_server.db.models import Repository
 from labci_server.errors import ConfigError, ForgeRejected, ForgeUnavailable
 from labci_server.forge.base import CheckRunMessage, StatusMessage
-from labci_server.forge.github import MAX_CHECK_SUMMARY_CHARS, GitHubForge
+from labci_server.forge.github import GitHubForge
 from labci_server.forge.github_app import REFRESH_BEFORE_EXPIRY_S, InstallationTokens
+from labci_server.forge.github_checks import MAX_CHECK_SUMMARY_CHARS
 
 APP_ID = 31337
 INSTALLATION = 77

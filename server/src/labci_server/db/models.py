@@ -56,6 +56,9 @@ class Repository(SQLModel, table=True):
     # The branch the forge calls the default (GitHub's `default_branch`, a local repository's
     # HEAD), with the other facts; None until read. Change points are found on it alone.
     default_branch: str | None = None
+    # Bisection runs that may start per day (`labci repos bisect-budget`); None: the
+    # server's LABCI_BISECT_RUNS_PER_DAY, 0: no bisection.
+    bisect_runs_per_day: int | None = None
     created_at: float = Field(default_factory=now_s)
 
 
@@ -280,6 +283,20 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: float | None = None
 
 
+class CommitComment(SQLModel, table=True):
+    """A labci comment on a commit of the local `git` forge (GitHub keeps its own), found
+    again by its marker: a bisection's result on the commit it found."""
+
+    __tablename__ = "commit_comments"
+    __table_args__ = (UniqueConstraint("repository_id", "commit_sha", "marker"),)
+    id: int | None = Field(default=None, primary_key=True)
+    repository_id: int = Field(foreign_key="repositories.id", index=True)
+    commit_sha: str
+    marker: str
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: float = Field(default_factory=now_s)
+
+
 class CommitStatus(SQLModel, table=True):
     """Statuses of the local `git` forge, which has no server of its own to hold them."""
 
@@ -375,3 +392,55 @@ class Approval(SQLModel, table=True):
     approved_by: str
     via: str  # page | cli | comment
     created_at: float = Field(default_factory=now_s)
+
+
+class Bisection(SQLModel, table=True):
+    """The search for the commit that moved a metric at a change point of the default branch
+    (`bisection/`): between `good_sha` (the last measured commit at the old level) and
+    `bad_sha` (the first at the new one), on the branch's first-parent line."""
+
+    __tablename__ = "bisections"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "context", "metric", "good_sha", "bad_sha"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    repository_id: int = Field(foreign_key="repositories.id", index=True)
+    workflow_path: str
+    workflow_name: str
+    context: str
+    metric: str
+    branch: str
+    good_sha: str
+    good_run_id: int
+    bad_sha: str
+    bad_run_id: int
+    level_before: float
+    level_after: float
+    # The run-to-run spread within each segment of the change point: [{n, mean, std}, ...].
+    noise: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # The commits after `good_sha` up to and including `bad_sha`, oldest first; None until
+    # the forge listed them.
+    candidates: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Indices into `candidates`: the newest known at the old level (-1: `good_sha`) and the
+    # oldest known at the new level.
+    low: int = -1
+    high: int = -1
+    # Each commit looked at: {sha, level: old|new|skipped, run_id, mean, n, reason}.
+    steps: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    probing: str | None = None  # the commit being measured now
+    # listing | searching | budget | found | exhausted | failed | adjacent
+    state: str = Field(default="listing", index=True)
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    result_sha: str | None = None
+    result_run_id: int | None = None
+    parent_sha: str | None = None
+    parent_run_id: int | None = None
+    # The found commit against its parent (`compare.compare_metric`): delta, interval, p.
+    effect: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: float = Field(default_factory=now_s)
+    updated_at: float = Field(default_factory=now_s)
+    finished_at: float | None = None

@@ -7,7 +7,8 @@ rate limits); `ForgeRejected(status)` for requests that can never succeed (a 422
 "Unknown" answers (no base to compare with, a ref that does not exist) are None, not errors.
 Idempotency: `post_status` is not idempotent on GitHub, so callers read back with
 `has_status` before re-posting a message whose earlier attempt may have landed.
-`upsert_comment` and `upsert_check_run` are idempotent by construction: they read first.
+`upsert_comment`, `upsert_check_run` and `comment_on_commit` are idempotent by construction:
+they read first.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ COMMENT_MARKER_PREFIX = "<!-- labci:"
 # GitHub refuses a comment body over 65,536 characters. Some measure its real limit as 2**18
 # UTF-8 bytes; 65,536 code points never exceed that, so counting code points is safe for both.
 MAX_COMMENT_CHARS = 65_536
+# The longest stretch of commits `commits_between` lists (GitHub's comparison lists 250).
+MAX_LISTED_COMMITS = 250
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,15 @@ class CommentMessage:
     pr_number: int
     marker: str  # a hidden HTML comment naming labci's comment, e.g. "<!-- labci:pr-comment -->"
     body: str  # markdown that starts with `marker`; at most MAX_COMMENT_CHARS (callers truncate)
+
+
+@dataclass(frozen=True)
+class CommitCommentMessage:
+    """A labci comment about one commit (a bisection's finding), found again by `marker`."""
+
+    commit_sha: str
+    marker: str  # a hidden HTML comment, e.g. "<!-- labci:bisection-12 -->"
+    body: str  # markdown that starts with `marker`; at most MAX_COMMENT_CHARS
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,34 @@ class Forge(Protocol):
         cannot say. Errors: `ForgeUnavailable` for anything worth retrying."""
         ...
 
+    async def commits_between(
+        self, repo: Repository, base_sha: str, head_sha: str
+    ) -> list[str] | None:
+        """The commits of `head_sha`'s first-parent line after `base_sha`, oldest first, up to
+        and including `head_sha`: what a bisection searches. [] when they are the same commit.
+
+        None (unknown) when `base_sha` is not on that line (a force push rewrote it, or it
+        came in through a merge's second parent), when the forge does not know either
+        commit, and when there are more than `MAX_LISTED_COMMITS`. Errors: `ForgeUnavailable`
+        for anything worth retrying; `ForgeRejected` for the forge's other refusals.
+        """
+        ...
+
+    async def comment_on_commit(self, repo: Repository, message: CommitCommentMessage) -> str:
+        """Tell the people behind a commit: a comment on the pull request that merged it when
+        the forge knows one, else on the commit itself; returns where it went ("pull request
+        #12" or "commit 1a2b3c4").
+
+        Idempotent by construction, like `upsert_comment`: the target's comments are read
+        first and the first whose body starts with `marker` is updated (unless it already
+        reads so); only when there is none is a comment created.
+
+        Errors: `ForgeRejected(status=422)` before anything is sent for a message that can
+        never be delivered (see `check_commit_comment`); `ForgeRejected` for the forge's own
+        refusals; `ForgeUnavailable` for anything worth retrying.
+        """
+        ...
+
     async def post_status(self, repo: Repository, message: StatusMessage) -> None: ...
 
     async def has_status(self, repo: Repository, message: StatusMessage) -> bool:
@@ -176,8 +216,17 @@ class Forge(Protocol):
 
 def check_comment(message: CommentMessage) -> None:
     """Raise `ForgeRejected(status=422)` for a comment that no forge should be sent."""
-    marker, body = message.marker, message.body
-    where = f"labci comment on pull request #{message.pr_number}"
+    _check_marked(
+        f"labci comment on pull request #{message.pr_number}", message.marker, message.body
+    )
+
+
+def check_commit_comment(message: CommitCommentMessage) -> None:
+    """Raise `ForgeRejected(status=422)` for a commit comment that no forge should be sent."""
+    _check_marked(f"labci comment on commit {message.commit_sha[:7]}", message.marker, message.body)
+
+
+def _check_marked(where: str, marker: str, body: str) -> None:
     if not (
         marker.startswith(COMMENT_MARKER_PREFIX)
         and marker.endswith("-->")

@@ -1,7 +1,8 @@
-"""GitHub through gidgethub: workflow files via the trees/contents API, changed files via
-the pull-request files and compare APIs, refs via the commits API, commit statuses, the
-pull-request comment via the issue-comments API (every pull request is an issue), and check
-runs via the checks API.
+"""GitHub through gidgethub: workflow files via the trees/contents API, changed files and a
+bisection's commits via the pull-request files and compare APIs, refs via the commits API,
+commit statuses, the pull-request comment via the issue-comments API (every pull request is
+an issue), a bisection's finding via the issue- or commit-comments API, and check runs via
+the checks API.
 
 Credentials: a static token (LABCI_GITHUB_TOKEN), or, when labci is a GitHub App, the
 installation token of each request's repository (`github_app.InstallationTokens`). Check runs
@@ -27,17 +28,28 @@ from ..db.models import Repository
 from ..errors import ForgeRejected, ForgeUnavailable
 from .base import (
     MAX_CHANGED_FILES,
+    MAX_LISTED_COMMITS,
     ZERO_SHA,
     CheckRunMessage,
     CommentMessage,
+    CommitCommentMessage,
     StatusMessage,
     WorkflowFiles,
     check_comment,
+    check_commit_comment,
     is_workflow_path,
     limit_changed_paths,
     select_workflow_files,
 )
 from .facts import RepositoryFacts
+from .github_checks import (
+    check_check_run,
+    check_run_data,
+    fit_summary,
+    reads_same,
+    settled,
+)
+from .github_convert import entry_paths, facts_of, first_parent_line
 
 if TYPE_CHECKING:
     from .github_app import InstallationTokens
@@ -47,18 +59,8 @@ STATUS_PAGE_SIZE = 100
 PULL_FILES_PAGE_SIZE = 100
 COMMENTS_PAGE_SIZE = 100
 COMPARE_FILES_CAP = 300  # GitHub lists at most 300 files of a comparison, without saying so
+COMPARE_COMMITS_PAGE_SIZE = 100
 CHECK_RUNS_PAGE_SIZE = 100
-MAX_CHECK_SUMMARY_CHARS = 65_535  # GitHub's `output.summary` limit
-CHECK_STATUSES = ("queued", "in_progress", "completed")
-CHECK_CONCLUSIONS = (
-    "success",
-    "failure",
-    "neutral",
-    "cancelled",
-    "timed_out",
-    "action_required",
-    "skipped",
-)
 
 
 def retry_after_s(headers: Mapping[str, str], now: float) -> float | None:
@@ -173,7 +175,7 @@ class GitHubForge:
             raise translate_error(exc, f"GET {url}") from exc
         except httpx.TransportError as exc:
             raise translate_error(exc, f"GET {url}") from exc
-        return _facts(found, installation_id, f"GET {url} for {repo.full_name}")
+        return facts_of(found, installation_id, f"GET {url} for {repo.full_name}")
 
     async def _installation_of(self, names: dict[str, str]) -> int:
         """The id of the App's installation on the repository (the App's own JWT)."""
@@ -259,7 +261,7 @@ class GitHubForge:
                     listed += 1
                     if listed >= MAX_CHANGED_FILES:  # GitHub stops listing at 3,000: maybe more
                         return None
-                    paths.update(_entry_paths(entry))
+                    paths.update(entry_paths(entry))
         except (httpx.TransportError, gidgethub.HTTPException) as exc:
             raise self._error(exc, f"GET {url}", repo, token) from exc
         return limit_changed_paths(paths)
@@ -275,7 +277,7 @@ class GitHubForge:
         files = comparison.get("files") or []
         if len(files) >= COMPARE_FILES_CAP:
             return None
-        return limit_changed_paths({p for entry in files for p in _entry_paths(entry)})
+        return limit_changed_paths({p for entry in files for p in entry_paths(entry)})
 
     async def is_ancestor(self, repo: Repository, ancestor: str, descendant: str) -> bool:
         comparison = await self._compare(repo, ancestor, descendant)
@@ -292,6 +294,36 @@ class GitHubForge:
             token=await self._token(repo),
             none_on=(404,),
         )
+
+    async def commits_between(
+        self, repo: Repository, base_sha: str, head_sha: str
+    ) -> list[str] | None:
+        """The comparison `base...head` lists every commit of head not in base, oldest first
+        (paged, at most 250 in all); the first-parent line is walked from head through each
+        commit's first parent, and must arrive at base."""
+        if base_sha == head_sha:
+            return []
+        owner, name = repo.full_name.split("/", 1)
+        url = "/repos/{owner}/{repo}/compare/{basehead}?per_page=" + str(COMPARE_COMMITS_PAGE_SIZE)
+        url_vars = {"owner": owner, "repo": name, "basehead": f"{base_sha}...{head_sha}"}
+        token = await self._token(repo)
+        first_parent: dict[str, str | None] = {}
+        try:
+            async with aclosing(
+                self._api.getiter(url, url_vars, oauth_token=token, iterable_key="commits")
+            ) as listed:
+                async for commit in listed:
+                    if len(first_parent) >= MAX_LISTED_COMMITS:
+                        return None
+                    parents = commit.get("parents") or []
+                    first_parent[commit["sha"]] = parents[0]["sha"] if parents else None
+        except gidgethub.HTTPException as exc:
+            if int(exc.status_code) == 404:  # an unknown commit, or no common history
+                return None
+            raise self._error(exc, f"GET {url}", repo, token) from exc
+        except httpx.TransportError as exc:
+            raise translate_error(exc, f"GET {url}") from exc
+        return first_parent_line(first_parent, base_sha, head_sha)
 
     async def resolve_ref(self, repo: Repository, ref: str) -> str | None:
         if not ref:
@@ -384,6 +416,70 @@ class GitHubForge:
             raise ForgeUnavailable(f"PATCH {url}: comment {comment_id} is gone") from exc
         return comment_id
 
+    async def comment_on_commit(self, repo: Repository, message: CommitCommentMessage) -> str:
+        """On the merged pull request GitHub associates with the commit
+        (`GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls`) as an issue comment, found
+        again like the pull request's own comment; else a commit comment
+        (`/repos/{owner}/{repo}/commits/{commit_sha}/comments`), found again the same way."""
+        check_commit_comment(message)
+        pr_number = await self._merged_by(repo, message.commit_sha)
+        if pr_number is not None:
+            await self.upsert_comment(repo, CommentMessage(pr_number, message.marker, message.body))
+            return f"pull request #{pr_number}"
+        owner, name = repo.full_name.split("/", 1)
+        names = {"owner": owner, "repo": name}
+        token = await self._token(repo)
+        listing = "/repos/{owner}/{repo}/commits/{commit_sha}/comments"
+        on_commit = {**names, "commit_sha": message.commit_sha}
+        found = await self._find_marked(
+            repo, token, f"{listing}?per_page={COMMENTS_PAGE_SIZE}", on_commit, message.marker
+        )
+        data = {"body": message.body}
+        where = f"commit {message.commit_sha[:7]}"
+        if found is None:
+            await self._send(repo, token, "POST", listing, on_commit, data)
+            return where
+        comment_id, body = found
+        if body != message.body:
+            url = "/repos/{owner}/{repo}/comments/{comment_id}"
+            await self._send(repo, token, "PATCH", url, {**names, "comment_id": comment_id}, data)
+        return where
+
+    async def _merged_by(self, repo: Repository, commit_sha: str) -> int | None:
+        """The number of the merged pull request that brought the commit in, if any."""
+        owner, name = repo.full_name.split("/", 1)
+        pulls = await self._get(
+            repo,
+            "/repos/{owner}/{repo}/commits/{commit_sha}/pulls",
+            {"owner": owner, "repo": name, "commit_sha": commit_sha},
+            token=await self._token(repo),
+            none_on=(404, 409, 422),
+        )
+        for pull in pulls if isinstance(pulls, list) else []:
+            number = pull.get("number") if isinstance(pull, dict) else None
+            if pull.get("merged_at") and isinstance(number, int):
+                return number
+        return None
+
+    async def _find_marked(
+        self,
+        repo: Repository,
+        token: str | None,
+        url: str,
+        url_vars: dict[str, str],
+        marker: str,
+    ) -> tuple[str, str] | None:
+        """(id, body) of the first comment listed at `url` whose body starts with `marker`."""
+        try:
+            async with aclosing(self._api.getiter(url, url_vars, oauth_token=token)) as comments:
+                async for comment in comments:
+                    body = comment.get("body") or ""
+                    if body.lstrip().startswith(marker):
+                        return str(comment["id"]), body
+        except (httpx.TransportError, gidgethub.HTTPException) as exc:
+            raise self._error(exc, f"GET {url}", repo, token) from exc
+        return None
+
     async def _find_comment(
         self, repo: Repository, token: str | None, names: dict[str, str], message: CommentMessage
     ) -> tuple[str, str] | None:
@@ -392,15 +488,7 @@ class GitHubForge:
             COMMENTS_PAGE_SIZE
         )
         url_vars = {**names, "issue_number": str(message.pr_number)}
-        try:
-            async with aclosing(self._api.getiter(url, url_vars, oauth_token=token)) as comments:
-                async for comment in comments:
-                    body = comment.get("body") or ""
-                    if body.lstrip().startswith(message.marker):
-                        return str(comment["id"]), body
-        except (httpx.TransportError, gidgethub.HTTPException) as exc:
-            raise self._error(exc, f"GET {url}", repo, token) from exc
-        return None
+        return await self._find_marked(repo, token, url, url_vars, message.marker)
 
     async def upsert_check_run(self, repo: Repository, message: CheckRunMessage) -> str:
         """Lists the commit's check runs of this App and name (every page: `filter=all` keeps
@@ -419,10 +507,10 @@ class GitHubForge:
         token = await self._token(repo)
         summary = fit_summary(message.summary)
         found = await self._find_check_run(repo, token, names, message, app_id=self._app.app_id)
-        if found is not None and _reads_same(found, message, summary):
+        if found is not None and reads_same(found, message, summary):
             return str(found["id"])
-        data = _check_run_data(message, summary)
-        if found is None or _settled(found, message):
+        data = check_run_data(message, summary)
+        if found is None or settled(found, message):
             url = "/repos/{owner}/{repo}/check-runs"
             data["head_sha"] = message.head_sha
             return str((await self._send(repo, token, "POST", url, names, data))["id"])
@@ -487,97 +575,3 @@ class GitHubForge:
             return await send(url, url_vars, data=data, oauth_token=token)
         except (httpx.TransportError, gidgethub.HTTPException) as exc:
             raise self._error(exc, f"{method} {url}", repo, token) from exc
-
-
-def check_check_run(message: CheckRunMessage) -> None:
-    """Raise `ForgeRejected(status=422)` for a check run GitHub would refuse or misread."""
-    where = f"check run {message.name!r} on {message.head_sha[:7]}"
-    if not message.name.strip():
-        raise ForgeRejected(f"{where}: the name is blank", status=422)
-    if message.status not in CHECK_STATUSES:
-        raise ForgeRejected(
-            f"{where}: status {message.status!r} is not one of {', '.join(CHECK_STATUSES)}",
-            status=422,
-        )
-    if message.conclusion is not None and message.conclusion not in CHECK_CONCLUSIONS:
-        raise ForgeRejected(
-            f"{where}: conclusion {message.conclusion!r} is not one of "
-            f"{', '.join(CHECK_CONCLUSIONS)}",
-            status=422,
-        )
-    if (message.status == "completed") != (message.conclusion is not None):
-        raise ForgeRejected(
-            f"{where}: a conclusion goes with status 'completed', and only with it "
-            f"(status {message.status!r}, conclusion {message.conclusion!r})",
-            status=422,
-        )
-
-
-def fit_summary(summary: str) -> str:
-    """`summary` within GitHub's limit: cut at a line break when one is near, with a note."""
-    if len(summary) <= MAX_CHECK_SUMMARY_CHARS:
-        return summary
-    note = (
-        f"\n\n*… truncated: the summary was {len(summary):,} characters, over GitHub's "
-        f"limit of {MAX_CHECK_SUMMARY_CHARS:,}.*"
-    )
-    room = MAX_CHECK_SUMMARY_CHARS - len(note)
-    cut = summary.rfind("\n", room // 2, room)
-    return summary[: cut if cut >= 0 else room] + note
-
-
-def _check_run_data(message: CheckRunMessage, summary: str) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": message.name,
-        "external_id": message.external_id,
-        "status": message.status,
-        "output": {"title": message.title, "summary": summary},
-    }
-    if message.conclusion is not None:
-        data["conclusion"] = message.conclusion
-    if message.details_url:  # without one, GitHub shows the App's homepage
-        data["details_url"] = message.details_url
-    return data
-
-
-def _reads_same(found: Mapping[str, Any], message: CheckRunMessage, summary: str) -> bool:
-    output = found.get("output") or {}
-    return (
-        found.get("status") == message.status
-        and found.get("conclusion") == message.conclusion
-        and output.get("title") == message.title
-        and output.get("summary") == summary
-        and (not message.details_url or found.get("details_url") == message.details_url)
-    )
-
-
-def _settled(found: Mapping[str, Any], message: CheckRunMessage) -> bool:
-    """Whether `found` is completed and the message would change its status or conclusion,
-    which GitHub does not do to a completed check run: a new one is created instead."""
-    return found.get("status") == "completed" and (
-        message.status != "completed" or found.get("conclusion") != message.conclusion
-    )
-
-
-def _entry_paths(entry: Mapping[str, Any]) -> list[str]:
-    """A diff entry's path, and for a rename also the old one (path filters see both)."""
-    paths = [entry["filename"]]
-    if entry.get("previous_filename"):
-        paths.append(entry["previous_filename"])
-    return paths
-
-
-def _facts(found: Any, installation_id: int | None, where: str) -> RepositoryFacts:
-    """GitHub's `full-repository` in labci's words; an internal repository is not public."""
-    clone_url = found.get("clone_url") if isinstance(found, dict) else None
-    private = found.get("private") if isinstance(found, dict) else None
-    if not isinstance(clone_url, str) or not clone_url or not isinstance(private, bool):
-        raise ForgeUnavailable(f"{where}: GitHub answered without clone_url and private")
-    hidden = private or found.get("visibility") in ("private", "internal")
-    branch = found.get("default_branch")
-    return RepositoryFacts(
-        clone_url=clone_url,
-        private=hidden,
-        installation_id=installation_id,
-        default_branch=branch if isinstance(branch, str) and branch else None,
-    )

@@ -1,5 +1,5 @@
-"""The `git` provider: plain bare repositories on disk; statuses and pull request comments
-kept in labci's database.
+"""The `git` provider: plain bare repositories on disk; statuses, pull request comments and
+commit comments kept in labci's database.
 
 Reading workflow files, changed files and refs needs only the repository on disk, never the
 database; statuses need both.
@@ -18,13 +18,16 @@ from ..db.models import Repository
 from ..db.queries import outbox as outbox_queries
 from ..errors import ForgeUnavailable, PlanError
 from .base import (
+    MAX_LISTED_COMMITS,
     WORKFLOW_DIR,
     ZERO_SHA,
     CheckRunMessage,
     CommentMessage,
+    CommitCommentMessage,
     StatusMessage,
     WorkflowFiles,
     check_comment,
+    check_commit_comment,
     is_workflow_path,
     limit_changed_paths,
     select_workflow_files,
@@ -124,6 +127,35 @@ class GitLocalForge:
             return False
         return True
 
+    async def commits_between(
+        self, repo: Repository, base_sha: str, head_sha: str
+    ) -> list[str] | None:
+        """`git rev-list --first-parent base..head`, checked to start right after `base`."""
+        if not all(FULL_SHA.fullmatch(sha) for sha in (base_sha, head_sha)):
+            return None
+        if base_sha == head_sha:
+            return []
+        if not await self.is_ancestor(repo, base_sha, head_sha):
+            return None
+        out = await git(
+            repo.clone_url,
+            "rev-list",
+            "--first-parent",
+            f"--max-count={MAX_LISTED_COMMITS + 1}",
+            "--end-of-options",
+            head_sha,
+            f"^{base_sha}",
+        )
+        newest_first = out.decode().split()
+        if not newest_first or len(newest_first) > MAX_LISTED_COMMITS:
+            return None
+        oldest = newest_first[-1]
+        parents = (await git(repo.clone_url, "rev-list", "--parents", "-n", "1", oldest)).split()
+        # Reached through a merge's second parent, `base` is not on the first-parent line.
+        if len(parents) < 2 or parents[1].decode() != base_sha:
+            return None
+        return newest_first[::-1]
+
     async def post_status(self, repo: Repository, message: StatusMessage) -> None:
         async with self._sessions() as session, session.begin():
             await outbox_queries.add_commit_status(
@@ -160,6 +192,21 @@ class GitLocalForge:
                 session, repository_id=repo.id, pr_number=message.pr_number, body=message.body
             )
         return str(row)
+
+    async def comment_on_commit(self, repo: Repository, message: CommitCommentMessage) -> str:
+        """Kept in the database, on the commit: a local pull request is only a pair of
+        branches, so no pull request is known to have merged it."""
+        check_commit_comment(message)
+        assert repo.id is not None
+        async with self._sessions() as session, session.begin():
+            await outbox_queries.save_commit_comment(
+                session,
+                repository_id=repo.id,
+                commit_sha=message.commit_sha,
+                marker=message.marker,
+                body=message.body,
+            )
+        return f"commit {message.commit_sha[:7]}"
 
     async def upsert_check_run(self, repo: Repository, message: CheckRunMessage) -> str:
         """No check runs here: the commit statuses carry the same text."""

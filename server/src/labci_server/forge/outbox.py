@@ -1,7 +1,9 @@
 """The outbox: every forge message is stored first, then delivered here.
 
-Two kinds of message: a commit status, and a pull request's comment (`commit_sha`
-"pr:<number>", context `COMMENT_CONTEXT`, state the hash of its body).
+Kinds of message: a commit status; a pull request's comment (`commit_sha` "pr:<number>",
+context `COMMENT_CONTEXT`, state the hash of its body); a commit comment (a bisection's
+finding: `commit_sha` the commit, context `COMMIT_COMMENT_PREFIX` + its name, which is also
+its marker's); and check runs (`check_runs`).
 
 Guarantees: a status is posted at most once per (repository, commit, context, state)
 — a retry first reads the forge back; messages for one commit and context go out in
@@ -28,7 +30,7 @@ from ..db.queries import outbox as queries
 from ..db.queries.repositories import get_repository
 from ..errors import ForgeRejected, ForgeUnavailable
 from . import check_runs
-from .base import CommentMessage, Forge, StatusMessage
+from .base import COMMENT_MARKER_PREFIX, CommentMessage, CommitCommentMessage, Forge, StatusMessage
 from .pacing import CredentialPaused, Pacer, Slot, credential_key, unpaced
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,13 @@ TERMINAL = queries.TERMINAL_STATUS_STATES
 
 PR_COMMENT_MARKER = "<!-- labci:pr-comment -->"
 COMMENT_CONTEXT = "labci/comment"
+COMMIT_COMMENT_KIND = "commit-comment"
+COMMIT_COMMENT_PREFIX = "labci/comment/"
+
+
+def commit_comment_marker(name: str) -> str:
+    """The hidden marker of the commit comment called `name` (e.g. "bisection-12")."""
+    return f"{COMMENT_MARKER_PREFIX}{name} -->"
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,22 @@ async def enqueue_comment(
         context=COMMENT_CONTEXT,
         body=body,
         description=f"pull request #{pr_number} comment",
+    )
+
+
+async def enqueue_commit_comment(
+    session: AsyncSession, *, repository_id: int, commit_sha: str, name: str, body: str
+) -> None:
+    """Store labci's comment `name` about a commit as it should read now (its body starts
+    with `commit_comment_marker(name)`); part of the caller's transaction."""
+    await _enqueue_upsert(
+        session,
+        repository_id=repository_id,
+        kind=COMMIT_COMMENT_KIND,
+        commit_sha=commit_sha,
+        context=COMMIT_COMMENT_PREFIX + name,
+        body=body,
+        description=f"comment on {commit_sha[:7]}",
     )
 
 
@@ -293,6 +318,13 @@ async def _send(
     if message.kind == check_runs.KIND:
         # Idempotent too: the forge finds the check run by its external id first.
         await forge.upsert_check_run(repo, check_runs.message_of(message))
+        return
+    if message.kind == COMMIT_COMMENT_KIND:
+        # Idempotent too: the forge finds the marked comment on the commit or its pull request.
+        marker = commit_comment_marker(message.context.removeprefix(COMMIT_COMMENT_PREFIX))
+        await forge.comment_on_commit(
+            repo, CommitCommentMessage(message.commit_sha, marker, message.body or "")
+        )
         return
     if message.kind == "comment":
         pr_number = int(message.commit_sha.removeprefix("pr:"))

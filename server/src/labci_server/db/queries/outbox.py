@@ -6,7 +6,7 @@ from typing import Any
 from sqlmodel import col, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..models import CommitStatus, OutboxMessage, PullRequestComment, Repository
+from ..models import CommitComment, CommitStatus, OutboxMessage, PullRequestComment, Repository
 from ._insert import insert_ignore
 
 TERMINAL_STATUS_STATES = ("success", "failure", "error")
@@ -160,3 +160,41 @@ async def pull_request_comment(
         PullRequestComment.pr_number == pr_number,
     )
     return (await session.exec(stmt)).first()
+
+
+async def save_commit_comment(
+    session: AsyncSession, *, repository_id: int, commit_sha: str, marker: str, body: str
+) -> int:
+    """Create or rewrite the local forge's comment with `marker` on a commit; returns its id."""
+    values = {
+        "repository_id": repository_id,
+        "commit_sha": commit_sha,
+        "marker": marker,
+        "body": body,
+    }
+    new_id = await insert_ignore(
+        session, CommitComment, values, unique=["repository_id", "commit_sha", "marker"]
+    )
+    if new_id is not None:
+        return new_id
+    stmt = select(CommitComment).where(
+        CommitComment.repository_id == repository_id,
+        CommitComment.commit_sha == commit_sha,
+        CommitComment.marker == marker,
+    )
+    row = (await session.exec(stmt)).one()
+    if row.body != body:
+        row.body, row.updated_at = body, time.time()
+        session.add(row)
+    return row.id or 0
+
+
+async def commit_comments(
+    session: AsyncSession, *, repository_id: int, commit_sha: str
+) -> list[CommitComment]:
+    stmt = (
+        select(CommitComment)
+        .where(CommitComment.repository_id == repository_id, CommitComment.commit_sha == commit_sha)
+        .order_by(col(CommitComment.id))
+    )
+    return list((await session.exec(stmt)).all())
