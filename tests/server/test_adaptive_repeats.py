@@ -12,6 +12,7 @@ from test_verdicts import Repo, repo_with
 from helpers.server import server_context, test_settings
 from labci_server.db.queries.events import unplanned_events
 from labci_server.planning.planner import plan_event
+from labci_server.results.publish import rejudge_awaiting
 
 ADAPTIVE = """\
 name: seeds
@@ -77,6 +78,10 @@ async def test_a_doubtful_regression_gets_more_seeds_on_both_sides_then_a_verdic
         added = [f"fit ({seed})" for seed in range(5, 10)]
         assert sorted(head_jobs) == sorted(base_jobs) == sorted(f"fit ({s})" for s in range(10))
         assert all(head_jobs[key].state == "pending" for key in added)
+        # The reconciler's retry of waiting verdicts leaves a context with seeds running.
+        async with sc.sessions() as session, session.begin():
+            assert await rejudge_awaiting(session, updated_before=1e12) == 0
+        assert (await repo.status(head, CONTEXT))[0] == "pending"
 
         await finish_seeds(repo, pr, WORSE_ADDED, first=5)
         # The head's seeds are in; the base's are not yet.

@@ -7,7 +7,7 @@ import logging
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..db.models import Job, Repository, Run
+from ..db.models import TERMINAL_JOB_STATES, Job, Repository, Run
 from ..db.queries.events import get_event
 from ..db.queries.runs import get_run, jobs_of_run, metrics_of_jobs
 from ..db.queries.verdicts import save_verdict, verdicts_awaiting
@@ -104,6 +104,8 @@ async def rejudge_awaiting(
             for row in await jobs_of_run(session, verdict.run_id)
             if row.context == verdict.context
         ]
+        if any(row.state not in TERMINAL_JOB_STATES for row in members):
+            continue  # seeds being added: judged when they finish
         judgement = await _judge(session, run, verdict.context, members)
         if judgement.phase == "awaiting_baseline":
             continue
