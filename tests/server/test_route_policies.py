@@ -182,6 +182,8 @@ def job_report(action: str, body: dict[str, Any]) -> Builder:
 # repository; other routes are called once with kind "public".
 REQUESTS: dict[tuple[str, str], Builder] = {
     ("GET", "/healthz"): lambda fx, k: Call("GET", "/healthz"),
+    ("GET", "/readyz"): lambda fx, k: Call("GET", "/readyz"),
+    ("GET", "/metrics"): lambda fx, k: Call("GET", "/metrics"),
     ("GET", "/api/v1/runs"): lambda fx, k: Call("GET", "/api/v1/runs"),
     ("GET", "/api/v1/runs/{run_id}"): lambda fx, k: Call("GET", f"/api/v1/runs/{fx.runs[k]}"),
     ("GET", "/api/v1/outbox"): lambda fx, k: Call("GET", "/api/v1/outbox"),

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.middleware.sessions import SessionMiddleware
 
 from .api import account as account_routes
+from .api import operations as operations_routes
 from .api import operator as operator_routes
 from .api import reads as read_routes
 from .api import runners as runner_routes
@@ -25,6 +26,7 @@ from .db.engine import make_engine, make_sessionmaker
 from .errors import LabciError
 from .forge.registry import build_forges
 from .http import install_guards
+from .operations.metrics import WebhookTimer
 from .queue import connect
 from .settings import Settings
 from .web import account as account_pages
@@ -65,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="labci", lifespan=lifespan, docs_url=None, redoc_url=None)
     for router in (
         read_routes.router,
+        operations_routes.router,
         webhook_routes.router,
         operator_routes.router,
         runner_routes.router,
@@ -79,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     _add_error_handlers(app)
     app.add_middleware(SessionMiddleware, **session_options)
     install_guards(app, settings)
+    app.add_middleware(WebhookTimer)  # outermost: the time the forge waits
     return app
 
 

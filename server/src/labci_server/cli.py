@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,17 +47,28 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level="warning",
+        # Our root handler (LABCI_LOG_FORMAT) carries uvicorn's lines, the access log too.
+        log_config=None,
+        log_level="info",
+        access_log=True,
         **serve_options(settings),
     )
     return 0
 
 
-def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
-    from .workers import make_worker
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from .workers import check_worker, make_worker
 
     if settings.redis_url is None:
         raise ConfigError("LABCI_REDIS_URL is not set")
+    if args.check:
+        healthy, said = asyncio.run(check_worker(settings))
+        print(said)
+        return 0 if healthy else 1
+    if settings.worker_metrics_address:
+        from .operations.metrics import serve_metrics
+
+        serve_metrics(settings.worker_metrics_address)
     make_worker(settings).run()
     return 0
 
@@ -111,11 +123,33 @@ def supervise(dev: DevStack) -> int:
     return 1
 
 
-def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    from .db.migrate import upgrade
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from .db.migrate import current_revision, upgrade
 
-    asyncio.run(upgrade(settings.database_url))
-    print("database schema is up to date")
+    asyncio.run(upgrade(settings.database_url, args.revision))
+    print(f"database schema is at {asyncio.run(current_revision(settings.database_url))}")
+    return 0
+
+
+def cmd_db_current(settings: Settings, _args: argparse.Namespace) -> int:
+    from .db.migrate import current_revision, revisions
+
+    current = asyncio.run(current_revision(settings.database_url))
+    head = revisions()[-1][0]
+    if current is None:
+        print(f"no labci schema yet (head is {head}); run `labci db upgrade`")
+        return 1
+    print(
+        f"{current}{' (head)' if current == head else f' (head is {head}; run `labci db upgrade`)'}"
+    )
+    return 0 if current == head else 1
+
+
+def cmd_db_history(_settings: Settings, _args: argparse.Namespace) -> int:
+    from .db.migrate import revisions
+
+    for revision, doc in revisions():
+        print(f"{revision}  {doc}")
     return 0
 
 
@@ -250,13 +284,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labci", description="Continuous integration for experiments."
     )
+    parser.add_argument("--version", action="version", version=f"labci {version('labci-server')}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the API server")
     serve.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema first")
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser(
-        "worker", help="run the server worker (planning, scheduling, outbox)"
-    ).set_defaults(func=cmd_worker)
+    worker = sub.add_parser("worker", help="run the server worker (planning, scheduling, outbox)")
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="health check: exit 0 if this host's worker wrote its health record lately",
+    )
+    worker.set_defaults(func=cmd_worker)
     for name, func, text in (
         ("dev", cmd_dev, "run the whole stack locally on embedded defaults"),
         ("demo", cmd_demo, "run the stack and an example experiment pull request"),
@@ -276,7 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True
     )
-    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    upgrade = db.add_parser("upgrade", help="apply migrations (up to REVISION, default head)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+    db.add_parser(
+        "current", help="the database's revision; exit 1 unless it is the newest"
+    ).set_defaults(func=cmd_db_current)
+    db.add_parser("history", help="every migration, oldest first").set_defaults(func=cmd_db_history)
     runners = sub.add_parser("runners", help="runner administration").add_subparsers(
         dest="runners_command", required=True
     )
@@ -361,15 +406,16 @@ def _add_trigger(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .operations.logformat import configure_logging
+
     args = build_parser().parse_args(argv)
-    # Services log their work; interactive commands print only what a person asked for.
-    level = logging.INFO if args.command in ("serve", "worker") else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     func: Callable[[Settings, argparse.Namespace], int] = args.func
     try:
-        return func(Settings(), args)
+        settings = Settings()
+        # Services log their work; interactive commands print only what a person asked for.
+        service = args.command in ("serve", "worker") and not getattr(args, "check", False)
+        configure_logging(settings.log_format, logging.INFO if service else logging.WARNING)
+        return func(settings, args)
     except LabciError as exc:
         print(f"labci: error: {exc}", file=sys.stderr)
         return 2

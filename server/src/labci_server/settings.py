@@ -7,6 +7,7 @@ description, and a test fails when one is missing or the README does not mention
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +81,19 @@ class Settings(BaseSettings):
         3600.0,
         description="How old a GitHub repository's clone URL, visibility and installation, as "
         "read from GitHub's API, may be before planning reads them again.",
+    )
+
+    # --- operations (labci_server.operations; see docs/operations.md) ---
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: one readable line per record; `json`: one JSON object per line "
+        "(time, level, logger, message, and the exception), for log collectors. The runner "
+        "reads it too.",
+    )
+    worker_metrics_address: str | None = Field(
+        None,
+        description="HOST:PORT where `labci worker` serves its Prometheus metrics, e.g. "
+        "0.0.0.0:9101; unset: not served (the server's own are on /metrics).",
     )
 
     # --- HTTP limits (labci_server.http; see docs/reverse-proxy.md) ---

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,27 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 OUTBOX_INTERVAL_S = 1.0
+# Each worker writes its health record (arq's) this often; arq lets it expire a second after
+# the next write was due, so `labci worker --check` finds it only while the worker works.
+HEALTH_INTERVAL_S = 10
+
+
+def health_key() -> str:
+    """This host's worker's health record: one per container or pod, so that each replica
+    is checked on its own."""
+    return f"{SERVER_QUEUE}:health-check:{socket.gethostname()}"
+
+
+async def check_worker(settings: Settings) -> tuple[bool, str]:
+    """Whether this host's worker wrote its health record lately, and what to print."""
+    redis = await connect(settings.redis_url or "")
+    try:
+        record = await redis.get(health_key())
+    finally:
+        await redis.aclose()
+    if record is None:
+        return False, f"no fresh health record at {health_key()}: no worker is working here"
+    return True, f"worker alive: {record.decode(errors='replace')}"
 
 
 async def plan_event_task(ctx: dict[str, Any], event_id: int) -> int:
@@ -122,4 +144,6 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         keep_result=0,
         burst=burst,
         handle_signals=not burst,
+        health_check_interval=HEALTH_INTERVAL_S,
+        health_check_key=health_key(),
     )

@@ -1,4 +1,5 @@
-"""Schema management through Alembic: `labci db upgrade`, and at start of serve/worker/dev."""
+"""Schema management through Alembic: `labci db upgrade|current|history`, and at the start
+of serve and dev."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from .engine import make_engine
@@ -27,3 +30,22 @@ async def upgrade(database_url: str, revision: str = "head") -> None:
             await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
     finally:
         await engine.dispose()
+
+
+async def current_revision(database_url: str) -> str | None:
+    """The revision the database is at; None: no labci schema yet."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
+
+
+def revisions() -> list[tuple[str, str]]:
+    """Every migration, oldest first: (revision, its one-line description)."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    found = [(s.revision, (s.doc or "").strip().split("\n")[0]) for s in scripts.walk_revisions()]
+    return list(reversed(found))

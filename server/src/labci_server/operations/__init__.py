@@ -1,0 +1,1 @@
+"""What an operator runs labci with: Prometheus metrics, readiness, structured logs."""
