@@ -12,6 +12,8 @@ from labci_runner.agent import RunnerIdentity, load_identity, save_identity
 from labci_runner.settings import Settings, runner_environment
 
 ENV_NAMES = [
+    "LABCI_LOG_FORMAT",
+    "LABCI_RUNNER_METRICS_ADDRESS",
     "LABCI_SERVER_URL",
     "LABCI_RUNNER_TOKEN",
     "LABCI_REGISTRATION_TOKEN",

@@ -25,6 +25,7 @@ from pathlib import Path
 import docker
 from arq.worker import Worker
 
+from labci_runner import telemetry
 from labci_runner.cache import MAX_CACHE_ENTRY_BYTES, RunnerCache
 from labci_runner.checkout import MirrorCache
 from labci_runner.client import ServerClient
@@ -236,6 +237,7 @@ async def start(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     env = runner_environment()
     await remove_own_leftovers(settings)
     gpus = await asyncio.to_thread(discover_gpus, settings)
+    telemetry.serve_metrics(settings, gpus)
     async with ServerClient(identity.server_url, identity.runner_token) as client:
         runtime = JobRuntime(
             client=client,
@@ -351,6 +353,7 @@ async def heartbeat_loop(settings: Settings, runtime: JobRuntime) -> None:
         except Exception as exc:  # a lost heartbeat is retried next beat, never fatal
             logger.warning("heartbeat failed: %s", exc)
         else:
+            telemetry.heartbeat_done(settings)
             for key in cancel:
                 if runtime.running.stop(key, "cancelled"):
                     print(f"job {key[0]} attempt {key[1]}: cancel requested", flush=True)

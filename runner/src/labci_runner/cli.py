@@ -1,4 +1,4 @@
-"""`labci-runner register` and `labci-runner start`.
+"""`labci-runner register`, `labci-runner start` and `labci-runner health`.
 
 Settings come from the environment (see settings.py); `register` options override them.
 Problems a person can fix print one line naming the variable, without a traceback.
@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
+from importlib.metadata import version
 from typing import Any
 
 import pydantic
 
-from labci_runner import agent
+from labci_runner import agent, telemetry
 from labci_runner.errors import LabciRunnerError
 from labci_runner.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labci-runner", description="labci runner agent")
+    parser.add_argument(
+        "--version", action="version", version=f"labci-runner {version('labci-runner')}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     reg = commands.add_parser("register", help="trade a registration token for a runner token")
     reg.add_argument("--server-url", help="overrides LABCI_SERVER_URL")
@@ -29,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--name", help="overrides LABCI_RUNNER_NAME")
     reg.add_argument("--slots", type=int, help="overrides LABCI_RUNNER_SLOTS")
     commands.add_parser("start", help="take and run jobs until SIGTERM/SIGINT")
+    commands.add_parser(
+        "health", help="exit 0 if this runner's heartbeats get through (for HEALTHCHECK)"
+    )
     return parser
 
 
@@ -62,8 +68,12 @@ async def _run(command: str, settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = _load_settings(_overrides(args))
+    telemetry.configure_logging(settings.log_format)
+    if args.command == "health":
+        healthy, said = telemetry.check_health(settings)
+        print(said)
+        sys.exit(0 if healthy else 1)
     try:
         asyncio.run(_run(args.command, settings))
     except LabciRunnerError as exc:

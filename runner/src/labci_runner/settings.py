@@ -142,6 +142,18 @@ class Settings(BaseSettings):
         validation_alias="LABCI_RUNNER_HEARTBEAT_INTERVAL_S",
         description="Seconds between heartbeats; each one renews the running jobs' leases.",
     )
+    metrics_address: str | None = Field(
+        default=None,
+        pattern=r"^\S*:\d{1,5}$",
+        validation_alias="LABCI_RUNNER_METRICS_ADDRESS",
+        description="HOST:PORT where the runner serves Prometheus metrics (GPU utilisation "
+        "and memory, last heartbeat), e.g. 127.0.0.1:9102; unset: not served.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        validation_alias="LABCI_LOG_FORMAT",
+        description="`json`: one JSON object per log line; `text`: readable lines.",
+    )
     poll_delay_s: float = Field(
         default=0.02,
         gt=0,
