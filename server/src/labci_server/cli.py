@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -73,9 +74,21 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP stop `labci dev`/`demo` as Ctrl-C does: the ExitStack unwinds and
+    stops every child (server, worker, runner, embedded redis-server)."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from .dev import open_stack
 
+    stop_on_signals()
     with ExitStack() as stack:
         dev = open_stack(stack, settings, Path(args.state_dir))
         print(
@@ -91,6 +104,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from .demo import run_demo
     from .dev import open_stack
 
+    stop_on_signals()
     with ExitStack() as stack:
         print(
             "labci demo: starting the stack (embedded Redis, SQLite, server, worker, runner)…",
