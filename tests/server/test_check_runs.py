@@ -245,3 +245,29 @@ def test_an_app_id_without_its_key_is_refused():
 def test_a_key_that_cannot_sign_is_refused_when_the_forge_is_built():
     with pytest.raises(ConfigError, match="LABCI_GITHUB_PRIVATE_KEY"):
         InstallationTokens(httpx.AsyncClient(), api_url="http://x", app_id="1", private_key="no")
+
+
+async def test_a_repository_served_with_a_token_gets_statuses_and_no_check_runs(
+    github, database_url, redis_url
+):
+    """Deliveries carry `installation` whenever an App sends them, also to a labci that
+    holds only a token: it must queue no check runs (they could only be dead-lettered)."""
+    settings = test_settings(
+        database_url, redis_url, github_api_url=github.url, github_token="test-token"
+    )
+    async with httpx.AsyncClient() as http:
+        forges = build_forges(settings, None, http)
+        async with server_context(settings, forges={"github": forges["github"]}) as sc:
+            repo = create_bare_repo(github.repos_root, "octo", "exp")
+            sha = repo.commit({".labci/train.yml": TRAIN, "train.py": "print(1)"})
+            event_id = await push(sc, repo, sha)
+            await finish(sc, (await the_job(sc, event_id)).id or 0, {"acc": 0.91})
+            await deliver_all(sc)
+            async with sc.sessions() as session:
+                sent = await outbox_queries.messages_by_status(session, "sent")
+                dead = await outbox_queries.messages_by_status(session, "dead")
+    assert dead == []
+    assert {m.kind for m in sent} == {"status"}
+    assert github.standin.check_runs("octo", "exp", sha) == []
+    posted = [json.loads(r.body)["state"] for r in github.standin.status_posts()]
+    assert posted[-1] == "success"

@@ -33,7 +33,9 @@ async def store_event(sc: ServerContext, new: NewEvent) -> int | None:
             full_name=new.repo_full_name,
             clone_url=new.clone_url,
             private=new.private,
-            installation_id=new.installation_id,
+            # An installation is labci's to use only when labci is that App: a labci that
+            # holds a token must not mirror statuses as check runs (forge/check_runs.py).
+            installation_id=new.installation_id if sc.settings.github_app_id else None,
         )
         pr_number = new.pr_number
         if new.kind == "pull_request" and pr_number is None:
