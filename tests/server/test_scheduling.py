@@ -89,7 +89,8 @@ async def test_jobs_go_to_runner_queues_up_to_slots(tmp_path, database_url, redi
                 for j in await job_queries.jobs_of_runs(session, [1])
             }
         raw = await sc.redis.get(f"arq:job:{queued[0].decode()}")
-    assert sorted(q.decode() for q in queued) == ["job-1-1", "job-2-1"]
+    queue = runner["queue_name"]
+    assert sorted(q.decode() for q in queued) == [f"{queue}:job-1-1", f"{queue}:job-2-1"]
     assert states == {
         "a": ("queued", runner["runner_id"]),
         "b": ("queued", runner["runner_id"]),
@@ -118,7 +119,7 @@ async def test_reconciler_reenqueues_jobs_redis_lost(tmp_path, database_url, red
         await heartbeat(sc, token=runner["runner_token"], running=[], slots=1, labels=["cpu"])
         await reconcile(sc)
         queued = await sc.redis.zrange(runner["queue_name"], 0, -1)
-    assert [q.decode() for q in queued] == ["job-1-1"]
+    assert [q.decode() for q in queued] == [f"{runner['queue_name']}:job-1-1"]
 
 
 async def test_expired_lease_retries_then_fails(tmp_path, database_url, redis_url):

@@ -21,6 +21,7 @@ import shutil
 import signal
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import docker
 from arq.worker import Worker
@@ -60,6 +61,18 @@ class RunnerIdentity:
     runner_id: int
     runner_token: str
     queue_name: str
+    # The runner's own Redis user (LABCI_REDIS_RUNNER_ACL on the server): it replaces the
+    # user and password of LABCI_REDIS_URL, whose host and port stay the operator's choice.
+    redis_username: str | None = None
+    redis_password: str | None = None
+
+    def redis_url(self, configured: str) -> str:
+        if self.redis_username is None or self.redis_password is None:
+            return configured
+        parts = urlsplit(configured)
+        host = parts.netloc.rpartition("@")[2]
+        user, password = quote(self.redis_username, safe=""), quote(self.redis_password, safe="")
+        return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
 
 
 def identity_path(settings: Settings) -> Path:
@@ -84,7 +97,14 @@ async def register(settings: Settings) -> RunnerIdentity:
             labels=settings.labels,
             slots=settings.slots,
         )
-    identity = RunnerIdentity(server_url, answer.runner_id, answer.runner_token, answer.queue_name)
+    identity = RunnerIdentity(
+        server_url,
+        answer.runner_id,
+        answer.runner_token,
+        answer.queue_name,
+        redis_username=answer.redis_username,
+        redis_password=answer.redis_password,
+    )
     save_identity(identity_path(settings), identity)
     # Setup problems (GPU driver, Docker's NVIDIA support) are said now, not at job time.
     await asyncio.to_thread(discover_gpus, settings)
@@ -123,11 +143,10 @@ async def _resolve_identity(settings: Settings) -> RunnerIdentity:
             )
         identity = await register(settings)
     token = settings.runner_token.get_secret_value() if settings.runner_token else None
-    return RunnerIdentity(
-        settings.server_url or identity.server_url,
-        identity.runner_id,
-        token or identity.runner_token,
-        identity.queue_name,
+    return replace(
+        identity,
+        server_url=settings.server_url or identity.server_url,
+        runner_token=token or identity.runner_token,
     )
 
 
@@ -254,7 +273,10 @@ async def start(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
                 max_entry_bytes=min(settings.cache_max_bytes, MAX_CACHE_ENTRY_BYTES),
             ),
         )
-        async with redis_pool(settings, identity.queue_name) as pool:
+        redis_settings = settings.model_copy(
+            update={"redis_url": identity.redis_url(settings.redis_url)}
+        )
+        async with redis_pool(redis_settings, identity.queue_name) as pool:
             worker = build_worker(settings, pool, identity.queue_name, runtime)
             print(f"labci-runner {settings.name}: listening on {identity.queue_name}", flush=True)
             await _serve(settings, worker, runtime, stop)

@@ -39,6 +39,9 @@ class Registration:
     runner_id: int
     runner_token: str
     queue_name: str
+    # The runner's own Redis user, when the server makes one (LABCI_REDIS_RUNNER_ACL).
+    redis_username: str | None = None
+    redis_password: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,13 @@ class ServerClient:
         }
         response = await send_with_retries(self.http, "POST", "/api/v1/runners/register", json=body)
         data = response.json()
-        return Registration(int(data["runner_id"]), str(data["runner_token"]), data["queue_name"])
+        return Registration(
+            int(data["runner_id"]),
+            str(data["runner_token"]),
+            data["queue_name"],
+            redis_username=data.get("redis_username"),
+            redis_password=data.get("redis_password"),
+        )
 
     async def heartbeat(
         self,

@@ -13,25 +13,56 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from labci_spec.fields import parse_size
 
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 # Credentials the runner holds that experiment code must never see.
-SECRET_ENV_NAMES = frozenset({"LABCI_RUNNER_TOKEN", "LABCI_REGISTRATION_TOKEN", "LABCI_REDIS_URL"})
+SECRET_ENV_NAMES = frozenset(
+    {
+        "LABCI_RUNNER_TOKEN",
+        "LABCI_REGISTRATION_TOKEN",
+        "LABCI_REDIS_URL",
+        "LABCI_RUNNER_TOKEN_FILE",
+        "LABCI_REGISTRATION_TOKEN_FILE",
+        "LABCI_REDIS_URL_FILE",
+    }
+)
 # What the runner sets for every job itself: LABCI_RUNNER_JOB_ENV cannot pass these through.
 JOB_SET_NAMES = frozenset(
     {"HOME", "TMPDIR", "USER", "LOGNAME", "CI", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"}
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Settings that may be read from a file instead: `LABCI_X_FILE=/run/secrets/x` (Docker and
+# Kubernetes mount secrets as files).
+FILE_SETTINGS = ("LABCI_RUNNER_TOKEN", "LABCI_REGISTRATION_TOKEN", "LABCI_REDIS_URL")
 
 
 class Settings(BaseSettings):
     """Everything `labci-runner` can be told; build it once in `cli.main()`."""
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _values_from_files(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        fields = {str(f.validation_alias): name for name, f in cls.model_fields.items()}
+        for variable in FILE_SETTINGS:
+            path = os.environ.get(f"{variable}_FILE")
+            if not path:
+                continue
+            if variable in data or fields[variable] in data or variable in os.environ:
+                raise ValueError(f"{variable} and {variable}_FILE are both set; keep one")
+            try:
+                text = Path(path).read_text()
+            except OSError as exc:
+                raise ValueError(f"{variable}_FILE: cannot read {path}: {exc.strerror}") from exc
+            data = {**data, variable: text.removesuffix("\n").removesuffix("\r")}
+        return data
 
     server_url: str | None = Field(
         default=None,

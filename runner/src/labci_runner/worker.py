@@ -1,6 +1,6 @@
 """The arq worker on this runner's own queue.
 
-The server enqueues `run_job(job_id, attempt)` with arq job id `job-<job_id>-<attempt>`.
+The server enqueues `run_job(job_id, attempt)` with arq job id `<queue>:job-<job_id>-<attempt>`.
 arq only delivers the work: retries are the server's decision (a new attempt number),
 so `max_tries=1` and `retry_jobs=False`. The job's own `timeout-minutes` is enforced
 inside the flow (`asyncio.timeout`); arq's per-function timeout is only a backstop, set
@@ -69,7 +69,9 @@ def build_worker(
         ctx={"runtime": runtime},
         job_serializer=_serialize,
         job_deserializer=json.loads,
-        allow_abort_jobs=True,
+        # labci cancels through heartbeats, never arq's abort set, which all runners share:
+        # a runner never reads it, so what one writes there cannot reach another.
+        allow_abort_jobs=False,
         max_jobs=settings.slots,
         poll_delay=settings.poll_delay_s,
         max_tries=1,

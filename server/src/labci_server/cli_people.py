@@ -173,9 +173,9 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_runners_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from .scheduling.runners import revoke_runner
+    from .scheduling.runners import revoke_runner_with_acl
 
-    count = on_database(settings, lambda s: revoke_runner(s, args.name))
+    count = on_database(settings, lambda s: revoke_runner_with_acl(settings, s, args.name))
     print(f"runner {args.name} revoked ({count} registration(s)); its token answers 401 now")
     return 0
 

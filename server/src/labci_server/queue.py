@@ -37,8 +37,10 @@ async def connect(redis_url: str) -> ArqRedis:
     )
 
 
-def run_job_id(job_id: int, attempt: int) -> str:
-    return f"job-{job_id}-{attempt}"
+def run_job_id(job_id: int, attempt: int, queue_name: str) -> str:
+    """Prefixed with the runner's queue: arq keys a job as `arq:<kind>:<id>`, so the runner's
+    Redis user (scheduling/runner_acl.py) can be limited to `arq:*:<queue>:*`."""
+    return f"{queue_name}:job-{job_id}-{attempt}"
 
 
 async def enqueue_plan(redis: ArqRedis, event_id: int) -> None:
@@ -50,7 +52,7 @@ async def enqueue_run_job(redis: ArqRedis, *, job_id: int, attempt: int, queue_n
         "run_job",
         job_id,
         attempt,
-        _job_id=run_job_id(job_id, attempt),
+        _job_id=run_job_id(job_id, attempt, queue_name),
         _queue_name=queue_name,
         _expires=QUEUED_JOB_EXPIRES_S,
     )
@@ -64,8 +66,8 @@ async def kick_scheduler(redis: ArqRedis) -> None:
     await redis.enqueue_job("schedule_jobs")
 
 
-async def run_job_known(redis: ArqRedis, job_id: int, attempt: int) -> bool:
+async def run_job_known(redis: ArqRedis, job_id: int, attempt: int, queue_name: str) -> bool:
     """Whether Redis still knows the run_job message: queued, in progress, or finished."""
-    arq_id = run_job_id(job_id, attempt)
+    arq_id = run_job_id(job_id, attempt, queue_name)
     keys = [f"arq:job:{arq_id}", f"arq:in-progress:{arq_id}", f"arq:result:{arq_id}"]
     return bool(await redis.exists(*keys))

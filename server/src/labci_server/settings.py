@@ -7,14 +7,39 @@ description, and a test fails when one is missing or the README does not mention
 from __future__ import annotations
 
 import os
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .errors import ConfigError
+
+# Settings that may be read from a file instead: `LABCI_X_FILE=/run/secrets/x` (Docker and
+# Kubernetes mount secrets as files). The credentials, and the URLs that carry passwords.
+FILE_SETTINGS = (
+    "database_url",
+    "redis_url",
+    "webhook_secret",
+    "github_token",
+    "github_private_key",
+    "github_oauth_client_secret",
+    "session_secret",
+    "secret_key",
+    "api_token",
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LABCI_", extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _values_from_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        files = {name: f"LABCI_{name.upper()}" for name in FILE_SETTINGS}
+        return {**data, **read_secret_files(files, set_already=set(data))}
 
     database_url: str = Field(
         "sqlite:///./labci.db",
@@ -25,6 +50,12 @@ class Settings(BaseSettings):
         None,
         description="Redis URL for the arq queues. Unset under `labci dev`/`labci demo`: "
         "an embedded Redis is started.",
+    )
+    redis_runner_acl: bool = Field(
+        False,
+        description="Give each runner at registration its own Redis ACL user, limited to its "
+        "queue's keys (deploy/redis/users.acl); LABCI_REDIS_URL's user then needs `ACL "
+        "SETUSER`/`DELUSER`. Off: runners use the Redis URL they are given.",
     )
     public_url: str = Field(
         "http://127.0.0.1:8000",
@@ -197,6 +228,25 @@ class Settings(BaseSettings):
                 "LABCI_GITHUB_OAUTH_CLIENT_ID and LABCI_GITHUB_OAUTH_CLIENT_SECRET go together"
             )
         return self
+
+
+def read_secret_files(files: dict[str, str], *, set_already: set[str]) -> dict[str, str]:
+    """The settings whose `<VARIABLE>_FILE` is set, read from those files (`files` maps a
+    setting's key to its variable). One trailing newline is dropped (`echo x > file`).
+    ConfigError, not ValueError: pydantic would print the other settings' values with it."""
+    values = {}
+    for key, variable in files.items():
+        path = os.environ.get(f"{variable}_FILE")
+        if not path:
+            continue
+        if key in set_already or variable in os.environ:
+            raise ConfigError(f"{variable} and {variable}_FILE are both set; keep one")
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{variable}_FILE: cannot read {path}: {exc.strerror}") from exc
+        values[key] = text.removesuffix("\n").removesuffix("\r")
+    return values
 
 
 def inherited_environment() -> dict[str, str]:

@@ -71,7 +71,7 @@ async def requeue_lost_jobs(sc: ServerContext, now: float) -> None:
         runner = runners.get(job.runner_id)
         if runner is None or (job.queued_at or 0) > now - SETTLE_S:
             continue
-        if not await run_job_known(sc.redis, job.id or 0, job.attempt):
+        if not await run_job_known(sc.redis, job.id or 0, job.attempt, runner.queue_name):
             log.warning(
                 "reconciler: job %s attempt %s was lost by Redis; re-enqueuing", job.id, job.attempt
             )

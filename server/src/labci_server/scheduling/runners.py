@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
@@ -21,6 +22,7 @@ from ..db.queries.runs import get_run
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..queue import kick_scheduler
 from ..secrets import secrets_for_job
+from ..settings import Settings
 from ..tokens import (
     JOB_TOKEN_PREFIX,
     REGISTRATION_TOKEN_PREFIX,
@@ -28,6 +30,7 @@ from ..tokens import (
     hash_token,
     new_token,
 )
+from .runner_acl import create_runner_user, drop_runner_users
 
 RUNNER_QUEUE_PREFIX = "labci:runner:"
 
@@ -60,7 +63,17 @@ async def register_runner(
         await session.flush()
         runner.queue_name = f"{RUNNER_QUEUE_PREFIX}{runner.id}"
         session.add(runner)
-    return {"runner_id": runner.id, "runner_token": runner_token, "queue_name": runner.queue_name}
+        answer: dict[str, Any] = {
+            "runner_id": runner.id,
+            "runner_token": runner_token,
+            "queue_name": runner.queue_name,
+        }
+        if sc.settings.redis_runner_acl:
+            # Before the commit: if Redis refuses, the registration token stays unused.
+            credentials = await create_runner_user(sc.redis, runner.queue_name)
+            answer["redis_username"] = credentials.username
+            answer["redis_password"] = credentials.password
+    return answer
 
 
 async def authenticate_runner(session: AsyncSession, token: str | None) -> Runner:
@@ -70,9 +83,10 @@ async def authenticate_runner(session: AsyncSession, token: str | None) -> Runne
     return runner
 
 
-async def revoke_runner(sessions: Any, name: str) -> int:
+async def revoke_runner(sessions: Any, name: str, *, redis: Redis | None = None) -> int:
     """Revoke every runner called `name` (`labci runners revoke`): their tokens answer 401
-    from now on, and their queued jobs go back to the scheduler when their heartbeats stop."""
+    from now on, and their queued jobs go back to the scheduler when their heartbeats stop.
+    With `redis` (LABCI_REDIS_RUNNER_ACL), their Redis users go too."""
     async with sessions() as session, session.begin():
         found = await runners_named(session, name)
         if not found:
@@ -82,6 +96,8 @@ async def revoke_runner(sessions: Any, name: str) -> int:
                 runner.revoked_at = time.time()
                 runner.last_heartbeat_at = None  # offline at once: nothing new is placed on it
                 session.add(runner)
+    if redis is not None:
+        await drop_runner_users(redis, [runner.queue_name for runner in found])
     return len(found)
 
 
@@ -194,3 +210,14 @@ async def _job_payload(sc: ServerContext, session: AsyncSession, job: Job) -> di
         # Only what the job references, decrypted; {} for a fork's code (the runner redacts).
         "secrets": await secrets_for_job(sc, session, run, job),
     }
+
+
+async def revoke_runner_with_acl(settings: Settings, sessions: Any, name: str) -> int:
+    """`revoke_runner`, dropping the runners' Redis users when the server makes them."""
+    if not (settings.redis_runner_acl and settings.redis_url):
+        return await revoke_runner(sessions, name)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        return await revoke_runner(sessions, name, redis=redis)
+    finally:
+        await redis.aclose()
