@@ -615,6 +615,7 @@ async def test_history_lists_runs_newest_first(client):
         "branch": "main",
         "default_branch": "main",
         "change_points": [],  # three runs are too few to show a change
+        "bisections": [],
     }
     assert [p["run_id"] for p in body["points"]] == [third.id, second.id, first.id]
     assert body["points"][0] == {

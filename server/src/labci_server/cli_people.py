@@ -140,6 +140,33 @@ def cmd_repos_fork_approval(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+def cmd_repos_bisect_budget(settings: Settings, args: argparse.Namespace) -> int:
+    from .bisection.advance import set_budget
+
+    runs = None if args.runs == "default" else _runs(args.runs)
+
+    async def change(sessions: accounts.Sessions) -> None:
+        repo = await accounts.find_repository_named(sessions, args.repo)
+        await set_budget(sessions, repo, runs)
+
+    on_database(settings, change)
+    if runs is None:
+        print(f"{args.repo}: {settings.bisect_runs_per_day} bisection runs a day (the server's)")
+    elif runs == 0:
+        print(f"{args.repo}: bisection is off")
+    else:
+        print(f"{args.repo}: {runs} bisection runs a day")
+    return 0
+
+
+def _runs(text: str) -> int:
+    if not text.isdigit():
+        raise BadRequest(
+            f"the budget is a number of runs a day (0: off) or 'default', not {text!r}"
+        )
+    return int(text)
+
+
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
     days = None if args.no_expiry else args.expires_days
 
@@ -283,6 +310,14 @@ def _add_repos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     forks.add_argument("repo")
     forks.add_argument("policy", choices=("all", "first-time", "none"))
     forks.set_defaults(func=cmd_repos_fork_approval)
+    budget = repos.add_parser(
+        "bisect-budget",
+        help="how many bisection runs the repository may start in 24 hours, to find the commit "
+        "behind a change of its default branch (0: off; default: LABCI_BISECT_RUNS_PER_DAY)",
+    )
+    budget.add_argument("repo")
+    budget.add_argument("runs", help="a number of runs, or 'default'")
+    budget.set_defaults(func=cmd_repos_bisect_budget)
 
 
 def _add_tokens(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -62,6 +62,11 @@ async def kick_outbox(redis: ArqRedis) -> None:
     await redis.enqueue_job("deliver_outbox")
 
 
+async def kick_bisections(redis: ArqRedis) -> None:
+    """One pass over the bisections under way; while one is queued, more kicks are no-ops."""
+    await redis.enqueue_job("advance_bisections", _job_id="advance-bisections")
+
+
 async def kick_scheduler(redis: ArqRedis) -> None:
     await redis.enqueue_job("schedule_jobs")
 

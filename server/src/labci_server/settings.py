@@ -204,6 +204,15 @@ class Settings(BaseSettings):
             part.strip() for part in self.fork_runner_labels.split(",") if part.strip()
         )
 
+    # --- bisection (labci_server.bisection) ---
+    bisect_runs_per_day: int = Field(
+        20,
+        ge=0,
+        description="Bisection runs a repository may start in any 24 hours, to find the commit "
+        "behind a change point of its default branch; 0 turns bisection off. "
+        "`labci repos bisect-budget` sets one repository's.",
+    )
+
     # --- secrets (labci_server.secrets) ---
     secret_key: SecretStr | None = Field(
         None,

@@ -18,6 +18,7 @@ from arq import Retry, func
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
+from .bisection.advance import advance_bisections
 from .context import ServerContext
 from .db.engine import make_engine, make_sessionmaker
 from .db.queries.events import mark_event
@@ -80,6 +81,10 @@ async def schedule_jobs_task(ctx: dict[str, Any]) -> int:
     return await schedule_jobs(ctx["labci"])
 
 
+async def advance_bisections_task(ctx: dict[str, Any]) -> int:
+    return await advance_bisections(ctx["labci"])
+
+
 async def deliver_outbox_task(ctx: dict[str, Any]) -> int:
     sc: ServerContext = ctx["labci"]
     return await deliver_due(sc.sessions, sc.forges, sc.outbox_policy, sc.pacer)
@@ -132,6 +137,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
             func(plan_event_task, name="plan_event", max_tries=20),
             func(schedule_jobs_task, name="schedule_jobs"),
             func(deliver_outbox_task, name="deliver_outbox"),
+            func(advance_bisections_task, name="advance_bisections"),
         ],
         queue_name=SERVER_QUEUE,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),

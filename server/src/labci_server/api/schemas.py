@@ -112,6 +112,54 @@ class MetricChangePoint(BaseModel):
     runs_after: int
 
 
+class BisectionRun(BaseModel):
+    commit: str
+    run_id: int | None = Field(description="the run that measured it; null when none could")
+    url: str | None = Field(description="the run's page")
+    value: float | None = Field(description="the metric's mean in that run")
+    n: int = Field(description="its samples (repeats)")
+    level: str = Field(description="old | new (the level it is at) | skipped (not measurable)")
+    reason: str | None = Field(description="why it was skipped")
+
+
+class MetricEffect(BaseModel):
+    """The found commit against its parent, compared as a push with its previous commit."""
+
+    delta: float | None = Field(description="its mean minus its parent's")
+    delta_pct: float | None
+    interval: list[float] | None = Field(description="of the delta, at `interval_level`")
+    interval_level: float | None
+    p_value: float | None = Field(description="of the test that decided the verdict")
+    verdict: str = Field(description="regressed | improved | unchanged | inconclusive | …")
+    explanation: str = Field(description="how it was decided, in one line")
+
+
+class MetricBisection(BaseModel):
+    """The search for the commit behind a change point (`change_points`)."""
+
+    id: int
+    state: str = Field(
+        description="searching | found | exhausted (only unmeasurable commits left) | failed "
+        "| budget (paused: the repository's daily budget of bisection runs is used up)"
+    )
+    note: str | None = Field(description="what went wrong, or why it waits")
+    before_commit: str = Field(description="the last measured commit at the old level")
+    after_commit: str = Field(description="the first measured commit at the new level")
+    level_before: float
+    level_after: float
+    commits_between: int | None = Field(
+        description="unmeasured commits between the two; null until the forge listed them"
+    )
+    commit: str | None = Field(description="the commit found: the first at the new level")
+    parent_commit: str | None = Field(description="the commit before it, at the old level")
+    effect: MetricEffect | None
+    runs: list[BisectionRun] = Field(
+        description="the runs that prove it: at the parent, then at the commit found"
+    )
+    steps: list[BisectionRun] = Field(description="every commit looked at, in order")
+    runs_started: int = Field(description="bisection runs it asked for")
+
+
 class MetricHistory(BaseModel):
     repository: str
     workflow: str
@@ -123,4 +171,9 @@ class MetricHistory(BaseModel):
     change_points: list[MetricChangePoint] | None = Field(
         description="newest first, between listed points; null on a branch other than the "
         "repository's default, where none are looked for"
+    )
+    bisections: list[MetricBisection] | None = Field(
+        default=None,
+        description="newest first: the searches for the commits behind the default branch's "
+        "change points; null on another branch",
     )

@@ -88,6 +88,19 @@ async def branch_change_points(
     the old level (`before_commit_sha`) and the first at the new one (`commit_sha`): the
     commit that moved the metric is after the former and at or before the latter.
     """
+    samples = await branch_series(session, repository=repository, series=series, runs=runs)
+    return find_change_points(samples, rules)
+
+
+async def branch_series(
+    session: AsyncSession,
+    *,
+    repository: Repository,
+    series: SeriesKey,
+    runs: int = CHANGE_POINT_RUNS,
+) -> list[MetricSamples]:
+    """The metric in the newest `runs` runs of the default branch, oldest first: the series
+    `branch_change_points` scans (a change point's `index` is a position in it)."""
     samples = await _history(
         session,
         repository=repository,
@@ -95,7 +108,7 @@ async def branch_change_points(
         branch=default_branch_of(repository),
         limit=runs,
     )
-    return find_change_points(samples[::-1], rules)
+    return samples[::-1]
 
 
 async def _history(

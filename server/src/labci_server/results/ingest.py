@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from labci_spec import github_context
 
+from ..bisection.start import note_change_points
 from ..db.models import TERMINAL_JOB_STATES, Job, Run
 from ..db.queries import jobs as job_queries
 from ..db.queries.events import get_event
@@ -159,12 +160,14 @@ async def _post_verdict(
     session: AsyncSession, run: Run, context: str, rows: list[Job], run_url: str
 ) -> bool:
     """Judge and publish the context once all of its jobs are terminal; its result also
-    settles the pull requests whose verdicts were waiting for this commit's."""
+    settles the pull requests whose verdicts were waiting for this commit's, and on the
+    default branch may reveal a change point to bisect (the worker takes it from there)."""
     members = [row for row in rows if row.context == context]
     if any(row.state not in TERMINAL_JOB_STATES for row in members):
         return False
     await judge_and_publish(session, run, context, members, run_url=run_url)
     await rejudge_awaiting(session, repository_id=run.repository_id, sha=run.commit_sha)
+    await note_change_points(session, run, context, members)
     return True
 
 

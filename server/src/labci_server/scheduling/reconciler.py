@@ -4,7 +4,7 @@ Each pass: re-enqueue planning for events stuck in `received`; judge again verdi
 wait for a baseline measurement which has ended; re-enqueue `queued` jobs
 that Redis lost (flush, restart without persistence); return unstarted jobs of runners
 that went silent to `pending`; retry or fail `running` jobs whose lease expired; then
-schedule whatever is pending.
+schedule whatever is pending, and queue a pass over the bisections under way.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ..bisection.advance import wake_bisections
 from ..context import ServerContext
 from ..db.models import Job
 from ..db.queries import jobs as job_queries
@@ -40,6 +41,7 @@ async def reconcile(sc: ServerContext) -> None:
     await release_jobs_of_silent_runners(sc, now)
     await reap_expired_leases(sc, now)
     await schedule_jobs(sc)
+    await wake_bisections(sc)
 
 
 async def replan_stuck_events(sc: ServerContext, now: float, *, grace_s: float = SETTLE_S) -> None:

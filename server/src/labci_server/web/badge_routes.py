@@ -7,7 +7,8 @@
 
 All of them read runs that measured `?branch=` (default main) itself, never pull requests.
 On the repository's default branch the trend marks, and the JSON lists, the change points
-between the runs shown (`results/branch_history.py`).
+between the runs shown (`results/branch_history.py`); the JSON also lists the bisections
+that looked for the commits behind them (`bisection/`).
 A README embeds a badge before the first run, so an unknown workflow or metric is a 200
 "unknown" / "no data" badge; only an unknown repository (or a private one without its
 `?token=`) is a 404. Badges are revalidated on every view (GitHub's image proxy caches
@@ -18,16 +19,25 @@ badge only through the renderers in `badges.py`, which escape it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..api.deps import Ctx, clamp
-from ..api.schemas import MetricChangePoint, MetricHistory, MetricPoint
+from ..api.schemas import (
+    BisectionRun,
+    MetricBisection,
+    MetricChangePoint,
+    MetricEffect,
+    MetricHistory,
+    MetricPoint,
+)
 from ..auth.policies import BADGE, Access
 from ..context import ServerContext
-from ..db.models import Repository
+from ..db.models import Bisection, Repository
+from ..db.queries.bisections import bisections_of_metric
 from ..db.queries.history import (
     BranchRun,
     MetricSamples,
@@ -176,6 +186,17 @@ async def metric_history_json(
     series = _required_series(workflow=workflow, job=job, metric=metric, branch=branch)
     trend = await series_trend(sc, ref, series, limit=clamp(limit, MAX_HISTORY_RUNS))
     changes = trend.change_points
+    bisections = None
+    if changes is not None:
+        async with sc.sessions() as session:
+            found = await bisections_of_metric(
+                session,
+                repository_id=ref.id or 0,
+                context=series.context,
+                metric=series.metric,
+                hidden_states=HIDDEN_BISECTIONS,
+            )
+        bisections = [_bisection(b, sc.run_url) for b in found]
     return MetricHistory(
         repository=f"{owner}/{repo}",
         workflow=series.workflow,
@@ -190,6 +211,7 @@ async def metric_history_json(
             for s in trend.samples
         ],
         change_points=None if changes is None else [_change_point(c) for c in reversed(changes)],
+        bisections=bisections,
     )
 
 
@@ -250,6 +272,68 @@ def _change_point(change: ChangePoint) -> MetricChangePoint:
         p_value=change.p_value,
         runs_before=change.runs_before,
         runs_after=change.runs_after,
+    )
+
+
+# `adjacent`: the change point's two commits are neighbours, nothing was searched.
+HIDDEN_BISECTIONS = ("adjacent",)
+
+
+def _bisection(b: Bisection, run_url: Callable[[int | None], str]) -> MetricBisection:
+    effect = b.effect or {}
+    proof = []
+    if b.state == "found":
+        proof = [
+            _proof(b.parent_sha, b.parent_run_id, effect.get("base"), "old", run_url),
+            _proof(b.result_sha, b.result_run_id, effect.get("head"), "new", run_url),
+        ]
+    steps = [
+        BisectionRun(
+            commit=s["sha"],
+            run_id=s.get("run_id"),
+            url=run_url(s["run_id"]) if s.get("run_id") is not None else None,
+            value=s.get("mean"),
+            n=int(s.get("n") or 0),
+            level=s["level"],
+            reason=s.get("reason"),
+        )
+        for s in b.steps
+    ]
+    return MetricBisection(
+        id=b.id or 0,
+        state="searching" if b.state == "listing" else b.state,
+        note=b.note,
+        before_commit=b.good_sha,
+        after_commit=b.bad_sha,
+        level_before=b.level_before,
+        level_after=b.level_after,
+        commits_between=None if b.candidates is None else len(b.candidates) - 1,
+        commit=b.result_sha,
+        parent_commit=b.parent_sha,
+        effect=MetricEffect(**{k: effect.get(k) for k in MetricEffect.model_fields})
+        if effect
+        else None,
+        runs=proof,
+        steps=steps,
+        runs_started=sum(1 for s in b.steps if s.get("bisection_run")),
+    )
+
+
+def _proof(
+    sha: str | None,
+    run_id: int | None,
+    side: dict[str, Any] | None,
+    level: str,
+    run_url: Callable[[int | None], str],
+) -> BisectionRun:
+    return BisectionRun(
+        commit=sha or "",
+        run_id=run_id,
+        url=run_url(run_id) if run_id is not None else None,
+        value=(side or {}).get("mean"),
+        n=int((side or {}).get("n") or 0),
+        level=level,
+        reason=None,
     )
 
 
