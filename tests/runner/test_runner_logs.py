@@ -5,20 +5,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from labci_runner.errors import ServerUnavailable, StaleAttempt
+from labci_runner.errors import ServerRejected, ServerUnavailable, StaleAttempt
 from labci_runner.logs import LogSink
 
 
 class Batches:
+    """Stores what is sent; the first `failures_left` tries fail with `fail_first`."""
+
     def __init__(self, fail_first: Exception | None = None) -> None:
         self.batches: list[list[dict[str, Any]]] = []
         self.arrived = asyncio.Event()
         self.fail_first = fail_first
+        self.failures_left = 1
+        self.tries = 0
 
     async def send(self, lines: list[dict[str, Any]]) -> None:
-        if self.fail_first is not None:
-            error, self.fail_first = self.fail_first, None
-            raise error
+        self.tries += 1
+        if self.fail_first is not None and self.failures_left > 0:
+            self.failures_left -= 1
+            raise self.fail_first
         self.batches.append(lines)
         self.arrived.set()
 
@@ -58,13 +63,32 @@ async def test_a_quiet_job_is_flushed_by_the_timer() -> None:
         assert sent.seqs() == [0]
 
 
-async def test_failed_batch_is_dropped_and_later_lines_still_flow() -> None:
+async def test_a_failed_batch_is_sent_again_until_stored_and_nothing_is_lost() -> None:
     sent = Batches(fail_first=ServerUnavailable("down"))
-    async with LogSink(sent.send, flush_interval_s=5, max_batch_lines=2) as sink:
+    sent.failures_left = 3  # the server stays down past several retries
+    async with LogSink(
+        sent.send, flush_interval_s=5, max_batch_lines=2, retry_interval_s=0
+    ) as sink:
         for n in range(4):
             await sink.write(0, "stdout", str(n))
-    assert sent.seqs() == [2, 3]
-    assert sink.dropped_lines == 2
+    assert sent.seqs() == [0, 1, 2, 3]
+    assert [line["text"] for batch in sent.batches for line in batch] == ["0", "1", "2", "3"]
+    assert sent.tries == 3 + 2  # 3 failed tries of the first batch, then one per batch
+    assert (sink.dropped_lines, sink.refused_lines) == (0, 0)
+
+
+async def test_a_refused_batch_leaves_a_marker_in_its_place() -> None:
+    sent = Batches(fail_first=ServerRejected(413, "body too large"))
+    async with LogSink(sent.send, flush_interval_s=5, max_batch_lines=3) as sink:
+        for n in range(5):
+            await sink.write(1, "stdout", str(n))
+    lines = [line for batch in sent.batches for line in batch]
+    assert [(line["seq"], line["stream"], line["text"]) for line in lines] == [
+        (0, "system", "log lines 0-2 were refused: the server answered 413: body too large"),
+        (3, "stdout", "3"),
+        (4, "stdout", "4"),
+    ]
+    assert sink.refused_lines == 3
 
 
 async def test_stale_attempt_stops_sending_without_blocking_writers() -> None:

@@ -6,9 +6,14 @@ sends batches through an async `send(lines)` callable — `AttemptChannel.logs` 
 agent, anything in tests. A batch leaves when it has waited `flush_interval_s`, or holds
 `max_batch_lines` lines or `max_batch_bytes` of text; closing the sink sends the rest.
 
-Sending is best effort: `send` already retries transport errors, so a batch that still
-fails is dropped with a warning rather than stopping the experiment. A `StaleAttempt`
-stops sending for good; the job notices it on its next step or completion report.
+No line is lost: a batch whose `send` fails (the server unreachable or answering 5xx past
+`send`'s own retries) is sent again, every `retry_interval_s`, until it is stored; the
+queue stays bounded meanwhile, so the step waits (backpressure) rather than the runner
+filling its memory. Closing the sink waits for every queued line, however long that
+takes. Only two things end sending: a `StaleAttempt` (the attempt moved on: its lines
+are not wanted any more; the job notices on its next report), and a 4xx refusal of a
+batch, which retrying cannot fix: that batch is replaced by one `system` line saying
+which lines were refused and why, so a gap is never silent.
 
 Memory stays bounded whatever a step prints: the queue holds at most `max_queued_bytes`
 of text (a writer waits for room), and an attempt keeps at most `max_bytes` of step
@@ -20,13 +25,14 @@ are always kept, so a timeout or a failure is still explained.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Literal
 
-from labci_runner.errors import LabciRunnerError, StaleAttempt
+from labci_runner.errors import LabciRunnerError, ServerRejected, StaleAttempt
 
 logger = logging.getLogger(__name__)
 
@@ -34,25 +40,21 @@ Stream = Literal["stdout", "stderr", "system"]
 SendLines = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class LogLine:
-    seq: int
-    step: int
-    stream: Stream
-    text: str
-    ts: float
-
-
 class LogSink:
-    """Async context manager: `async with LogSink(send) as sink: await sink.write(...)`."""
+    """Async context manager: `async with LogSink(send) as sink: await sink.write(...)`.
+
+    Lines wait in a deque that the sender empties a batch at a time: per line, a write costs
+    a dict and an append (a step printing a million lines is read at full speed).
+    """
 
     def __init__(
         self,
         send: SendLines,
         *,
         flush_interval_s: float = 0.2,
-        max_batch_lines: int = 200,
-        max_batch_bytes: int = 64 * 1024,
+        max_batch_lines: int = 2000,
+        max_batch_bytes: int = 512 * 1024,
+        retry_interval_s: float = 5.0,
         max_queued_lines: int = 10_000,
         max_queued_bytes: int = 8 * 1024 * 1024,
         max_bytes: int | None = None,
@@ -61,18 +63,27 @@ class LogSink:
         self.flush_interval_s = flush_interval_s
         self.max_batch_lines = max_batch_lines
         self.max_batch_bytes = max_batch_bytes
+        self.retry_interval_s = retry_interval_s
+        self.max_queued_lines = max_queued_lines
         self.max_queued_bytes = max_queued_bytes
         self.max_bytes = max_bytes
-        self._queue: asyncio.Queue[LogLine | None] = asyncio.Queue(max_queued_lines)
+        self._queue: deque[dict[str, Any]] = deque()
         self._queued_bytes = 0
-        self._room = asyncio.Event()
+        self._room = asyncio.Event()  # set while writers may add lines
         self._room.set()
+        self._ready = asyncio.Event()  # set when a line is queued, or on close
+        self._full = asyncio.Event()  # set when a whole batch is queued, or on close
+        self._closing = False
         self._next_seq = 0
         self._sender: asyncio.Task[None] | None = None
         self._stale = False
         self.dropped_lines = 0
+        self.refused_lines = 0
         self.output_bytes = 0
         self.truncated_lines = 0
+        # Progress, for whoever waits for a step's output to be forwarded (`forwarded`).
+        self.lines_written = 0
+        self.writers_waiting = 0
 
     @property
     def queued_bytes(self) -> int:
@@ -90,6 +101,7 @@ class LogSink:
 
     async def write(self, step: int, stream: Stream, text: str) -> None:
         """Queue one line; waits while the queue is full (backpressure on the step)."""
+        self.lines_written += 1
         if stream != "system" and self.max_bytes is not None:
             self.output_bytes += len(text.encode("utf-8", "replace"))
             if self.output_bytes > self.max_bytes:
@@ -104,87 +116,129 @@ class LogSink:
                 return
         await self._enqueue(step, stream, text)
 
+    def _dead(self) -> bool:
+        return self._stale or (self._sender is not None and self._sender.done())
+
     async def _enqueue(self, step: int, stream: Stream, text: str) -> None:
-        if self._stale or (self._sender is not None and self._sender.done()):
+        while self._queued_bytes > self.max_queued_bytes or (
+            len(self._queue) >= self.max_queued_lines
+        ):
+            if self._dead():
+                break
+            self._room.clear()
+            self.writers_waiting += 1
+            try:
+                await self._room.wait()
+            finally:
+                self.writers_waiting -= 1
+        if self._dead():
             # Nobody would ever take the line off a full queue: drop instead of blocking.
             self.dropped_lines += 1
             return
-        while self._queued_bytes > self.max_queued_bytes:
-            if self._stale or (self._sender is not None and self._sender.done()):
-                self.dropped_lines += 1
-                return
-            self._room.clear()
-            await self._room.wait()
-        line = LogLine(self._next_seq, step, stream, text, time.time())
+        line = {"seq": self._next_seq, "step": step, "stream": stream, "text": text}
+        line["ts"] = time.time()
         self._next_seq += 1
         self._queued_bytes += len(text)
-        await self._queue.put(line)
+        self._queue.append(line)
+        self._ready.set()
+        if len(self._queue) >= self.max_batch_lines or self._queued_bytes >= self.max_batch_bytes:
+            self._full.set()
 
     async def close(self) -> None:
         """Send everything queued so far, then stop the sender task."""
         if self._sender is None:
             return
         sender, self._sender = self._sender, None
-        # The sentinel may have to wait for room, like any line; shielding keeps the
-        # final flush going even when the job's task is being cancelled around us.
-        await asyncio.shield(self._queue.put(None))
+        self._closing = True
+        self._ready.set()
+        self._full.set()
+        # Shielded: the final flush goes on even when the job's task is being cancelled.
         await asyncio.shield(sender)
 
     async def _send_batches(self) -> None:
-        closing = False
-        while not closing:
-            batch, closing = await self._collect_batch()
-            if batch:
-                await self._deliver(batch)
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            if not self._closing and not self._full.is_set():
+                # A first line is here: more may follow within the flush interval.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.flush_interval_s)
+            batch = self._take_batch()
+            await self._deliver(batch)
 
-    def _taken(self, line: LogLine) -> None:
-        self._queued_bytes -= len(line.text)
-        if self._queued_bytes <= self.max_queued_bytes:
-            self._room.set()
-
-    async def _collect_batch(self) -> tuple[list[LogLine], bool]:
-        """Wait for a first line, then gather more until a flush trigger; True = closing."""
-        first = await self._queue.get()
-        if first is None:
-            return [], True
-        self._taken(first)
-        batch, size = [first], len(first.text)
-        deadline = asyncio.get_running_loop().time() + self.flush_interval_s
-        while len(batch) < self.max_batch_lines and size < self.max_batch_bytes:
-            remaining_s = deadline - asyncio.get_running_loop().time()
-            if remaining_s <= 0:
-                break
-            try:
-                line = await asyncio.wait_for(self._queue.get(), remaining_s)
-            except TimeoutError:
-                break
-            if line is None:
-                return batch, True
-            self._taken(line)
+    def _take_batch(self) -> list[dict[str, Any]]:
+        batch: list[dict[str, Any]] = []
+        size = 0
+        while self._queue and len(batch) < self.max_batch_lines and size < self.max_batch_bytes:
+            line = self._queue.popleft()
             batch.append(line)
-            size += len(line.text)
-        return batch, False
-
-    async def _deliver(self, batch: list[LogLine]) -> None:
-        if self._stale:
-            return
-        try:
-            await self._send([asdict(line) for line in batch])
-        except StaleAttempt:
-            self._stale = True
-            self._drain()
+            size += len(line["text"])
+        self._queued_bytes -= size
+        if not self._closing and (
+            len(self._queue) < self.max_batch_lines and self._queued_bytes < self.max_batch_bytes
+        ):
+            self._full.clear()
+        if self._queued_bytes <= self.max_queued_bytes and len(self._queue) < self.max_queued_lines:
             self._room.set()
-        except LabciRunnerError as exc:
-            self.dropped_lines += len(batch)
-            logger.warning("dropped %d log lines: %s", len(batch), exc)
+        return batch
+
+    async def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        lines = batch
+        while not self._stale:
+            try:
+                await self._send(lines)
+                return
+            except StaleAttempt:
+                self._stale = True
+                self._drain()
+            except ServerRejected as exc:
+                if len(lines) == 1 and lines[0]["stream"] == "system":
+                    self.refused_lines += 1
+                    logger.warning("the server refused a log marker: %s", exc)
+                    return
+                self.refused_lines += len(lines)
+                lines = [_refusal(batch, exc)]
+            except LabciRunnerError as exc:
+                logger.warning(
+                    "%d log lines not delivered yet (%s); again in %.0fs",
+                    len(lines),
+                    exc,
+                    self.retry_interval_s,
+                )
+                await asyncio.sleep(self.retry_interval_s)
 
     def _drain(self) -> None:
         """Empty the queue after a 409 so writers never block on a dead attempt."""
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not None:
-                self._taken(item)
-            if item is None:
-                # Keep the close sentinel: the sender loop must still see it.
-                self._queue.put_nowait(None)
-                return
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._room.set()
+
+
+def _refusal(batch: list[dict[str, Any]], exc: ServerRejected) -> dict[str, Any]:
+    """The one `system` line sent in place of a batch the server refused."""
+    first, last = batch[0], batch[-1]
+    text = f"log lines {first['seq']}-{last['seq']} were refused: the {exc}"
+    return {**first, "stream": "system", "text": text[:1000], "ts": time.time()}
+
+
+async def forwarded(
+    tasks: Collection[asyncio.Future[None]], sink: LogSink, *, idle_s: float
+) -> set[asyncio.Future[None]]:
+    """Wait until `tasks` (a step's output pumps) end; the ones still pending, if any.
+
+    A pump that keeps writing lines, or waits for room in `sink` (the upload is slower than
+    the step), is waited for as long as that takes: nothing a step printed is dropped. One
+    whose input has been silent for `idle_s` is given up on: after the step's processes are
+    killed, only a daemon that escaped them can still hold its pipe open.
+    """
+    pending = set(tasks)
+    while pending:
+        seen = sink.lines_written
+        _, pending = await asyncio.wait(pending, timeout=idle_s)
+        if pending and sink.lines_written == seen and not sink.writers_waiting:
+            break
+    return pending

@@ -57,9 +57,13 @@ from labci_runner.executors.docker_exec import (
 from labci_runner.executors.engine import DockerEngine
 from labci_runner.executors.job_env import container_env, container_step_env
 from labci_runner.executors.job_user import hand_over
+from labci_runner.logs import forwarded
 from labci_runner.steps import Started, StepPlan, StepRun, run_steps
 from labci_spec import JobInstance, shell_command
 from labci_spec.fields import format_size
+
+# After the step's group is killed, an output stream silent this long is left behind.
+PUMP_IDLE_S = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +258,10 @@ class _ContainerSteps:
         finally:
             if not task.done():
                 await self._stop_step(exec_id, pidfile, task, plan.index)
+            # Everything the step wrote is forwarded, however long the upload takes; only
+            # a stream silent for PUMP_IDLE_S (held by a daemon) is left to the cleanup.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(task), timeout=5)
+                await forwarded([task], ctx.logs, idle_s=PUMP_IDLE_S)
             # Whatever the step left running in the background goes with it, as on the host.
             await asyncio.to_thread(
                 partial(signal_group, local=self.local_engine),

@@ -28,14 +28,15 @@ from labci_runner.errors import ExecutorError, StepSetupFailed
 from labci_runner.executors.base import ExecutionContext, JobOutcome
 from labci_runner.executors.job_env import HostJob, host_step_env, runner_values
 from labci_runner.executors.job_user import JobUser, hand_over, own_user_name
+from labci_runner.logs import LogSink, forwarded
 from labci_runner.steps import Started, StepPlan, StepRun, run_steps
 from labci_spec import JobInstance, shell_command
 
 MAX_LINE_BYTES = 64 * 1024
 TRUNCATED_MARK = " …[line truncated]"
-# After the group is killed, only an escaped (setsid) daemon can keep a pipe open;
-# don't let it hold the job hostage.
-PUMP_DRAIN_S = 2.0
+# After the group is killed, only an escaped (setsid) daemon can keep a pipe open; a pipe
+# silent this long is given up on (a pump still forwarding lines is always waited for).
+PUMP_IDLE_S = 2.0
 
 Stream = Literal["stdout", "stderr"]
 
@@ -123,7 +124,7 @@ class ProcessExecutor:
             # On success, failure, timeout and cancellation alike: nothing the step
             # started may outlive it.
             await self._stop_group(running, ctx, plan.index)
-            await _finish(pumps)
+            await _finish(pumps, ctx.logs)
             run.exit_code = _shell_exit_code(running.proc.returncode)
 
     def step_env(self, plan: StepPlan, ctx: ExecutionContext) -> dict[str, str]:
@@ -275,8 +276,9 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass  # the group is already empty
 
 
-async def _finish(pumps: list[asyncio.Task[None]]) -> None:
-    _, pending = await asyncio.wait(pumps, timeout=PUMP_DRAIN_S)
+async def _finish(pumps: list[asyncio.Task[None]], logs: LogSink) -> None:
+    """Every line the step wrote is forwarded; only a silent pipe is given up on."""
+    pending = await forwarded(pumps, logs, idle_s=PUMP_IDLE_S)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pumps, return_exceptions=True)

@@ -126,7 +126,11 @@ async def heartbeat(
         for job_id, attempt in sorted(running):
             # Never wait for a job's lock here: a completion holding it (run, then job,
             # then fail-fast siblings) may be waiting for a row this heartbeat holds.
-            job = await job_queries.get_job(session, job_id, for_update=True, skip_locked=True)
+            # FOR NO KEY UPDATE: a log upload's foreign-key check (FOR KEY SHARE) does not
+            # hold it off, so a job printing without pause still has its lease renewed.
+            job = await job_queries.get_job(
+                session, job_id, for_update=True, skip_locked=True, key_share=True
+            )
             if job is None and await job_queries.get_job(session, job_id) is not None:
                 continue  # being finished right now; the next heartbeat sees the outcome
             if (
