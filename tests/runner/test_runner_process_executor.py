@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Iterator
 
 import pytest
 from runner_kit import JobDirs, Recorder, make_context, make_job, pid_alive, read_pid, wait_gone
@@ -147,3 +149,33 @@ async def test_cancellation_kills_the_group_and_reraises(
     assert recorder.steps[1].exit_code == 128 + 2  # SIGINT was enough
     assert "sending SIGTERM to the step" not in recorder.texts("system")
     assert "cancelled" in recorder.texts("system")
+
+
+@pytest.fixture
+def inherited_signals() -> Iterator[None]:
+    """The runner as `nohup`/`&` leave it: SIGINT ignored; and SIGTERM blocked too."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("inherited_signals")
+async def test_steps_start_with_default_signals_whatever_the_runner_inherited(
+    job_dirs: JobDirs, recorder: Recorder
+) -> None:
+    job = make_job("grep -E '^Sig(Ign|Blk):' /proc/self/status")
+    async with LogSink(recorder.send, flush_interval_s=0.01) as sink:
+        outcome = await executor().run(job, make_context(job_dirs, sink, recorder))
+    assert outcome.outcome == "success"
+    assert recorder.texts("stdout") == ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"]
+
+
+@pytest.mark.usefixtures("inherited_signals")
+async def test_sigint_interrupts_a_step_of_a_runner_that_ignores_it(
+    job_dirs: JobDirs, recorder: Recorder
+) -> None:
+    await test_cancellation_kills_the_group_and_reraises(job_dirs, recorder)

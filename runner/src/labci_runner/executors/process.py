@@ -6,6 +6,11 @@ The group is killed when the step ends, whatever the reason: a step may not leav
 daemons behind. (A child that calls setsid itself escapes the group; containing those
 needs cgroups, which is the docker executor's job.)
 
+Steps start with every signal at its default disposition and none blocked, whatever the
+runner inherited: a runner started with SIGINT ignored (`nohup`, `&` in a script) must
+still interrupt a step with SIGINT, and exec keeps ignored signals ignored. The reset runs
+in the child between fork and exec (`_default_signals`): a few system calls, no locks.
+
 Steps get an environment built from an allow-list (`executors.job_env`), never the
 runner's own. Given a job user (`LABCI_RUNNER_JOB_USER`, see `executors.job_user`), they
 run as that user with its primary group only, in directories handed over to it, with
@@ -153,6 +158,7 @@ class ProcessExecutor:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                preexec_fn=_default_signals,
                 **self._as_job_user(),
             )
         except FileNotFoundError as exc:
@@ -267,6 +273,18 @@ def _shell_exit_code(returncode: int | None) -> int | None:
     if returncode is not None and returncode < 0:
         return 128 - returncode
     return returncode
+
+
+# Every signal a process may catch (SIGKILL and SIGSTOP cannot be changed).
+_SETTABLE = sorted(set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP})
+
+
+def _default_signals() -> None:
+    """In the step's process before exec: default dispositions, an empty signal mask."""
+    for sig in _SETTABLE:
+        with contextlib.suppress(OSError, ValueError):  # e.g. signals reserved by libc
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
