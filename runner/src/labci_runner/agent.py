@@ -2,9 +2,11 @@
 
 `register(settings)` trades a single-use registration token for a runner token and a
 queue name, stored in `<workdir>/runner.json` (mode 0600). `start(settings)` runs the
-heartbeat loop and the arq worker side by side until SIGTERM/SIGINT, then stops taking
-work, stops the running jobs (reported as "error": the runner went away, the server may
-retry) and closes its connections.
+heartbeat loop and the arq worker side by side until SIGTERM/SIGINT, then drains: it
+takes no new work (heartbeats say it is draining, so nothing more is placed here), lets
+the running jobs finish for `LABCI_RUNNER_DRAIN_GRACE_S`, stops the ones still running
+and hands them back to the server, which runs them again as new attempts elsewhere (a
+handed-back attempt is never reported), and closes its connections.
 
 At start the runner's files are made private (`secure_workdir`): steps must not read its
 token, mirrors or cache. With `LABCI_RUNNER_JOB_USER`, host steps run as that user; a
@@ -299,9 +301,14 @@ async def _serve(
     try:
         await asyncio.wait({worker_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        # Order matters: take no new work, let stopped jobs report, then close arq (which
-        # would otherwise cancel them again in the middle of their final report).
+        # Order matters: take no new work, let running jobs finish (the heartbeats go on,
+        # renewing their leases), hand back the rest once they are stopped, then close arq
+        # (which would otherwise cancel them again in the middle of their release).
         worker.allow_pick_jobs = False
+        runtime.running.draining = True
+        if runtime.running.keys():
+            print(f"labci-runner {settings.name}: draining", flush=True)
+            await runtime.running.wait_idle(settings.drain_grace_s)
         runtime.running.stop_all("shutdown")
         await runtime.running.wait_idle(SHUTDOWN_REPORT_S)
         await stop_worker(worker)
@@ -371,6 +378,7 @@ async def heartbeat_loop(settings: Settings, runtime: JobRuntime) -> None:
                 labels=settings.labels,
                 capabilities=capabilities,
                 gpus=gpus,
+                draining=runtime.running.draining,
             )
         except Exception as exc:  # a lost heartbeat is retried next beat, never fatal
             logger.warning("heartbeat failed: %s", exc)

@@ -188,8 +188,10 @@ class ServerClient:
         labels: list[str],
         capabilities: dict[str, bool] | None = None,
         gpus: dict[str, Any] | None = None,
+        draining: bool = False,
     ) -> list[tuple[int, int]]:
-        """Renew the leases of `running`; return the (job_id, attempt) pairs to cancel."""
+        """Renew the leases of `running`; return the (job_id, attempt) pairs to cancel.
+        `draining`: this runner is stopping and must be given no new job."""
         body: dict[str, object] = {
             "running": [{"job_id": j, "attempt": a} for j, a in running],
             "slots": slots,
@@ -199,6 +201,8 @@ class ServerClient:
             body["capabilities"] = capabilities
         if gpus is not None:
             body["gpus"] = gpus
+        if draining:
+            body["draining"] = True
         response = await send_with_retries(
             self.http, "POST", "/api/v1/runners/heartbeat", json=body, headers=self._auth()
         )
@@ -289,7 +293,8 @@ class AttemptChannel:
         raise ServerUnavailable(f"PUT {url}: {problem} (after {MAX_TRIES} tries)")
 
     async def release(self, reason: str) -> None:
-        """This attempt cannot start here (an assigned GPU is not fit): the server retries."""
+        """This attempt cannot run here (an assigned GPU is not fit, or the runner is
+        stopping): the server runs it again as a new attempt."""
         await self._post("/release", {"reason": self.redactor.redact(reason)[:500]})
 
     async def logs(self, lines: list[dict[str, Any]]) -> None:

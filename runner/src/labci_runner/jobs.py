@@ -60,12 +60,17 @@ class RunningJob:
 
 
 class RunningJobs:
-    """The attempts this runner is running; heartbeats list them and cancel through them."""
+    """The attempts this runner is running; heartbeats list them and cancel through them.
+
+    `draining` is set when the runner is told to stop: it takes no new job, and heartbeats
+    say so (the scheduler places nothing more here) while the running ones finish.
+    """
 
     def __init__(self) -> None:
         self._jobs: dict[JobKey, RunningJob] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self.draining = False
 
     def keys(self) -> list[JobKey]:
         return list(self._jobs)
@@ -181,10 +186,10 @@ async def _run_attempt(
         return "released"
     except asyncio.CancelledError:
         if entry.stop_reason == "shutdown":
-            report = Report("error", "the runner stopped while the job was running")
+            # Handed back, never reported: the server runs it again as a new attempt.
+            await _hand_back(channel, "the runner was stopped before the job finished")
         else:
-            report = Report("cancelled", "cancelled")
-        await _complete(channel, report, started)
+            await _complete(channel, Report("cancelled", "cancelled"), started)
         raise
     except StaleAttempt:
         raise
@@ -355,6 +360,17 @@ async def _complete(channel: AttemptChannel, report: Report, started: float) -> 
     detail = f" ({report.reason})" if report.reason and report.outcome != "success" else ""
     what = f"{report.outcome} in {elapsed_s:.1f}s{detail}"
     _announce(channel.job_id, channel.attempt, what, channel.redactor)
+
+
+async def _hand_back(channel: AttemptChannel, reason: str) -> None:
+    """Release a stopped attempt (its logs are stored by now); the server's reaper decides
+    if the release cannot be sent."""
+    try:
+        await channel.release(reason)
+    except LabciRunnerError as exc:
+        logger.error("job %d: cannot hand the job back: %s", channel.job_id, exc)
+        return
+    _announce(channel.job_id, channel.attempt, f"handed back: {reason}", channel.redactor)
 
 
 def _announce(job_id: int, attempt: int, what: str, redactor: Redactor) -> None:

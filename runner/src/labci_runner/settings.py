@@ -216,6 +216,15 @@ class Settings(BaseSettings):
         validation_alias="LABCI_RUNNER_MAX_LOG_BYTES",
         description="Output kept per job attempt (e.g. 64M); beyond it the log says it was truncated.",
     )
+    drain_grace_s: float = Field(
+        default=300.0,
+        ge=0,
+        validation_alias="LABCI_RUNNER_DRAIN_GRACE_S",
+        description=(
+            "On SIGTERM/SIGINT the runner takes no new job and lets running ones finish for"
+            " this many seconds; then it stops them and hands them back to be run elsewhere."
+        ),
+    )
     kill_grace_s: float = Field(
         default=10.0,
         ge=0,

@@ -69,6 +69,7 @@ async def heartbeat(
         labels=body.labels,
         capabilities=capabilities,
         gpus=body.gpus,
+        draining=body.draining,
     )
 
 

@@ -39,6 +39,8 @@ class HeartbeatRequest(BaseModel):
     # GPU inventory: {"gpus": [{"id", "model", "memory_mib", "uuid", "healthy", "problem"}],
     # "driver_version", "cuda_version", "source", "problems"}
     gpus: dict[str, Any] | None = None
+    # The runner is stopping: it renews its running jobs' leases but takes no new job.
+    draining: bool = False
 
 
 class AttemptBody(BaseModel):

@@ -184,20 +184,22 @@ def _bounded_record(record: dict[str, Any]) -> dict[str, Any]:
 async def release_job(
     sc: ServerContext, *, job_id: int, attempt: int, token: str | None, reason: str
 ) -> None:
-    """The runner could not start this attempt (an assigned GPU is not fit): it goes back to
-    the scheduler as a new attempt, or fails once the attempts are used up."""
+    """The runner cannot run this attempt (an assigned GPU is not fit, or the runner was
+    stopped and handed it back): it goes back to the scheduler as a new attempt, or fails
+    once the attempts are used up."""
     async with sc.sessions() as session, session.begin():
         peek = await job_queries.get_job(session, job_id)
         if peek is None:
             raise NotFound(f"job {job_id} does not exist")
         await get_run(session, peek.run_id, for_update=True)
         job = await authorize_attempt(session, job_id=job_id, attempt=attempt, token=token)
+        started = job.state == "running"
         await retry_or_fail(
             sc,
             session,
             job,
-            retry_reason=f"not started: {reason}",
-            fail_reason=f"could not start: {reason}",
+            retry_reason=f"handed back: {reason}" if started else f"not started: {reason}",
+            fail_reason=f"handed back: {reason}" if started else f"could not start: {reason}",
         )
     await kick_outbox(sc.redis)
     await kick_scheduler(sc.redis)

@@ -110,12 +110,15 @@ async def heartbeat(
     labels: list[str],
     capabilities: dict[str, bool] | None = None,
     gpus: dict[str, Any] | None = None,
+    draining: bool = False,
 ) -> dict[str, Any]:
+    """Renew the leases of the jobs the runner runs; the ones to stop are returned. A
+    draining runner (stopping) is offline for the scheduler from its first such beat."""
     now = time.time()
     cancel = []
     async with sc.sessions() as session, session.begin():
         runner = await authenticate_runner(session, token)
-        runner.last_heartbeat_at = now
+        runner.last_heartbeat_at = None if draining else now
         runner.slots = max(1, slots)
         runner.labels = labels or runner.labels
         if capabilities is not None:
@@ -144,7 +147,7 @@ async def heartbeat(
             job.lease_expires_at = now + sc.settings.lease_s
             session.add(job)
         has_pending = bool(await job_queries.pending_jobs(session, limit=1))
-    if has_pending and len(running) < slots:
+    if has_pending and len(running) < slots and not draining:
         await kick_scheduler(sc.redis)
     return {"cancel": cancel, "lease_s": sc.settings.lease_s}
 
