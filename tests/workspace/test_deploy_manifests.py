@@ -360,3 +360,24 @@ def test_acl_install_refuses_a_password_unsafe_in_a_url(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "must hold letters, digits" in done.stderr
     assert not (tmp_path / "users.acl").exists()
+
+
+def test_the_acl_file_as_shipped_is_an_aclfile_redis_starts_with(tmp_path: Path) -> None:
+    """Followed by hand (systemd, no install step), users.acl must load as it is."""
+    target = tmp_path / "users.acl"
+    shutil.copy(DEPLOY / "redis" / "users.acl", target)
+    port = free_port()
+    server = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1"]
+        + ["--dir", str(tmp_path), "--aclfile", str(target), "--save", ""],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_ready(server)
+        client = redis.Redis(port=port, username="labci", password="CHANGE-ME-server-password")
+        assert client.ping() is True
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
