@@ -17,6 +17,7 @@ got their bisection then. A repository whose budget is 0 still gets the row: it 
 from __future__ import annotations
 
 import statistics
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -47,33 +48,35 @@ async def note_change_points(
         found = find_change_points(series)
         if not found or found[-1].before_commit_sha == found[-1].commit_sha:
             continue
-        change = found[-1]
-        means = [point.mean for point in series]
-        new_id = await insert_bisection(
-            session,
-            {
-                "repository_id": run.repository_id,
-                "workflow_path": run.workflow_path,
-                "workflow_name": run.workflow_name,
-                "context": context,
-                "metric": metric,
-                "branch": run.branch,
-                "good_sha": change.before_commit_sha,
-                "good_run_id": change.before_run_id,
-                "bad_sha": change.commit_sha,
-                "bad_run_id": change.run_id,
-                "level_before": change.mean_before,
-                "level_after": change.mean_after,
-                "noise": _segment_spreads(means, change),
-                "state": "listing",
-                "steps": [],
-                "low": -1,
-                "high": -1,
-            },
-        )
+        values = _bisection_of(run, context, metric, found[-1], [p.mean for p in series])
+        new_id = await insert_bisection(session, values)
         if new_id is not None:
             started.append(new_id)
     return started
+
+
+def _bisection_of(
+    run: Run, context: str, metric: str, change: ChangePoint, means: list[float]
+) -> dict[str, Any]:
+    return {
+        "repository_id": run.repository_id,
+        "workflow_path": run.workflow_path,
+        "workflow_name": run.workflow_name,
+        "context": context,
+        "metric": metric,
+        "branch": run.branch,
+        "good_sha": change.before_commit_sha,
+        "good_run_id": change.before_run_id,
+        "bad_sha": change.commit_sha,
+        "bad_run_id": change.run_id,
+        "level_before": change.mean_before,
+        "level_after": change.mean_after,
+        "noise": _segment_spreads(means, change),
+        "state": "listing",
+        "steps": [],
+        "low": -1,
+        "high": -1,
+    }
 
 
 def _segment_spreads(means: list[float], change: ChangePoint) -> list[dict[str, float]]:

@@ -432,7 +432,11 @@ class GitHubForge:
         listing = "/repos/{owner}/{repo}/commits/{commit_sha}/comments"
         on_commit = {**names, "commit_sha": message.commit_sha}
         found = await self._find_marked(
-            repo, token, f"{listing}?per_page={COMMENTS_PAGE_SIZE}", on_commit, message.marker
+            repo,
+            token,
+            f"{listing}?per_page={COMMENTS_PAGE_SIZE}",
+            on_commit,
+            marker=message.marker,
         )
         data = {"body": message.body}
         where = f"commit {message.commit_sha[:7]}"
@@ -467,6 +471,7 @@ class GitHubForge:
         token: str | None,
         url: str,
         url_vars: dict[str, str],
+        *,
         marker: str,
     ) -> tuple[str, str] | None:
         """(id, body) of the first comment listed at `url` whose body starts with `marker`."""
@@ -488,7 +493,7 @@ class GitHubForge:
             COMMENTS_PAGE_SIZE
         )
         url_vars = {**names, "issue_number": str(message.pr_number)}
-        return await self._find_marked(repo, token, url, url_vars, message.marker)
+        return await self._find_marked(repo, token, url, url_vars, marker=message.marker)
 
     async def upsert_check_run(self, repo: Repository, message: CheckRunMessage) -> str:
         """Lists the commit's check runs of this App and name (every page: `filter=all` keeps

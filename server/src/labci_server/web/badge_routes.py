@@ -186,17 +186,7 @@ async def metric_history_json(
     series = _required_series(workflow=workflow, job=job, metric=metric, branch=branch)
     trend = await series_trend(sc, ref, series, limit=clamp(limit, MAX_HISTORY_RUNS))
     changes = trend.change_points
-    bisections = None
-    if changes is not None:
-        async with sc.sessions() as session:
-            found = await bisections_of_metric(
-                session,
-                repository_id=ref.id or 0,
-                context=series.context,
-                metric=series.metric,
-                hidden_states=HIDDEN_BISECTIONS,
-            )
-        bisections = [_bisection(b, sc.run_url) for b in found]
+    bisections = None if changes is None else await series_bisections(sc, ref, series)
     return MetricHistory(
         repository=f"{owner}/{repo}",
         workflow=series.workflow,
@@ -257,6 +247,20 @@ async def series_trend(
         return await metric_trend(
             session, repository=repo, series=series.key, branch=series.branch, limit=limit
         )
+
+
+async def series_bisections(
+    sc: ServerContext, repo: Repository, series: MetricSeries
+) -> list[MetricBisection]:
+    async with sc.sessions() as session:
+        found = await bisections_of_metric(
+            session,
+            repository_id=repo.id or 0,
+            context=series.context,
+            metric=series.metric,
+            hidden_states=HIDDEN_BISECTIONS,
+        )
+    return [_bisection(b, sc.run_url) for b in found]
 
 
 def _change_point(change: ChangePoint) -> MetricChangePoint:
