@@ -43,7 +43,7 @@ from ..db.queries.bisections import (
     set_bisection_budget,
 )
 from ..db.queries.repositories import get_repository
-from ..errors import BadRequest, ForgeRejected, ForgeUnavailable, NotFound
+from ..errors import BadRequest, ForgeRejected, ForgeUnavailable, NotFound, PlanError
 from ..forge.base import MAX_LISTED_COMMITS
 from ..forge.outbox import commit_comment_marker, enqueue_commit_comment
 from ..queue import enqueue_plan, kick_bisections, kick_outbox
@@ -141,8 +141,8 @@ async def _list_commits(sc: ServerContext, repo: Repository, bisection: Bisectio
     good, bad = bisection.good_sha, bisection.bad_sha
     try:
         commits = await forge.commits_between(repo, good, bad)
-    except ForgeRejected as exc:
-        commits, why = None, f"the forge refused to list the commits: {exc}"
+    except (ForgeRejected, PlanError) as exc:  # refused, or git failed on the repository
+        commits, why = None, f"the commits between could not be listed: {exc}"
     else:
         why = (
             f"{bad[:7]} is not {good[:7]}'s descendant on {bisection.branch}'s first-parent "
