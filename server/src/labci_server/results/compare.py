@@ -312,16 +312,16 @@ def _decide(
     if p_regress < alpha:
         verdict: Verdict = "regressed"
         raw, adj = a.p_regress, p_regress
-        decision = f"worse by more than {margin_text}: p = {_p(raw)}"
+        decision = f"worse by more than {margin_text}: p {_p_is(raw)}"
     elif p_improve < alpha:
         verdict, raw, adj = "improved", a.p_improve, p_improve
-        decision = f"better by more than {margin_text}: p = {_p(raw)}"
+        decision = f"better by more than {margin_text}: p {_p_is(raw)}"
     elif a.p_equivalent < alpha:
         verdict, raw, adj = "unchanged", a.p_equivalent, a.p_equivalent
-        decision = f"equivalent within ±{_number(result.margin)} (TOST): p = {_p(raw)}"
+        decision = f"equivalent within ±{_number(result.margin)} (TOST): p {_p_is(raw)}"
     else:
         verdict, raw, adj = "inconclusive", a.p_regress, p_regress
-        decision = f"no evidence either way at ±{_number(result.margin)}: p = {_p(raw)}"
+        decision = f"no evidence either way at ±{_number(result.margin)}: p {_p_is(raw)}"
     if adjusted is not None and verdict != "unchanged" and family > 1:
         decision += f", Holm-adjusted over {family} gated metrics {_p(adj)}"
     decision += f" {'<' if verdict != 'inconclusive' else '≥'} {_number(alpha)}"
@@ -368,7 +368,7 @@ def _noise(
     if df:
         return None, "identical on every run; declare its `test-size` for a binomial floor"
     return None, (
-        f"{n_base} vs {n_head} value{'s' if n_base + n_head > 2 else ''} and fewer than 2 "
+        f"{n_base} vs {n_head} run{'s' if n_head > 1 else ''} and fewer than 2 "
         "base-branch results; add seeds (`metrics.repeats`) or let the base branch run more"
     )
 
@@ -478,6 +478,12 @@ def _number(value: float | None) -> str:
 
 def _p(value: float) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _p_is(value: float) -> str:
+    """A p-value in a sentence: "< 0.001" or "= 0.012"."""
+    text = _p(value)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def _finite(values: Sequence[float]) -> list[float]:
