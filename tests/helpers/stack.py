@@ -60,6 +60,8 @@ class Stack:
             "LABCI_OUTBOX_RATE_LIMIT_WAIT_S": "0.5",
             "LABCI_SERVER_URL": self.url,
             "LABCI_RUNNER_HEARTBEAT_INTERVAL_S": "1",
+            # The stack's own store, never ./labci-artifacts of whatever directory pytest ran in.
+            "LABCI_ARTIFACTS_DIR": str(self.root / "artifacts"),
             **self.extra_env,
             **more,
         }

@@ -1,0 +1,237 @@
+"""Backup and restore as docs/operations.md tells an operator to do it (issue 12): while the
+whole loop runs, dump the database (`pg_dump`, or SQLite's online `.backup`) and then the
+artifact directory (`tar`); restore both into a fresh database and a fresh directory;
+`labci serve` on the restored copy answers every run, log, metric, verdict, status and
+artifact byte for byte as the original did, and new work continues after the old."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from forge_standin import create_bare_repo, push_payload
+from helpers.services import missing_service
+from helpers.stack import Stack, wait_for_statuses
+from helpers.waiting import wait_until
+
+TRAIN = """\
+name: train
+on: {push: {branches: [main]}}
+jobs:
+  fit:
+    runs-on: cpu
+    steps:
+      - name: train
+        run: |
+          echo "epoch 1 of 1"
+          mkdir -p "$LABCI_OUTPUT/plots"
+          printf '\\211PNG\\r\\n\\032\\n%s' "$(cat acc.txt)" > "$LABCI_OUTPUT/plots/loss.png"
+          echo "{\\"acc\\": $(cat acc.txt), \\"loss\\": 0.231}" > "$LABCI_OUTPUT/metrics.json"
+    metrics:
+      file: metrics.json
+      compare:
+        acc: {goal: max, tolerance: 0.005}
+        loss: {goal: min, tolerance: 5%}
+    artifacts: ["plots/*.png"]
+  lint:
+    runs-on: cpu
+    steps:
+      - run: echo "about to fail" && exit 3
+"""
+
+CONTEXTS = ("labci/train/fit", "labci/train/lint")
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        missing_service(name, f"`{name}` is not on PATH (Debian: postgresql-client, sqlite3)")
+    return path
+
+
+def run_tool(*argv: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, f"{' '.join(argv)}: {done.stderr}"
+
+
+def libpq_url(url: str, database: str | None = None) -> str:
+    """The test's SQLAlchemy URL as the PostgreSQL tools take it (no `+asyncpg`)."""
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://"))
+    return urlunsplit(parts._replace(path=f"/{database}")) if database else urlunsplit(parts)
+
+
+def final(statuses: list[dict[str, Any]]) -> bool:
+    done = {s["context"] for s in statuses if s["state"] != "pending"}
+    return done >= set(CONTEXTS)
+
+
+def produce_history(stack: Stack, github: Any) -> tuple[str, str]:
+    """Two pushes on main: a base, then a better head compared with it. Returns both shas
+    once every status reached the stand-in and nothing is left in the outbox."""
+    repo = create_bare_repo(github.repos_root, "octo", "exp")
+    base = repo.commit({".labci/train.yml": TRAIN, "acc.txt": "0.910"})
+    head = repo.commit({"acc.txt": "0.950"})
+    stack.start_all()
+    for before, sha, delivery in (("0" * 40, base, "push-base"), (base, head, "push-head")):
+        payload = push_payload("octo", "exp", repo.clone_url, "refs/heads/main", before, sha)
+        assert stack.deliver("push", payload, delivery).status_code == 202
+        wait_for_statuses(github.standin, ("octo", "exp", sha), final, f"statuses of {sha[:7]}")
+    for sha in (base, head):
+        wait_until(lambda sha=sha: settled(stack, sha), what=f"the run and outbox of {sha[:7]}")
+    return base, head
+
+
+def read(stack: Stack, path: str) -> Any:
+    """An anonymous read: the stand-in's repositories are public."""
+    response = httpx.get(stack.url + path, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def settled(stack: Stack, sha: str) -> bool:
+    """The run of `sha` finished and nothing of it waits in the outbox."""
+    runs = read(stack, f"/api/v1/runs?commit={sha}")
+    if len(runs) != 1 or runs[0]["run"]["state"] != "finished":
+        return False
+    detail = read(stack, f"/api/v1/runs/{runs[0]['run']['id']}")
+    return all(m["status"] != "pending" for m in detail["outbox"])
+
+
+def snapshot(stack: Stack, shas: tuple[str, ...]) -> dict[str, Any]:
+    """Everything the API says about the runs of `shas`, and every artifact's bytes."""
+    runs = {}
+    artifacts = {}
+    for sha in shas:
+        for row in read(stack, f"/api/v1/runs?commit={sha}"):
+            detail = read(stack, f"/api/v1/runs/{row['run']['id']}")
+            runs[row["run"]["id"]] = detail
+            for job in detail["jobs"]:
+                for kept in job["artifacts"]:
+                    got = httpx.get(stack.url + kept["url"], timeout=10)
+                    got.raise_for_status()
+                    artifacts[kept["url"]] = got.content
+    return {"listing": read(stack, "/api/v1/runs?limit=500"), "runs": runs, "artifacts": artifacts}
+
+
+def check_history(snap: dict[str, Any], base: str, head: str) -> None:
+    """What the original showed, so that 'identical' below is about something."""
+    by_sha = {detail["run"]["commit_sha"]: detail for detail in snap["runs"].values()}
+    assert set(by_sha) == {base, head}
+    detail = by_sha[head]
+    verdicts = {v["context"]: v for v in detail["verdicts"]}
+    assert verdicts["labci/train/fit"]["state"] == "success"
+    assert verdicts["labci/train/fit"]["description"].startswith("acc 0.95 (+0.04)")
+    assert verdicts["labci/train/lint"]["state"] == "failure"
+    jobs = {j["job"]["job_key"]: j for j in detail["jobs"]}
+    fit = next(j for key, j in jobs.items() if key.endswith("fit"))
+    assert fit["metrics"] == {"acc": 0.95, "loss": 0.231}
+    assert "epoch 1 of 1" in [line["text"] for line in fit["logs"]]
+    (plot,) = fit["artifacts"]
+    assert snap["artifacts"][plot["url"]] == b"\x89PNG\r\n\x1a\n0.950"
+    lint = next(j for key, j in jobs.items() if key.endswith("lint"))
+    assert "about to fail" in [line["text"] for line in lint["logs"]]
+
+
+def dump_postgres(stack: Stack, work: Path) -> str:
+    """pg_dump while labci runs; pg_restore into a fresh database. Its URL."""
+    source = libpq_url(stack.database_url)
+    dump = work / "labci.dump"
+    run_tool(tool("pg_dump"), "--format=custom", f"--file={dump}", f"--dbname={source}")
+    fresh = urlsplit(source).path.lstrip("/") + "_restore"
+    run_tool(tool("dropdb"), "--if-exists", f"--maintenance-db={source}", fresh)
+    run_tool(tool("createdb"), f"--maintenance-db={source}", fresh)
+    run_tool(tool("pg_restore"), "--no-owner", f"--dbname={libpq_url(source, fresh)}", str(dump))
+    return libpq_url(source, fresh)
+
+
+def dump_sqlite(stack: Stack, work: Path) -> str:
+    """SQLite's online backup (`sqlite3 labci.db ".backup …"`) while labci runs, copied to
+    where the restored server keeps its database. Its URL."""
+    live = stack.database_url.removeprefix("sqlite:///")
+    backup = work / "labci-backup.db"
+    run_tool(tool("sqlite3"), live, f".backup '{backup}'")
+    restored = work / "restored" / "labci.db"
+    restored.parent.mkdir()
+    shutil.copyfile(backup, restored)
+    return f"sqlite:///{restored}"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def original(request, tmp_path, redis_url, github):
+    if request.param == "postgresql":
+        url = os.environ.get("LABCI_TEST_DATABASE_URL")
+        if not url:
+            missing_service("postgres", "LABCI_TEST_DATABASE_URL is not set")
+        request.getfixturevalue("database_url")  # a clean schema
+    else:
+        url = f"sqlite:///{tmp_path / 'labci.db'}"
+    stack = Stack(
+        root=tmp_path / "original", database_url=url, redis_url=redis_url, github_url=github.url
+    )
+    stack.root.mkdir()
+    yield stack
+    stack.stop_all()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        print(stack.dump_logs())
+
+
+def test_a_restored_backup_serves_every_run_log_verdict_and_artifact(
+    original, tmp_path, redis_url, github
+):
+    base, head = produce_history(original, github)
+    before = snapshot(original, (base, head))
+    check_history(before, base, head)
+
+    work = tmp_path / "backup"
+    work.mkdir()
+    postgres = original.database_url.startswith("postgresql")
+    restored_url = (dump_postgres if postgres else dump_sqlite)(original, work)
+    # After the database: a file is on disk before its row commits and is never deleted,
+    # so every artifact the dump knows of is in the archive.
+    archive = work / "labci-artifacts.tar.gz"
+    run_tool(tool("tar"), "-C", str(original.root / "artifacts"), "-czf", str(archive), ".")
+    for name in list(original.procs):  # gone for good: nothing of it may touch Redis again
+        original.stop(name, signal.SIGKILL)
+
+    restored = Stack(
+        root=tmp_path / "restored-stack",
+        database_url=restored_url,
+        redis_url=redis_url,
+        github_url=github.url,
+    )
+    restored.root.mkdir()
+    (restored.root / "artifacts").mkdir()
+    run_tool(tool("tar"), "-C", str(restored.root / "artifacts"), "-xzf", str(archive))
+    try:
+        restored.start_server()
+        after = snapshot(restored, (base, head))
+        assert after == before
+        check_redelivery_and_new_work(restored, github, base, before)
+    finally:
+        restored.stop_all()
+        if postgres:
+            source = libpq_url(original.database_url)
+            fresh = urlsplit(restored_url).path.lstrip("/")
+            run_tool(tool("dropdb"), "--if-exists", f"--maintenance-db={source}", fresh)
+
+
+def check_redelivery_and_new_work(
+    restored: Stack, github: Any, base: str, before: dict[str, Any]
+) -> None:
+    """The dedupe keys came back (a redelivery is a duplicate), and so did the id sequences
+    (a new delivery is stored after every old event)."""
+    repo_url = f"{github.url}/octo/exp.git"
+    payload = push_payload("octo", "exp", repo_url, "refs/heads/main", "0" * 40, base)
+    assert restored.deliver("push", payload, "push-base").json()["duplicate"] is True
+    fresh = restored.deliver("push", payload, "push-after-restore")
+    assert fresh.status_code == 202
+    old_events = [detail["event"]["id"] for detail in before["runs"].values()]
+    assert fresh.json()["event_id"] > max(old_events)
