@@ -71,10 +71,51 @@ async def test_a_failed_batch_is_sent_again_until_stored_and_nothing_is_lost() -
     ) as sink:
         for n in range(4):
             await sink.write(0, "stdout", str(n))
-    assert sent.seqs() == [0, 1, 2, 3]
-    assert [line["text"] for batch in sent.batches for line in batch] == ["0", "1", "2", "3"]
-    assert sent.tries == 3 + 2  # 3 failed tries of the first batch, then one per batch
+    # Two batches go at once, so they may arrive in either order: each line carries its seq.
+    stored = sorted((line["seq"], line["text"]) for batch in sent.batches for line in batch)
+    assert stored == [(0, "0"), (1, "1"), (2, "2"), (3, "3")]
+    assert sent.tries == 3 + 2  # 3 failed tries, then one per batch
     assert (sink.dropped_lines, sink.refused_lines) == (0, 0)
+
+
+class Gate:
+    """A send that holds every batch until `open` is set, counting those held at once."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.held = 0
+        self.most_held = 0
+        self.two_held = asyncio.Event()
+        self.seqs: list[int] = []
+
+    async def send(self, lines: list[dict[str, Any]]) -> None:
+        self.held += 1
+        self.most_held = max(self.most_held, self.held)
+        if self.held == 2:
+            self.two_held.set()
+        await self.open.wait()
+        self.held -= 1
+        self.seqs.extend(line["seq"] for line in lines)
+
+
+async def test_two_batches_are_in_flight_while_the_server_stores_one() -> None:
+    gate = Gate()
+    async with LogSink(gate.send, flush_interval_s=5, max_batch_lines=2) as sink:
+        for n in range(8):
+            await sink.write(0, "stdout", str(n))
+        await asyncio.wait_for(gate.two_held.wait(), 5)
+        gate.open.set()
+    assert gate.most_held == 2
+    assert sorted(gate.seqs) == list(range(8))
+
+
+async def test_one_in_flight_sends_in_order() -> None:
+    gate = Gate()
+    gate.open.set()
+    async with LogSink(gate.send, flush_interval_s=5, max_batch_lines=2, max_in_flight=1) as sink:
+        for n in range(8):
+            await sink.write(0, "stdout", str(n))
+    assert (gate.most_held, gate.seqs) == (1, list(range(8)))
 
 
 async def test_a_refused_batch_leaves_a_marker_in_its_place() -> None:

@@ -267,6 +267,7 @@ async def start(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             running=RunningJobs(),
             jobs_dir=settings.workdir / "jobs",
             max_log_bytes=settings.max_log_bytes,
+            log_uploads_in_flight=settings.log_uploads_in_flight,
             gpus=gpus,
             runner_name=settings.name,
             cache=RunnerCache(

@@ -120,6 +120,7 @@ class JobRuntime:
     jobs_dir: Path
     cache: RunnerCache | None = None
     max_log_bytes: int | None = None
+    log_uploads_in_flight: int = 2
     gpus: RunnerGpus | None = None
     runner_name: str = ""
     # GPU ids held by the attempts running now (a heartbeat re-checks only the others).
@@ -178,7 +179,10 @@ async def _run_attempt(
         assignment.job_id, assignment.attempt, f"starting at {assignment.commit_sha[:7]}", redactor
     )
     try:
-        async with LogSink(channel.logs, max_bytes=rt.max_log_bytes) as logs:
+        sink = LogSink(
+            channel.logs, max_bytes=rt.max_log_bytes, max_in_flight=rt.log_uploads_in_flight
+        )
+        async with sink as logs:
             report = await _execute(rt, assignment, channel, job_dir, logs)
     except _Released as released:
         await channel.release(str(released))

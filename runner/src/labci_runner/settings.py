@@ -216,6 +216,13 @@ class Settings(BaseSettings):
         validation_alias="LABCI_RUNNER_MAX_LOG_BYTES",
         description="Output kept per job attempt (e.g. 64M); beyond it the log says it was truncated.",
     )
+    log_uploads_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        validation_alias="LABCI_RUNNER_LOG_UPLOADS_IN_FLIGHT",
+        description="Log batches sent at once per job; 1 sends one at a time.",
+    )
     drain_grace_s: float = Field(
         default=300.0,
         ge=0,

@@ -104,8 +104,7 @@ async def logs(
     token: Bearer,
     body: Annotated[LogsRequest, Depends(json_body(LogsRequest, nul_ok=True))],
 ) -> dict[str, bool]:
-    lines = [line.model_dump() for line in body.lines]
-    await uploads.add_logs(sc, job_id=job_id, attempt=body.attempt, token=token, lines=lines)
+    await uploads.add_logs(sc, job_id=job_id, attempt=body.attempt, token=token, lines=body.lines)
     return {"ok": True}
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import col, func, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -129,12 +130,32 @@ async def job_states(session: AsyncSession, run_id: int) -> list[str]:
 async def add_log_lines(
     session: AsyncSession, *, job_id: int, attempt: int, lines: list[dict[str, Any]]
 ) -> None:
-    """One Core executemany for the whole batch (a line already stored, sent again after a
-    lost answer, is skipped): ~15x the rate of one ORM insert per line."""
+    """Store a batch in one statement; a line already stored (sent again after a lost
+    answer) is skipped.
+
+    On PostgreSQL the batch goes as one array per column through `unnest`: one statement
+    whatever the batch's size, about twice the rate of an executemany (measured at 2,000
+    lines: 23 ms against 46-58 ms) and ~30x the ORM's insert per line. SQLite takes the
+    executemany."""
     if not lines:
+        return
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        columns = {name: [line[name] for line in lines] for name in _LOG_COLUMNS}
+        params = {"job_id": job_id, "attempt": attempt, **columns}
+        await session.exec(_UNNEST_LOG_LINES, params=params)  # type: ignore[call-overload]
         return
     rows = [{"job_id": job_id, "attempt": attempt, **line} for line in lines]
     await insert_many_ignore(session, LogLine, rows, unique=["job_id", "attempt", "seq"])
+
+
+_LOG_COLUMNS = ("seq", "step", "stream", "text", "ts")
+_UNNEST_LOG_LINES = text(
+    "INSERT INTO log_lines (job_id, attempt, seq, step, stream, text, ts)"
+    " SELECT :job_id, :attempt, * FROM unnest("
+    "CAST(:seq AS integer[]), CAST(:step AS integer[]), CAST(:stream AS varchar[]),"
+    " CAST(:text AS text[]), CAST(:ts AS double precision[]))"
+    " ON CONFLICT (job_id, attempt, seq) DO NOTHING"
+)
 
 
 async def log_lines(session: AsyncSession, *, job_id: int, attempt: int) -> list[LogLine]:
