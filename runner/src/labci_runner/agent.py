@@ -26,7 +26,6 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import docker
-from arq.worker import Worker
 
 from labci_runner import telemetry
 from labci_runner.cache import MAX_CACHE_ENTRY_BYTES, RunnerCache
@@ -46,6 +45,7 @@ from labci_runner.executors.job_user import (
 from labci_runner.executors.process import ProcessExecutor
 from labci_runner.gpus import RunnerGpus, discover
 from labci_runner.jobs import JobRuntime, RunningJobs
+from labci_runner.redis_outage import Outage, OutlastingWorker
 from labci_runner.settings import Settings, runner_environment
 from labci_runner.worker import build_worker, redis_pool, stop_worker
 
@@ -279,8 +279,9 @@ async def start(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         redis_settings = settings.model_copy(
             update={"redis_url": identity.redis_url(settings.redis_url)}
         )
-        async with redis_pool(redis_settings, identity.queue_name) as pool:
-            worker = build_worker(settings, pool, identity.queue_name, runtime)
+        outage = Outage(settings.redis_url)
+        async with redis_pool(redis_settings, identity.queue_name, outage) as pool:
+            worker = build_worker(settings, pool, identity.queue_name, runtime, outage=outage)
             print(f"labci-runner {settings.name}: listening on {identity.queue_name}", flush=True)
             await _serve(settings, worker, runtime, stop)
 
@@ -294,7 +295,7 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _serve(
-    settings: Settings, worker: Worker, runtime: JobRuntime, stop: asyncio.Event
+    settings: Settings, worker: OutlastingWorker, runtime: JobRuntime, stop: asyncio.Event
 ) -> None:
     worker_task = asyncio.create_task(worker.async_run())
     beat_task = asyncio.create_task(heartbeat_loop(settings, runtime))

@@ -5,6 +5,9 @@ arq only delivers the work: retries are the server's decision (a new attempt num
 so `max_tries=1` and `retry_jobs=False`. The job's own `timeout-minutes` is enforced
 inside the flow (`asyncio.timeout`); arq's per-function timeout is only a backstop, set
 above the longest timeout the spec allows so it never cuts a legal job short.
+
+The worker outlasts Redis outages (redis_outage.py): its commands wait for Redis, running
+jobs carry on (their logs and heartbeats go over HTTP), and polling resumes when Redis is back.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.exceptions
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.worker import Worker, func
+from arq.connections import ArqRedis, create_pool
+from arq.worker import func
 
 from labci_runner.errors import ConfigError
 from labci_runner.jobs import JobRuntime, execute_job
+from labci_runner.redis_outage import Outage, OutlastingWorker, patient_redis_settings
 from labci_runner.settings import Settings
 from labci_spec.model import MAX_TIMEOUT_MINUTES
 
@@ -41,11 +45,14 @@ def _serialize(data: dict[str, Any]) -> bytes:
 
 
 @asynccontextmanager
-async def redis_pool(settings: Settings, queue_name: str) -> AsyncIterator[ArqRedis]:
-    """The agent's Redis pool, owned here so that it is closed with `aclose()`."""
+async def redis_pool(
+    settings: Settings, queue_name: str, outage: Outage
+) -> AsyncIterator[ArqRedis]:
+    """The agent's Redis pool, owned here so that it is closed with `aclose()`. Its
+    commands wait for Redis while it is away, the first one too."""
     try:
         pool = await create_pool(
-            RedisSettings.from_dsn(settings.redis_url),
+            patient_redis_settings(settings.redis_url, outage),
             job_serializer=_serialize,
             job_deserializer=json.loads,
             default_queue_name=queue_name,
@@ -59,10 +66,10 @@ async def redis_pool(settings: Settings, queue_name: str) -> AsyncIterator[ArqRe
 
 
 def build_worker(
-    settings: Settings, pool: ArqRedis, queue_name: str, runtime: JobRuntime
-) -> Worker:
+    settings: Settings, pool: ArqRedis, queue_name: str, runtime: JobRuntime, *, outage: Outage
+) -> OutlastingWorker:
     """A Worker for `queue_name`; signals are handled by the agent, not by arq."""
-    return Worker(
+    return OutlastingWorker(
         functions=[func(run_job, name="run_job", timeout=RUN_JOB_TIMEOUT_S, max_tries=1)],
         queue_name=queue_name,
         redis_pool=pool,
@@ -78,14 +85,15 @@ def build_worker(
         retry_jobs=False,
         handle_signals=False,
         keep_result=KEEP_RESULT_S,
+        outage=outage,
     )
 
 
-async def stop_worker(worker: Worker) -> None:
+async def stop_worker(worker: OutlastingWorker) -> None:
     """Stop polling and wait for arq's job tasks; the pool stays open for its owner.
 
-    Not `Worker.close()`: that closes the pool with redis' deprecated `close()`.
+    Not `Worker.close()`: that closes the pool, which its owner does.
     """
     worker.handle_sig(signal.SIGTERM)  # cancels the poll loop and any job task left
     await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-    await worker.pool.delete(worker.health_check_key)
+    await worker.forget_health()  # bounded: Redis may be away

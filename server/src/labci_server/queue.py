@@ -13,6 +13,8 @@ from typing import Any
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
+from .redis_outage import Outage, patient_redis_settings
+
 SERVER_QUEUE = "labci:server"
 # Far beyond any job's own timeout: a queued job must never vanish silently. The
 # reconciler re-enqueues by id whatever Redis lost anyway.
@@ -28,9 +30,11 @@ def deserialize(data: bytes) -> dict[str, Any]:
     return result
 
 
-async def connect(redis_url: str) -> ArqRedis:
+async def connect(redis_url: str, *, outage: Outage | None = None) -> ArqRedis:
+    """A pool on `redis_url`; with `outage`, its commands wait for Redis when it is away
+    (the worker's), else they fail at once (the API's: a request must not hang)."""
     return await create_pool(
-        RedisSettings.from_dsn(redis_url),
+        patient_redis_settings(redis_url, outage) if outage else RedisSettings.from_dsn(redis_url),
         job_serializer=serialize,
         job_deserializer=deserialize,
         default_queue_name=SERVER_QUEUE,

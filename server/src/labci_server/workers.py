@@ -15,8 +15,6 @@ from typing import Any
 
 import httpx
 from arq import Retry, func
-from arq.connections import RedisSettings
-from arq.worker import Worker
 
 from .bisection.advance import advance_bisections
 from .context import ServerContext
@@ -26,8 +24,10 @@ from .errors import ForgeRejected, ForgeUnavailable, PlanError
 from .forge.facts import refresh_facts_of_event
 from .forge.outbox import deliver_due
 from .forge.registry import build_forges
+from .planning.orphans import take_back_plans
 from .planning.planner import plan_event
 from .queue import SERVER_QUEUE, connect, deserialize, kick_outbox, serialize
+from .redis_outage import REDIS_DOWN, Outage, OutlastingWorker, patient_redis_settings
 from .scheduling.reconciler import reconcile
 from .scheduling.scheduler import schedule_jobs
 from .settings import Settings
@@ -94,22 +94,29 @@ async def _every(interval_s: float, action: Callable[[], Awaitable[Any]], name: 
     while True:
         try:
             await action()
+        except REDIS_DOWN as exc:  # rare: the worker's pools wait for Redis (redis_outage.py)
+            log.warning("%s pass stopped: Redis unreachable (%s)", name, exc)
         except Exception:  # noqa: BLE001 — a failed pass is logged; the next one retries
             log.exception("%s pass failed", name)
         await asyncio.sleep(interval_s)
 
 
-def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
+def make_worker(settings: Settings, *, burst: bool = False) -> OutlastingWorker:
+    """The server's arq worker. It outlasts Redis outages: its pools wait for Redis, and
+    the reconciler re-enqueues what Redis lost once it is back."""
     if settings.redis_url is None:
         raise PlanError("LABCI_REDIS_URL is not set")
+    outage = Outage(settings.redis_url)  # one per process: each outage is logged once
 
     async def startup(ctx: dict[str, Any]) -> None:
         engine = make_engine(settings.database_url)
         sessions = make_sessionmaker(engine)
         http = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
-        redis = await connect(settings.redis_url or "")
+        redis = await connect(settings.redis_url or "", outage=outage)
         sc = ServerContext(settings, sessions, redis, build_forges(settings, sessions, http))
         ctx.update(labci=sc, engine=engine, http=http, labci_redis=redis)
+        if taken := await take_back_plans(redis):
+            log.warning("planning %d event(s) a stopped worker left in progress", taken)
         if not burst:
             ctx["loops"] = [
                 asyncio.create_task(
@@ -132,7 +139,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         await ctx["labci_redis"].aclose()
         await ctx["engine"].dispose()
 
-    return Worker(
+    return OutlastingWorker(
         functions=[
             func(plan_event_task, name="plan_event", max_tries=20),
             func(schedule_jobs_task, name="schedule_jobs"),
@@ -140,7 +147,8 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
             func(advance_bisections_task, name="advance_bisections"),
         ],
         queue_name=SERVER_QUEUE,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_settings=patient_redis_settings(settings.redis_url, outage),
+        outage=outage,
         on_startup=startup,
         on_shutdown=shutdown,
         job_serializer=serialize,
