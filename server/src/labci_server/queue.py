@@ -8,12 +8,17 @@ the source of truth and the reconciler re-enqueues what Redis lost.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
-from .redis_outage import Outage, patient_redis_settings
+from .redis_outage import REDIS_DOWN, Outage, patient_redis_settings
+
+log = logging.getLogger(__name__)
 
 SERVER_QUEUE = "labci:server"
 # Far beyond any job's own timeout: a queued job must never vanish silently. The
@@ -62,17 +67,31 @@ async def enqueue_run_job(redis: ArqRedis, *, job_id: int, attempt: int, queue_n
     )
 
 
+@contextmanager
+def unless_redis_is_down(what: str) -> Iterator[None]:
+    """For work that only hastens what the worker's loops do anyway (deliver the outbox,
+    schedule, plan what is left in `received`): with Redis away it is logged and skipped,
+    so a request whose SQL work is committed (a heartbeat, a completion) still succeeds."""
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        log.warning("%s skipped, Redis unreachable (%s): the worker catches up", what, exc)
+
+
 async def kick_outbox(redis: ArqRedis) -> None:
-    await redis.enqueue_job("deliver_outbox")
+    with unless_redis_is_down("outbox kick"):
+        await redis.enqueue_job("deliver_outbox")
 
 
 async def kick_bisections(redis: ArqRedis) -> None:
     """One pass over the bisections under way; while one is queued, more kicks are no-ops."""
-    await redis.enqueue_job("advance_bisections", _job_id="advance-bisections")
+    with unless_redis_is_down("bisections kick"):
+        await redis.enqueue_job("advance_bisections", _job_id="advance-bisections")
 
 
 async def kick_scheduler(redis: ArqRedis) -> None:
-    await redis.enqueue_job("schedule_jobs")
+    with unless_redis_is_down("scheduler kick"):
+        await redis.enqueue_job("schedule_jobs")
 
 
 async def run_job_known(redis: ArqRedis, job_id: int, attempt: int, queue_name: str) -> bool:

@@ -18,7 +18,7 @@ from ..db.models import TERMINAL_JOB_STATES, Job, Runner
 from ..db.queries import jobs as job_queries
 from ..db.queries.runs import get_run
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from ..queue import kick_outbox, kick_scheduler
+from ..queue import kick_outbox, kick_scheduler, unless_redis_is_down
 from ..scheduling.reconciler import plan_new_events
 from ..scheduling.retry import retry_or_fail
 from ..tokens import hash_token
@@ -168,7 +168,8 @@ async def complete_job(
         )
     await kick_outbox(sc.redis)
     await kick_scheduler(sc.redis)
-    await plan_new_events(sc)  # a verdict may have asked for its baseline to be measured
+    with unless_redis_is_down("planning of baselines"):  # else the reconciler plans them
+        await plan_new_events(sc)  # a verdict may have asked for its baseline to be measured
 
 
 MAX_RECORD_CHARS = 16 * 1024
