@@ -253,6 +253,24 @@ async def test_pull_requests_and_other_branches_do_not_change_the_badge(client):
     assert feature[0] == ["train", "unknown"]
 
 
+async def test_without_a_branch_badges_read_the_repositorys_default_branch(client):
+    repo = await add_repo(client, default_branch="master")
+    await add_run(client, repo, branch="main", conclusion="failure")
+    await add_run(
+        client, repo, branch="master", jobs=[JobRow(metrics={"acc": 0.9})], conclusion="success"
+    )
+
+    assert (await badge(client, "/badges/org/exp/train.svg"))[0] == ["train", "passing"]
+    assert (await badge_data(client, "/badges/org/exp/train/mnist/acc.json"))["message"] == "0.9"
+    main = await badge(client, "/badges/org/exp/train.svg", branch="main")
+    assert main[0] == ["train", "failing"]
+    history = await client.get(
+        "/api/v1/repos/org/exp/metrics",
+        params={"workflow": "train", "job": "mnist", "metric": "acc"},
+    )
+    assert (history.json()["branch"], len(history.json()["points"])) == ("master", 1)
+
+
 async def test_a_baseline_or_manual_run_measures_the_branch(client):
     repo = await add_repo(client)
     await add_run(client, repo, conclusion="success")

@@ -5,7 +5,8 @@
     GET /badges/{owner}/{repo}/{workflow}/{job}/{metric}/trend.svg   the last runs' values
     GET /api/v1/repos/{owner}/{repo}/metrics?workflow=&job=&metric=  the same values as JSON
 
-All of them read runs that measured `?branch=` (default main) itself, never pull requests.
+All of them read runs that measured `?branch=` (by default the repository's default branch)
+itself, never pull requests.
 On the repository's default branch the trend marks, and the JSON lists, the change points
 between the runs shown (`results/branch_history.py`); the JSON also lists the bisections
 that looked for the commits behind them (`bisection/`).
@@ -63,7 +64,6 @@ router = APIRouter()
 
 SVG_MEDIA_TYPE: Final = "image/svg+xml; charset=utf-8"
 JSON_MEDIA_TYPE: Final = "application/json"
-DEFAULT_BRANCH: Final = "main"
 TREND_RUNS, MAX_TREND_RUNS = 30, 200
 HISTORY_RUNS, MAX_HISTORY_RUNS = 50, 500
 METRIC_COLOR, NO_DATA_COLOR = "blue", "lightgrey"
@@ -107,30 +107,36 @@ def repo_ref(
     return access.repository
 
 
-def badge_series(
-    workflow: str, job: str, metric: str, branch: str = DEFAULT_BRANCH
-) -> MetricSeries:
-    return MetricSeries(workflow, job, metric, branch)
-
-
 Repo = Annotated[Repository, Depends(repo_ref)]
+BranchParam = Annotated[
+    str | None,
+    Query(max_length=255, description="branch measured; the repository's default branch if unset"),
+]
+
+
+def badge_series(
+    workflow: str, job: str, metric: str, ref: Repo, branch: BranchParam = None
+) -> MetricSeries:
+    return MetricSeries(workflow, job, metric, branch or default_branch_of(ref))
+
+
 Series = Annotated[MetricSeries, Depends(badge_series)]
 
 
 @router.get("/badges/{owner}/{repo}/{workflow}.svg")
 async def status_svg(
-    request: Request, sc: Ctx, ref: Repo, workflow: str, branch: str = DEFAULT_BRANCH
+    request: Request, sc: Ctx, ref: Repo, workflow: str, branch: BranchParam = None
 ) -> Response:
-    status = await workflow_status(sc, ref, workflow, branch)
+    status = await workflow_status(sc, ref, workflow, branch or default_branch_of(ref))
     svg = render_badge(workflow, status, STATUS_COLORS[status])
     return badge_response(request, svg, SVG_MEDIA_TYPE)
 
 
 @router.get("/badges/{owner}/{repo}/{workflow}.json")
 async def status_json(
-    request: Request, sc: Ctx, ref: Repo, workflow: str, branch: str = DEFAULT_BRANCH
+    request: Request, sc: Ctx, ref: Repo, workflow: str, branch: BranchParam = None
 ) -> Response:
-    status = await workflow_status(sc, ref, workflow, branch)
+    status = await workflow_status(sc, ref, workflow, branch or default_branch_of(ref))
     body = badge_json(workflow, status, STATUS_COLORS[status])
     return badge_response(request, _json_text(body), JSON_MEDIA_TYPE)
 
@@ -180,10 +186,12 @@ async def metric_history_json(
     workflow: str | None = None,
     job: str | None = None,
     metric: str | None = None,
-    branch: str = DEFAULT_BRANCH,
+    branch: BranchParam = None,
     limit: Annotated[int, Query(description=f"runs, at most {MAX_HISTORY_RUNS}")] = (HISTORY_RUNS),
 ) -> MetricHistory:
-    series = _required_series(workflow=workflow, job=job, metric=metric, branch=branch)
+    series = _required_series(
+        workflow=workflow, job=job, metric=metric, branch=branch or default_branch_of(ref)
+    )
     trend = await series_trend(sc, ref, series, limit=clamp(limit, MAX_HISTORY_RUNS))
     changes = trend.change_points
     bisections = None if changes is None else await series_bisections(sc, ref, series)
