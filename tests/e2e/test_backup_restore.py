@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import pytest
 
 from forge_standin import create_bare_repo, push_payload
 from helpers.services import missing_service
@@ -141,70 +142,80 @@ def check_history(snap: dict[str, Any], base: str, head: str) -> None:
     assert "about to fail" in [line["text"] for line in lint["logs"]]
 
 
-def dump_postgres(stack: Stack, work: Path) -> str:
-    """pg_dump while labci runs; pg_restore into a fresh database. Its URL."""
+@pytest.fixture
+def restore_target(stack, tmp_path):
+    """Where the backup goes back: a fresh PostgreSQL database beside the test's own (dropped
+    afterwards), or a new SQLite file."""
+    if not stack.database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'restored.db'}"
+        return
     source = libpq_url(stack.database_url)
-    dump = work / "labci.dump"
-    run_tool(tool("pg_dump"), "--format=custom", f"--file={dump}", f"--dbname={source}")
     fresh = urlsplit(source).path.lstrip("/") + "_restore"
-    run_tool(tool("dropdb"), "--if-exists", f"--maintenance-db={source}", fresh)
+    drop = [tool("dropdb"), "--if-exists", "--force", f"--maintenance-db={source}", fresh]
+    run_tool(*drop)
     run_tool(tool("createdb"), f"--maintenance-db={source}", fresh)
-    run_tool(tool("pg_restore"), "--no-owner", f"--dbname={libpq_url(source, fresh)}", str(dump))
-    return libpq_url(source, fresh)
+    yield libpq_url(source, fresh)
+    run_tool(*drop)
 
 
-def dump_sqlite(stack: Stack, work: Path) -> str:
-    """SQLite's online backup (`sqlite3 labci.db ".backup …"`) while labci runs, copied to
-    where the restored server keeps its database. Its URL."""
-    live = stack.database_url.removeprefix("sqlite:///")
-    backup = work / "labci-backup.db"
-    run_tool(tool("sqlite3"), live, f".backup '{backup}'")
-    restored = work / "restored" / "labci.db"
-    restored.parent.mkdir()
-    shutil.copyfile(backup, restored)
-    return f"sqlite:///{restored}"
+def back_up_database(stack: Stack, work: Path) -> Path:
+    """`pg_dump`, or SQLite's online backup (`sqlite3 labci.db ".backup …"`), while labci
+    runs."""
+    if stack.database_url.startswith("postgresql"):
+        dump = work / "labci.dump"
+        source = libpq_url(stack.database_url)
+        run_tool(tool("pg_dump"), "--format=custom", f"--file={dump}", f"--dbname={source}")
+    else:
+        dump = work / "labci-backup.db"
+        live = stack.database_url.removeprefix("sqlite:///")
+        run_tool(tool("sqlite3"), live, f".backup '{dump}'")
+    return dump
+
+
+def restore_database(dump: Path, target: str) -> None:
+    if target.startswith("postgresql"):
+        run_tool(tool("pg_restore"), "--no-owner", f"--dbname={target}", str(dump))
+    else:
+        shutil.copyfile(dump, target.removeprefix("sqlite:///"))  # the backup is a database
 
 
 def test_a_restored_backup_serves_every_run_log_verdict_and_artifact(
-    stack, tmp_path, redis_url, github
+    stack, restore_target, tmp_path, redis_url, github
 ):
     """On the test database: PostgreSQL in CI, SQLite where LABCI_TEST_DATABASE_URL is unset."""
-    original = stack
-    base, head = produce_history(original, github)
-    before = snapshot(original, (base, head))
+    base, head = produce_history(stack, github)
+    before = snapshot(stack, (base, head))
     check_history(before, base, head)
 
     work = tmp_path / "backup"
     work.mkdir()
-    postgres = original.database_url.startswith("postgresql")
-    restored_url = (dump_postgres if postgres else dump_sqlite)(original, work)
+    dump = back_up_database(stack, work)
     # After the database: a file is on disk before its row commits and is never deleted,
     # so every artifact the dump knows of is in the archive.
     archive = work / "labci-artifacts.tar.gz"
-    run_tool(tool("tar"), "-C", str(original.root / "artifacts"), "-czf", str(archive), ".")
-    for name in list(original.procs):  # gone for good: nothing of it may touch Redis again
-        original.stop(name, signal.SIGKILL)
+    run_tool(tool("tar"), "-C", str(stack.root / "artifacts"), "-czf", str(archive), ".")
+    for name in list(stack.procs):  # gone for good: nothing of it may touch Redis again
+        stack.stop(name, signal.SIGKILL)
 
     restored = Stack(
         root=tmp_path / "restored-stack",
-        database_url=restored_url,
+        database_url=restore_target,
         redis_url=redis_url,
         github_url=github.url,
     )
-    restored.root.mkdir()
-    (restored.root / "artifacts").mkdir()
+    (restored.root / "artifacts").mkdir(parents=True)
+    restore_database(dump, restore_target)
     run_tool(tool("tar"), "-C", str(restored.root / "artifacts"), "-xzf", str(archive))
     try:
         restored.start_server()
         after = snapshot(restored, (base, head))
         assert after == before
         check_redelivery_and_new_work(restored, github, base, before)
+    except BaseException:
+        print(restored.dump_logs())
+        raise
     finally:
         restored.stop_all()
-        if postgres:
-            source = libpq_url(original.database_url)
-            fresh = urlsplit(restored_url).path.lstrip("/")
-            run_tool(tool("dropdb"), "--if-exists", f"--maintenance-db={source}", fresh)
 
 
 def check_redelivery_and_new_work(
