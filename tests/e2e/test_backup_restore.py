@@ -261,10 +261,16 @@ def test_sqlite_online_backup_keeps_what_is_still_in_the_wal(tmp_path):
         )
         backup = tmp_path / "labci-backup.db"
         run_tool(tool("sqlite3"), str(live), f".backup '{backup}'")
+        by_python = tmp_path / "labci-backup-py.db"  # the same through Python's backup API
+        source, target = sqlite3.connect(live), sqlite3.connect(by_python)
+        source.backup(target)
+        source.close()
+        target.close()
         plain = tmp_path / "labci-cp.db"
         shutil.copyfile(live, plain)
         writer.execute("ROLLBACK")
     finally:
         writer.close()
     assert count_repositories(backup) == 200
+    assert count_repositories(by_python) == 200
     assert count_repositories(plain) == 0
