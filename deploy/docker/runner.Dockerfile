@@ -1,27 +1,73 @@
-# labci runner image. Build from the repository root:
-#   docker build -f deploy/docker/runner.Dockerfile -t labci/runner .
-# GPU variant (CUDA base; GPUs reach containers through the NVIDIA container toolkit):
+# labci runner image. Build from the repository root (the build downloads from PyPI):
+#   docker build -f deploy/docker/runner.Dockerfile -t labci/runner:local .
+# GPU variant (a CUDA base; GPUs reach containers through the NVIDIA container toolkit):
 #   docker build -f deploy/docker/runner.Dockerfile \
 #     --build-arg BASE=nvidia/cuda:12.4.1-runtime-ubuntu22.04 -t labci/runner:gpu .
-# BASE needs python3 (>= 3.11), its venv module and git; apt bases get git installed here.
+# BASE needs git and a python3 (>= 3.11) with its venv module. Apt-based images get what
+# they lack from their own archive: git, python3 and python3-venv, and python3.11 where
+# python3 is older (Ubuntu 22.04, which CUDA images are built on, has 3.10).
+#
+# Like server.Dockerfile: labci's wheels built from this workspace, their dependencies at
+# the versions locked in uv.lock, layers ordered so that a source change rebuilds the last
+# ones only, and no RUN --mount (Debian 12's docker-compose 1.29 uses the classic builder).
 ARG BASE=python:3.11-slim
 
-FROM ${BASE} AS builder
-COPY action-spec /src/action-spec
-COPY runner /src/runner
-RUN python3 -m venv /opt/build \
- && /opt/build/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels /src/action-spec /src/runner
+# git and the (still empty) venv the runner runs from, on a Python >= 3.11.
+FROM ${BASE} AS runtime
+RUN set -eu; \
+    venv() { \
+      for python in python3.13 python3.12 python3.11 python3; do \
+        command -v "$python" >/dev/null 2>&1 || continue; \
+        "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || continue; \
+        "$python" -m venv /opt/labci-runner >/dev/null 2>&1 && return 0; \
+        rm -rf /opt/labci-runner; \
+      done; \
+      return 1; \
+    }; \
+    if command -v git >/dev/null 2>&1 && venv; then exit 0; fi; \
+    if ! command -v apt-get >/dev/null 2>&1; then \
+      echo "runner.Dockerfile: BASE needs git and python3 >= 3.11 with venv" >&2; exit 1; \
+    fi; \
+    export DEBIAN_FRONTEND=noninteractive; \
+    apt-get update -qq; \
+    apt-get install -y -qq --no-install-recommends git python3 python3-venv ca-certificates \
+      >/dev/null; \
+    venv || { apt-get install -y -qq --no-install-recommends python3.11 python3.11-venv \
+      >/dev/null && venv; }; \
+    apt-get clean; rm -rf /var/lib/apt/lists/*
 
-FROM ${BASE}
-COPY --from=builder /wheels /wheels
-RUN if ! command -v git >/dev/null && command -v apt-get >/dev/null; then \
-      apt-get update && apt-get install -y --no-install-recommends git \
-      && rm -rf /var/lib/apt/lists/*; fi \
- && python3 -m venv /opt/labci-runner \
- && /opt/labci-runner/bin/pip install --no-cache-dir --no-index --find-links /wheels labci-runner \
- && rm -rf /wheels \
- && useradd --system --uid 10002 --home-dir /var/lib/labci-runner --create-home labci-runner
+# The dependencies, as locked, in that venv.
+FROM runtime AS deps
+ARG UV_VERSION=0.13.9
+ENV UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN /opt/labci-runner/bin/python -m venv /opt/build \
+ && /opt/build/bin/pip install --no-cache-dir "uv==${UV_VERSION}" hatchling
+WORKDIR /src
+COPY pyproject.toml uv.lock ./
+COPY action-spec/pyproject.toml action-spec/
+COPY server/pyproject.toml server/
+COPY runner/pyproject.toml runner/
+RUN /opt/build/bin/uv export --frozen --package labci-runner --no-emit-workspace --no-dev \
+      --output-file /opt/requirements.txt >/dev/null \
+ && /opt/build/bin/uv pip install --python /opt/labci-runner/bin/python --require-hashes \
+      --compile-bytecode -r /opt/requirements.txt
+
+# labci's own wheels, built from the workspace's sources.
+FROM deps AS wheels
+COPY action-spec/src action-spec/src
+COPY runner/src runner/src
+RUN /opt/build/bin/uv build --wheel --no-build-isolation --python /opt/build/bin/python \
+      --package labci-spec --out-dir /wheels \
+ && /opt/build/bin/uv build --wheel --no-build-isolation --python /opt/build/bin/python \
+      --package labci-runner --out-dir /wheels
+
+FROM runtime
+RUN useradd --system --uid 10002 --home-dir /var/lib/labci-runner --create-home labci-runner
+COPY --from=deps /opt/labci-runner /opt/labci-runner
+COPY --from=wheels /wheels /tmp/wheels
+RUN /opt/labci-runner/bin/pip install --no-cache-dir --no-deps --no-index \
+      --disable-pip-version-check /tmp/wheels/*.whl \
+ && rm -rf /tmp/wheels
 ENV PATH=/opt/labci-runner/bin:$PATH \
     LABCI_RUNNER_WORKDIR=/var/lib/labci-runner
 USER labci-runner
@@ -29,5 +75,6 @@ WORKDIR /var/lib/labci-runner
 # The agent is PID 1: alive while its process answers signal 0.
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
   CMD ["python3", "-c", "import os; os.kill(1, 0)"]
+LABEL org.labci.image=runner
 ENTRYPOINT ["labci-runner"]
 CMD ["start"]
