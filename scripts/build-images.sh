@@ -2,8 +2,9 @@
 # Builds labci's images on this machine's Docker engine, with no registry to pull from:
 #
 #   1. a base image: Debian bookworm by debootstrap, with Debian's python3 and its venv
-#      module, `docker import`ed as labci-local/bookworm:<key> (the key hashes the recipe;
-#      an existing tag is reused, so this costs ~45 s once per machine);
+#      module and this machine's extra CA certificates, `docker import`ed as
+#      labci-local/bookworm:<key> (the key hashes what goes in); an existing tag is reused,
+#      so debootstrap (45-90 s) runs once per machine;
 #   2. labci/server:local and labci/runner:local from deploy/docker/*.Dockerfile with
 #      --build-arg BASE=<that base>, exactly as a user builds them (the Dockerfiles install
 #      labci's wheels and the dependency versions locked in uv.lock);
@@ -22,20 +23,21 @@ export DOCKER_BUILDKIT=0
 MIRROR="${LABCI_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 PACKAGES=python3,python3-venv,ca-certificates
+# The base's tag names what it is made of: bump RECIPE when build_base changes.
+RECIPE=1
 KEY=$(
-  printf '%s %s\n' "$SUITE" "$PACKAGES"
-  sed -n '/^build_base()/,/^}/p' "$0"
+  echo "$RECIPE $SUITE $PACKAGES"
   cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true
 )
 KEY=$(sha256sum <<<"$KEY" | cut -c1-12)
 BASE="labci-local/bookworm:$KEY"
 
 log() { echo "build-images: $*" >&2; }
+scratch=$(mktemp -d /tmp/labci-build-images.XXXXXX)  # a root filesystem, build logs
+trap 'rm -rf "$scratch"' EXIT
 
 build_base() {
-  local rootfs
-  rootfs=$(mktemp -d /tmp/labci-rootfs.XXXXXX)
-  trap 'rm -rf "$rootfs"' RETURN
+  local rootfs="$scratch/rootfs"
   command -v debootstrap >/dev/null 2>&1 || {
     log "installing debootstrap (apt-get)…"
     apt-get update -qq
@@ -64,22 +66,40 @@ else
   build_base
 fi
 
-# docker build with the host's network (the engine has no bridge) and no prompts.
+# docker build with the host's network (the engine has no bridge).
 build() {
   local tag=$1
   shift
-  log "building $tag…"
-  docker build --quiet --network host --build-arg "BASE=$BASE" --tag "$tag" "$@" >/dev/null
+  docker build --network host --build-arg "BASE=$BASE" --tag "$tag" "$@"
 }
 
+# The four builds run at once: a cold build is mostly downloads (PyPI, Debian's mirror).
 SERVER=labci/server:local
 RUNNER=labci/runner:local
 POSTGRES=labci-local/postgres:15
 REDIS=labci-local/redis:7
-build "$SERVER" --file deploy/docker/server.Dockerfile .
-build "$RUNNER" --file deploy/docker/runner.Dockerfile .
-build "$POSTGRES" --file tests/deploy_smoke/images/postgres.Dockerfile tests/deploy_smoke/images
-build "$REDIS" --file tests/deploy_smoke/images/redis.Dockerfile tests/deploy_smoke/images
+declare -A pids
+start() {
+  local name=$1
+  shift
+  log "building $name…"
+  build "$@" >"$scratch/$name.log" 2>&1 &
+  pids[$name]=$!
+}
+start server "$SERVER" --file deploy/docker/server.Dockerfile .
+start runner "$RUNNER" --file deploy/docker/runner.Dockerfile .
+start postgres "$POSTGRES" --file tests/deploy_smoke/images/postgres.Dockerfile \
+  tests/deploy_smoke/images
+start redis "$REDIS" --file tests/deploy_smoke/images/redis.Dockerfile tests/deploy_smoke/images
+failed=0
+for name in "${!pids[@]}"; do
+  if ! wait "${pids[$name]}"; then
+    log "building $name failed:"
+    grep -v -e '^DEPRECATED' -e '^            ' "$scratch/$name.log" | tail -n 40 >&2
+    failed=1
+  fi
+done
+[ "$failed" = 0 ] || exit 1
 # The images these tags named before (rebuilt now) are dangling: drop them, and only them.
 docker image prune --force --filter label=org.labci.image >/dev/null
 printf '%s\n' "LABCI_BASE_IMAGE=$BASE" "LABCI_RUNNER_BASE_IMAGE=$BASE" \
