@@ -20,7 +20,7 @@ from arq.worker import func
 from helpers.redis_process import RedisProcess
 from helpers.waiting import HANG_GUARD_S
 from labci_runner import redis_outage
-from labci_runner.redis_outage import Outage, OutlastingWorker, patient_redis_settings
+from labci_runner.redis_outage import Outage, OutlastingWorker, with_outage
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "labci:test-outage"
@@ -77,7 +77,7 @@ async def test_a_worker_outlasts_redis_killed_mid_job(
     worker = OutlastingWorker(
         functions=[func(work, name="work")],
         queue_name=QUEUE,
-        redis_settings=patient_redis_settings(redis_server.url, outage),
+        redis_settings=with_outage(redis_server.url, outage),
         job_serializer=lambda d: json.dumps(d, default=str).encode(),
         job_deserializer=json.loads,
         handle_signals=False,

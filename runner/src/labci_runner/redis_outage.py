@@ -2,8 +2,8 @@
 
 arq's Worker ends at the first connection error, since its poll loop does not catch it.
 A job that finishes while Redis is away loses its completion. Here every command on the
-worker's pools waits for Redis instead. `patient_redis_settings` gives each connection a
-redis-py `Retry` that never gives up and backs off exponentially (with jitter) up to
+worker's pools waits for Redis instead: `with_outage` gives each connection a redis-py
+`Retry` that never gives up and backs off exponentially (with jitter) up to
 `RECONNECT_MAX_S`. Each pending command (a poll, a job's start, its finish) resumes when Redis
 answers, and running jobs carry on. `OutlastingWorker` covers what the retry cannot: a
 WATCH broken by the outage, a failure while a new connection says hello (redis-py does not
@@ -11,7 +11,9 @@ retry that), and a shutdown during an outage. It leans on arq's internals (`job_
 `sem`, `finish_job`); `tests/runner/test_redis_outage.py` runs them against a real
 redis-server that is killed and restarted.
 
-An outage is logged once when it starts and once when it ends, never on every try.
+An outage is logged once when it starts and once when it ends, never on every try. The
+API's pool reports to an impatient Outage: its commands fail at once (a request must not
+hang), and its outages are logged once too.
 
 This file has an identical twin: labci_server/redis_outage.py and labci_runner/redis_outage.py
 (the runner never imports the server). A test keeps the two the same.
@@ -53,14 +55,15 @@ T = TypeVar("T")
 
 class Outage:
     """Whether Redis is away, shared by every connection of a process's pools: the outage
-    is logged once when it starts and once when it ends. After `give_up()` (the process is
-    stopping) commands fail at once instead of waiting."""
+    is logged once when it starts and once when it ends. A patient outage makes commands
+    wait for Redis (a worker's); else they fail at once (the API's: a request must not
+    hang), as they do after `give_up()` (the process is stopping)."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, *, patient: bool = True) -> None:
         parts = urlsplit(redis_url)  # never the credentials: host, port and database only
         self.where = f"{parts.hostname}:{parts.port or 6379}{parts.path or ''}"
         self.since: float | None = None
-        self.patient = True
+        self.patient = patient
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Outage:
         return self  # redis-py copies the Retry for each connection; the outage stays one
@@ -69,10 +72,12 @@ class Outage:
         if self.since is None:
             self.since = time.monotonic()
             log.warning(
-                "Redis at %s unreachable (%s); waiting for it, retrying at most %.0f s apart",
+                "Redis at %s unreachable (%s); %s",
                 self.where,
                 error,
-                RECONNECT_MAX_S,
+                f"waiting for it, retrying at most {RECONNECT_MAX_S:.0f} s apart"
+                if self.patient
+                else "what needs it fails until it answers",
             )
 
     def answered(self) -> None:
@@ -115,9 +120,10 @@ class PatientRetry(Retry):
                 return result
 
 
-def patient_redis_settings(redis_url: str, outage: Outage) -> RedisSettings:
-    """arq's RedisSettings for `redis_url`, with every command waiting out an outage (the
-    first connection too: a worker started before Redis waits for it)."""
+def with_outage(redis_url: str, outage: Outage) -> RedisSettings:
+    """arq's RedisSettings for `redis_url`, each connection reporting to `outage`. With a
+    patient one every command waits out an outage, the first connection's too: a worker
+    started before Redis waits for it."""
     return dataclasses.replace(
         RedisSettings.from_dsn(redis_url),
         retry=PatientRetry(outage),
@@ -126,7 +132,7 @@ def patient_redis_settings(redis_url: str, outage: Outage) -> RedisSettings:
 
 
 class OutlastingWorker(Worker):
-    """An arq Worker, on a pool made with `patient_redis_settings`, that outlasts outages."""
+    """An arq Worker, on a pool made with `with_outage`, that outlasts outages."""
 
     def __init__(self, *args: Any, outage: Outage, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -25,7 +25,7 @@ from arq.worker import func
 
 from labci_runner.errors import ConfigError
 from labci_runner.jobs import JobRuntime, execute_job
-from labci_runner.redis_outage import Outage, OutlastingWorker, patient_redis_settings
+from labci_runner.redis_outage import Outage, OutlastingWorker, with_outage
 from labci_runner.settings import Settings
 from labci_spec.model import MAX_TIMEOUT_MINUTES
 
@@ -52,7 +52,7 @@ async def redis_pool(
     commands wait for Redis while it is away, the first one too."""
     try:
         pool = await create_pool(
-            patient_redis_settings(settings.redis_url, outage),
+            with_outage(settings.redis_url, outage),
             job_serializer=_serialize,
             job_deserializer=json.loads,
             default_queue_name=queue_name,

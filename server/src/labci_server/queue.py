@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 
-from .redis_outage import REDIS_DOWN, Outage, patient_redis_settings
+from .redis_outage import REDIS_DOWN, Outage, with_outage
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ def deserialize(data: bytes) -> dict[str, Any]:
 
 
 async def connect(redis_url: str, *, outage: Outage | None = None) -> ArqRedis:
-    """A pool on `redis_url`; with `outage`, its commands wait for Redis when it is away
-    (the worker's), else they fail at once (the API's: a request must not hang)."""
+    """A pool on `redis_url` whose outages are logged once each. Given a patient `outage`
+    (the worker's), its commands wait for Redis when it is away; else they fail at once."""
     return await create_pool(
-        patient_redis_settings(redis_url, outage) if outage else RedisSettings.from_dsn(redis_url),
+        with_outage(redis_url, outage or Outage(redis_url, patient=False)),
         job_serializer=serialize,
         job_deserializer=deserialize,
         default_queue_name=SERVER_QUEUE,
@@ -74,8 +74,8 @@ def unless_redis_is_down(what: str) -> Iterator[None]:
     so a request whose SQL work is committed (a heartbeat, a completion) still succeeds."""
     try:
         yield
-    except REDIS_DOWN as exc:
-        log.warning("%s skipped, Redis unreachable (%s): the worker catches up", what, exc)
+    except REDIS_DOWN as exc:  # the outage itself is logged once (redis_outage.py)
+        log.debug("%s skipped, Redis unreachable (%s): the worker catches up", what, exc)
 
 
 async def kick_outbox(redis: ArqRedis) -> None:
