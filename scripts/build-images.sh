@@ -24,7 +24,7 @@ MIRROR="${LABCI_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 PACKAGES=python3,python3-venv,ca-certificates
 # The base's tag names what it is made of: bump RECIPE when build_base changes.
-RECIPE=1
+RECIPE=2
 KEY=$(
   echo "$RECIPE $SUITE $PACKAGES"
   cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true
@@ -51,6 +51,13 @@ build_base() {
     cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
     chroot "$rootfs" update-ca-certificates >/dev/null 2>&1
   fi
+  # Like Debian's own images: apt keeps no packages or caches in layers built on this.
+  cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
     "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
   tar --numeric-owner -C "$rootfs" -c . |
