@@ -26,7 +26,6 @@ import httpx
 import pytest
 import yaml
 
-from conftest import GITHUB_TOKEN
 from forge_standin import create_bare_repo, headers, push_payload
 from helpers.services import free_port, missing_service
 from helpers.stack import wait_for_statuses
@@ -76,27 +75,6 @@ class ComposeProject:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def run(self, *args: str, timeout_s: float = UP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        done = self.compose(*args, timeout_s=timeout_s)
-        if done.returncode != 0:
-            raise AssertionError(f"docker-compose {' '.join(args)}: {done.stderr}{self.logs()}")
-        return done
-
-    def compose(self, *args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker-compose", "--project-directory", str(self.directory), "-f", str(self.file)]
-            + list(args),
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=timeout_s,
-        )
-
-    def logs(self) -> str:
-        done = self.compose("logs", "--no-color", "--tail=60", timeout_s=60)
-        return f"\n===== docker-compose logs =====\n{done.stdout}{done.stderr}"
-
     @property
     def file(self) -> Path:
         return self.directory / "docker-compose.yml"
@@ -105,17 +83,39 @@ class ComposeProject:
         """The operator's file with CI's additions, as `docker-compose config` merges them,
         less the published port: under the host's network Docker refuses port bindings,
         and Compose 1.29 has no way for an override to drop a list (no `!reset`)."""
-        files = ["-f", str(DEPLOY / "docker-compose.yml"), "-f", str(CI_FILE)]
-        done = subprocess.run(
-            ["docker-compose", "--project-directory", str(self.directory), *files, "config"],
+        files = [DEPLOY / "docker-compose.yml", CI_FILE]
+        config = yaml.safe_load(self.run("config", files=files).stdout)
+        published = config["services"]["server"].pop("ports")
+        assert published, "the server publishes its port"
+        self.file.write_text(yaml.safe_dump(config))
+
+    def run(
+        self, *args: str, files: list[Path] | None = None, timeout_s: float = UP_TIMEOUT_S
+    ) -> subprocess.CompletedProcess[str]:
+        """`docker-compose ARGS` on the rendered file (or `files`); fails with its logs."""
+        done = self.compose(*args, files=files, timeout_s=timeout_s)
+        if done.returncode != 0:
+            raise AssertionError(f"docker-compose {' '.join(args)}: {done.stderr}{self.logs()}")
+        return done
+
+    def compose(
+        self, *args: str, files: list[Path] | None = None, timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
+        options = [item for path in files or [self.file] for item in ("-f", str(path))]
+        return subprocess.run(
+            ["docker-compose", "--project-directory", str(self.directory), *options, *args],
             env=self.env,
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
+            timeout=timeout_s,
         )
-        config = yaml.safe_load(done.stdout)
-        assert config["services"]["server"].pop("ports")
-        self.file.write_text(yaml.safe_dump(config))
+
+    def logs(self) -> str:
+        if not self.file.exists():
+            return ""
+        done = self.compose("logs", "--no-color", "--tail=60", timeout_s=60)
+        return f"\n===== docker-compose logs =====\n{done.stdout}{done.stderr}"
 
     def health(self, service: str) -> str:
         container = self.run("ps", "-q", service).stdout.strip()
@@ -132,7 +132,7 @@ class ComposeProject:
         return (self.directory / "secrets" / name).read_text().strip()
 
 
-def write_secrets(folder: Path, *, postgres_port: int, redis_port: int) -> None:
+def write_secrets(folder: Path, *, postgres_port: int, redis_port: int, github_token: str) -> None:
     """The files deploy/secrets/README lists, made as it says (0444 files in a 0700 dir)."""
     postgres_password, redis_password = secrets.token_hex(16), secrets.token_hex(16)
     values = {
@@ -142,7 +142,7 @@ def write_secrets(folder: Path, *, postgres_port: int, redis_port: int) -> None:
         "redis_url": f"redis://labci:{redis_password}@127.0.0.1:{redis_port}/0",
         "webhook_secret": secrets.token_hex(16),
         "secret_key": generate_key(),
-        "github_token": GITHUB_TOKEN,
+        "github_token": github_token,
         "registration_token": "",
     }
     folder.mkdir(mode=0o700)
@@ -176,7 +176,13 @@ def project(tmp_path: Path, github, docker_host: str) -> Iterator[ComposeProject
     shutil.copytree(DEPLOY / "redis", directory / "redis")
     (directory / "gitconfig").write_text("[safe]\n\tdirectory = *\n")
     postgres_port, redis_port, http_port = free_port(), free_port(), free_port()
-    write_secrets(directory / "secrets", postgres_port=postgres_port, redis_port=redis_port)
+    (github_token,) = github.standin.tokens  # the one token the stand-in accepts
+    write_secrets(
+        directory / "secrets",
+        postgres_port=postgres_port,
+        redis_port=redis_port,
+        github_token=github_token,
+    )
     env = {
         **os.environ,
         **IMAGES,
