@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 
-from helpers.services import EmbeddedRedisServer, missing_service, reset_postgres
+from helpers.services import (
+    EmbeddedRedisServer,
+    ensure_postgres_database,
+    missing_service,
+    reset_postgres,
+)
 
 GITHUB_TOKEN = "test-token"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -24,6 +29,10 @@ REQUIRED = {
 }
 
 
+# pytest-xdist's worker id ("gw0", "gw1", …) in a worker process, None otherwise.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if IN_CI:
         needed = ("LABCI_TEST_DATABASE_URL", "LABCI_REDIS_URL", "LABCI_TEST_DOCKER_HOST")
@@ -32,6 +41,14 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 f"CI=true but {', '.join(missing)} not set: services are required in CI"
             )
+    pg = os.environ.get("LABCI_TEST_DATABASE_URL")
+    if XDIST_WORKER and pg:
+        # Each worker process gets a PostgreSQL database of its own (created on first use),
+        # set in the environment so that every test and helper reading the variable, and
+        # every process a test starts, use it.
+        os.environ["LABCI_TEST_DATABASE_URL"] = ensure_postgres_database(
+            pg, f"{pg.rsplit('/', 1)[1]}_{XDIST_WORKER}"
+        )
 
 
 def has_nvidia_driver() -> bool:
@@ -47,7 +64,14 @@ def has_nvidia_driver() -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`gpu` tests run where there are NVIDIA GPUs; elsewhere (CI included: its machines
-    have none) they are deselected, and the summary says so."""
+    have none) they are deselected, and the summary says so.
+
+    Tests on the Docker engine run one at a time on one xdist worker (`--dist loadgroup`):
+    their runners share names across workers, and a runner removes its name's leftover
+    containers when it starts."""
+    for item in items:
+        if "docker_host" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("docker-engine"))
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items or has_nvidia_driver():
         return
@@ -67,12 +91,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
 GPU_DESELECTED = pytest.StashKey[int]()
 
 
+def worker_number() -> int:
+    return int(XDIST_WORKER.removeprefix("gw")) if XDIST_WORKER else 0
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("LABCI_REDIS_URL")
     if url:
         base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
-        yield f"{base}/14"  # a database of its own on the shared server
+        # A database of its own on the shared server: 14, then 13, 12, … per xdist worker.
+        yield f"{base}/{14 - worker_number()}"
         return
     server = EmbeddedRedisServer(tmp_path_factory.mktemp("redis"))
     server.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -39,6 +40,22 @@ def reset_postgres(url: str) -> None:
             await conn.close()
 
     asyncio.run(_reset())
+
+
+def ensure_postgres_database(url: str, name: str) -> str:
+    """The URL of database `name` on `url`'s server, created when it does not exist."""
+
+    async def _ensure() -> None:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # a racing worker
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(_ensure())
+    return f"{url.rsplit('/', 1)[0]}/{name}"
 
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
