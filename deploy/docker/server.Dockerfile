@@ -8,29 +8,42 @@
 # What gets installed is what a user of the wheels gets: labci-spec and labci-server built
 # as wheels from this workspace, and their dependencies at the versions locked in uv.lock
 # (hash-checked). Layers are ordered so that a change to labci's sources rebuilds only the
-# last, small ones: the dependencies' layer changes only with uv.lock.
+# last, small ones: the dependencies' layer changes only with the dependencies themselves.
 # Written for the classic builder too (Debian 12's docker-compose 1.29): no RUN --mount.
 ARG BASE=python:3.11-slim
 
-# The dependencies, as locked, in the venv the image runs (/opt/labci).
-FROM ${BASE} AS deps
+# The tools that build the image: uv (export, install, build) and hatchling (the backend).
+FROM ${BASE} AS tools
 ARG UV_VERSION=0.13.9
 ENV UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/build \
- && /opt/build/bin/pip install --no-cache-dir "uv==${UV_VERSION}" hatchling \
- && python3 -m venv /opt/labci
+ && /opt/build/bin/pip install --no-cache-dir "uv==${UV_VERSION}" hatchling
+
+# labci-server's dependencies as uv.lock pins them (versions and hashes).
+FROM tools AS lock
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY action-spec/pyproject.toml action-spec/
 COPY server/pyproject.toml server/
 COPY runner/pyproject.toml runner/
 RUN /opt/build/bin/uv export --frozen --package labci-server --no-emit-workspace --no-dev \
-      --output-file /opt/requirements.txt >/dev/null \
+      --output-file /requirements.txt >/dev/null
+
+# Those dependencies in the venv the image runs (/opt/labci). The layer is keyed on the
+# exported list, not on uv.lock: a lock change elsewhere in the workspace keeps it.
+FROM tools AS deps
+COPY --from=lock /requirements.txt /opt/requirements.txt
+RUN python3 -m venv /opt/labci \
  && /opt/build/bin/uv pip install --python /opt/labci/bin/python --require-hashes \
       --compile-bytecode -r /opt/requirements.txt
 
 # labci's own wheels, built from the workspace's sources.
 FROM deps AS wheels
+WORKDIR /src
+COPY pyproject.toml ./
+COPY action-spec/pyproject.toml action-spec/
+COPY server/pyproject.toml server/
+COPY runner/pyproject.toml runner/
 COPY action-spec/src action-spec/src
 COPY server/src server/src
 RUN /opt/build/bin/uv build --wheel --no-build-isolation --python /opt/build/bin/python \
