@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from .engine import make_engine
@@ -23,10 +24,22 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+# Any constant: the key of the PostgreSQL advisory lock that upgrades hold ("labci").
+UPGRADE_LOCK_KEY = 0x6C616263
+
+
 async def upgrade(database_url: str, revision: str = "head") -> None:
+    """Upgrade the schema to `revision`. Server replicas may start together (each `labci
+    serve` upgrades unless told `--no-migrate`): on PostgreSQL an upgrade holds an advisory
+    lock for its transaction, so the others wait for it and then find nothing to do. (SQLite
+    serves one machine; start its processes one after another.)"""
     engine = make_engine(database_url)
     try:
         async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY}
+                )
             await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
     finally:
         await engine.dispose()
