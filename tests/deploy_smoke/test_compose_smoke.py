@@ -3,7 +3,7 @@
 The images are the ones `scripts/build-images.sh` builds (labci's from deploy/docker/, on a
 debootstrapped Debian base, plus local stand-ins for the official postgres and redis images:
 no registry is reachable here). Compose runs the operator's file with CI's additions
-(tests/deploy_smoke/docker-compose.ci.yml: host network, ports, image tags), in a project
+(tests/deploy_smoke/docker-compose.ci.yml: host network, ports) and the images' tags, in a project
 directory of the test's own holding the secrets, and follows the README's steps: `up`, a
 registration token from `labci runners token` in the server's container, then the runner.
 A signed push webhook must then end as a `success` status posted to the GitHub stand-in,
@@ -56,7 +56,6 @@ jobs:
     timeout-minutes: 5
     steps:
       - run: |
-          echo "inside $(id -un)"
           echo '{"accuracy": 0.75}' > "$LABCI_OUTPUT/metrics.json"
     metrics:
       file: metrics.json
@@ -208,6 +207,27 @@ def ready(url: str) -> bool:
         return False
 
 
+def push_a_workflow(project: ComposeProject, github) -> str:
+    """A repository on the stand-in with one workflow, and its push delivered to the
+    composed server, signed with the webhook secret; returns the commit."""
+    repo = create_bare_repo(github.repos_root, "octo", "smoke")
+    sha = repo.commit({".labci/smoke.yml": WORKFLOW})
+    payload = push_payload("octo", "smoke", repo.clone_url, "refs/heads/main", "0" * 40, sha)
+    body = json.dumps(payload).encode()
+    for delivery, secret, code in [
+        ("smoke-1", project.secret("webhook_secret"), 202),
+        ("smoke-2", "not the secret", 401),
+    ]:
+        answer = httpx.post(
+            project.url + "/webhooks/github",
+            content=body,
+            headers=headers("push", delivery, body, secret),
+            timeout=30,
+        )
+        assert answer.status_code == code, answer.text
+    return sha
+
+
 def test_compose_up_runs_a_pushed_workflow_to_a_success_status(project: ComposeProject, github):
     project.run("up", "--detach", "--no-build", *SERVICES)
     wait_until(lambda: ready(project.url), what="/readyz of the server's container")
@@ -216,21 +236,7 @@ def test_compose_up_runs_a_pushed_workflow_to_a_success_status(project: ComposeP
     (project.directory / "secrets" / "registration_token").write_text(token)
     project.run("up", "--detach", "--no-build", "runner")
 
-    repo = create_bare_repo(github.repos_root, "octo", "smoke")
-    sha = repo.commit({".labci/smoke.yml": WORKFLOW})
-    payload = push_payload("octo", "smoke", repo.clone_url, "refs/heads/main", "0" * 40, sha)
-    body = json.dumps(payload).encode()
-    signed = headers("push", "smoke-1", body, project.secret("webhook_secret"))
-    answer = httpx.post(project.url + "/webhooks/github", content=body, headers=signed, timeout=30)
-    assert answer.status_code == 202, answer.text
-    forged = httpx.post(
-        project.url + "/webhooks/github",
-        content=body,
-        headers=headers("push", "smoke-2", body, "not the secret"),
-        timeout=30,
-    )
-    assert forged.status_code == 401
-
+    sha = push_a_workflow(project, github)
     statuses = wait_for_statuses(
         github.standin,
         ("octo", "smoke", sha),
