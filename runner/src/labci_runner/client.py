@@ -27,6 +27,10 @@ from labci_runner.redact import Redactor
 logger = logging.getLogger(__name__)
 
 MAX_TRIES = 6
+# A job's end is worth waiting for: its report is retried for about as long as the server's
+# lease (30 s by default) can outlast the heartbeats that fail meanwhile (≈36 s of tries),
+# so a server restart costs a finished job neither its result nor a re-run.
+COMPLETE_TRIES = 12
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
@@ -113,12 +117,20 @@ def _raise_for_status(response: httpx.Response, *, job_token: bool = False) -> N
 
 
 async def send_with_retries(
-    http: httpx.AsyncClient, method: str, url: str, *, job_token: bool = False, **kwargs: Any
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    job_token: bool = False,
+    tries: int | None = None,
+    **kwargs: Any,
 ) -> httpx.Response:
-    """Send one request; retry transport errors and 5xx with exponential backoff."""
+    """Send one request; retry transport errors and 5xx with exponential backoff (`tries`
+    in all, MAX_TRIES unless given)."""
+    tries = tries or MAX_TRIES
     delay_s = BACKOFF_FIRST_S
     problem = ""
-    for try_no in range(1, MAX_TRIES + 1):
+    for try_no in range(1, tries + 1):
         try:
             response = await http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
@@ -128,13 +140,13 @@ async def send_with_retries(
                 _raise_for_status(response, job_token=job_token)
                 return response
             problem = f"{response.status_code} {_detail(response)}"
-        if try_no < MAX_TRIES:
+        if try_no < tries:
             logger.warning(
                 "%s %s failed (%s), retry %d in %.1fs", method, url, problem, try_no, delay_s
             )
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, BACKOFF_MAX_S)
-    raise ServerUnavailable(f"{method} {url}: {problem} (after {MAX_TRIES} tries)")
+    raise ServerUnavailable(f"{method} {url}: {problem} (after {tries} tries)")
 
 
 class ServerClient:
@@ -252,13 +264,19 @@ class AttemptChannel:
         self.redactor = redactor or Redactor()
         self._headers = {"Authorization": f"Bearer {job_token}"}
 
-    async def _post(self, suffix: str, body: dict[str, Any]) -> None:
+    async def _post(self, suffix: str, body: dict[str, Any], *, tries: int | None = None) -> None:
         url = f"/api/v1/runner/jobs/{self.job_id}{suffix}"
         # The protocol's own field names stay; everything under them is redacted.
         redacted = {name: self.redactor.redact_json(value) for name, value in body.items()}
         payload = {"attempt": self.attempt, **redacted}
         await send_with_retries(
-            self.http, "POST", url, job_token=True, json=payload, headers=self._headers
+            self.http,
+            "POST",
+            url,
+            job_token=True,
+            tries=tries,
+            json=payload,
+            headers=self._headers,
         )
 
     async def start(self) -> None:
@@ -333,4 +351,4 @@ class AttemptChannel:
             "metrics_error": metrics_error,
             "record": record,
         }
-        await self._post("/complete", body)
+        await self._post("/complete", body, tries=COMPLETE_TRIES)
