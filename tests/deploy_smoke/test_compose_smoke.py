@@ -163,7 +163,9 @@ def engine_and_images(docker_host: str) -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, github, docker_host: str) -> Iterator[ComposeProject]:
+def project(
+    tmp_path: Path, github, docker_host: str, request: pytest.FixtureRequest
+) -> Iterator[ComposeProject]:
     engine_and_images(docker_host)
     directory = tmp_path / "compose"
     directory.mkdir()
@@ -196,8 +198,11 @@ def project(tmp_path: Path, github, docker_host: str) -> Iterator[ComposeProject
     try:
         yield compose
     finally:
-        print(compose.logs())  # pytest shows it when the test failed
-        compose.run("down", "--volumes", "--remove-orphans", "--timeout", "10")
+        call = getattr(request.node, "rep_call", None)
+        if call is None or call.failed:
+            print(compose.logs())
+        compose.run("kill")  # nothing here tests a graceful stop: saves seconds
+        compose.run("down", "--volumes", "--remove-orphans")
 
 
 def ready(url: str) -> bool:
