@@ -48,8 +48,8 @@ def test_killed_backends_give_quick_503s_and_everything_recovers(stack, github, 
     repo = create_bare_repo(github.repos_root, "octo", "load")
     shas = [repo.commit({".labci/load.yml": WORKFLOW})]
     shas += [repo.commit({f"data{i}.txt": f"{i}\n"}) for i in range(1, 5)]
+    stack.start_worker()  # starts while the server does
     stack.start_server()
-    stack.start_worker()
     stack.start_runner("runner", slots=2)
     pids = {name: proc.pid for name, proc in stack.procs.items()}
 

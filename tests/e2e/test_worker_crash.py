@@ -105,8 +105,8 @@ def test_killed_while_planning_and_while_storing_a_result(stack, github, pg, tmp
     gate = tmp_path / "gate"  # the step finishes once the test creates it
     repo = create_bare_repo(github.repos_root, "octo", "crash")
     sha = repo.commit({".labci/crash.yml": workflow(gate)})
+    stack.start_worker()  # starts while the server does
     stack.start_server()
-    stack.start_worker()
     stack.start_runner("runner")
 
     # 1. `labci worker` dies in planning's transaction: runs and jobs written, not committed.
