@@ -58,7 +58,10 @@ def starts_by_job(path: Path) -> Counter[tuple[int, int]]:
     return Counter((int(j), int(a)) for j, a in zip(lines[::2], lines[1::2], strict=True))
 
 
-def matrix_workflow(name: str, size: int, starts: Path, extra: str = "") -> str:
+def matrix_workflow(name: str, size: int, starts: Path) -> str:
+    """`size` jobs whose step notes its start. They are repeats of one experiment, so the
+    forge gets one context per workflow rather than one per job (statuses are not what
+    these tests are about, and 1,000 of them would take the stand-in's time)."""
     values = ", ".join(str(i) for i in range(size))
     return f"""\
 name: {name}
@@ -66,9 +69,10 @@ on: push
 jobs:
   step:
     runs-on: cpu
-    strategy: {{matrix: {{i: [{values}]}}{extra}}}
+    strategy: {{matrix: {{i: [{values}]}}}}
     steps:
       - run: echo "$LABCI_JOB_ID $LABCI_ATTEMPT" >> {starts}
+    metrics: {{repeats: i}}
 """
 
 
@@ -125,6 +129,12 @@ def said(stack: Stack, name: str, text: str) -> int:
     return (stack.root / f"{name}.log").read_text(errors="replace").count(text)
 
 
+def server_errors(stack: Stack) -> list[str]:
+    """The API's 5xx answers (its access log): Redis being away must cause none."""
+    lines = (stack.root / "server.log").read_text(errors="replace").splitlines()
+    return [line for line in lines if 'HTTP/1.1" 5' in line]
+
+
 def alive(stack: Stack, *names: str) -> list[str]:
     return [name for name in names if stack.procs[name].poll() is None]
 
@@ -134,11 +144,7 @@ JOBS_B5 = 500
 
 @pytest.mark.timeout(900)  # 500 jobs through the whole loop on a shared 2-core machine
 def test_b5_redis_killed_mid_stream_with_appendfsync_always(redis_stacks, github, tmp_path):
-    stack, redis_server = redis_stacks(
-        "always",
-        # Statuses are not what this test is about: no pacing between them.
-        LABCI_OUTBOX_MIN_INTERVAL_S="0",
-    )
+    stack, redis_server = redis_stacks("always")
     starts = tmp_path / "starts.txt"
     stack.start_server()
     stack.start_worker()
@@ -179,6 +185,7 @@ def test_b5_redis_killed_mid_stream_with_appendfsync_always(redis_stacks, github
     for name in ("worker", "runner0", "runner1"):
         assert said(stack, name, "unreachable") == 1, stack.log(name)  # once per outage
         assert said(stack, name, "answers again") == 1, stack.log(name)
+    assert server_errors(stack) == []
 
 
 def test_b6_flushed_and_restarted_without_persistence(redis_stacks, github, tmp_path):
@@ -241,6 +248,7 @@ def test_b6_flushed_and_restarted_without_persistence(redis_stacks, github, tmp_
         what="new work after the flush",
     )
     assert alive(stack, "server", "worker", "runner") == ["server", "worker", "runner"]
+    assert server_errors(stack) == []
 
 
 OUTAGE_S = 30.0
@@ -320,4 +328,4 @@ def test_b7_redis_down_30_s_while_a_job_runs(redis_stacks, github, tmp_path):
     for name in ("runner", "worker", "server"):
         assert said(stack, name, "unreachable") == 1, stack.log(name)  # once per outage
         assert said(stack, name, "answers again") == 1, stack.log(name)
-    assert 'heartbeat HTTP/1.1" 5' not in (stack.root / "server.log").read_text()
+    assert server_errors(stack) == []  # heartbeats and log uploads went on throughout

@@ -110,7 +110,10 @@ class PatientRetry(Retry):
                 result = await do()
             except self._supported_errors as error:
                 failures += 1
-                self._outage.failed(error)
+                if failures > 1 or not self._outage.patient:
+                    # One failure may be a connection from before Redis restarted; a
+                    # second, on a new connection, is an outage.
+                    self._outage.failed(error)
                 await fail(error)  # disconnects; raises where a retry cannot help (a WATCH)
                 if not self._outage.patient:
                     raise
@@ -154,7 +157,9 @@ class OutlastingWorker(Worker):
                 return
             try:
                 await super().start_jobs([job_id])
-            except (WatchError, *REDIS_DOWN) as exc:
+            except WatchError:  # its connection broke, maybe one from before a restart
+                self._release_sem_dec_counter_on_complete()
+            except REDIS_DOWN as exc:
                 self.outage.failed(exc)
                 self._release_sem_dec_counter_on_complete()
 

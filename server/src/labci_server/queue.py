@@ -15,6 +15,7 @@ from typing import Any
 
 from arq import create_pool
 from arq.connections import ArqRedis
+from redis.exceptions import WatchError
 
 from .redis_outage import REDIS_DOWN, Outage, with_outage
 
@@ -74,7 +75,9 @@ def unless_redis_is_down(what: str) -> Iterator[None]:
     so a request whose SQL work is committed (a heartbeat, a completion) still succeeds."""
     try:
         yield
-    except REDIS_DOWN as exc:  # the outage itself is logged once (redis_outage.py)
+    # WatchError: arq's enqueue WATCHes the job's key, and a connection lost meanwhile is
+    # reported so (redis-py cannot retry a WATCH).
+    except (*REDIS_DOWN, WatchError) as exc:  # the outage itself is logged once
         log.debug("%s skipped, Redis unreachable (%s): the worker catches up", what, exc)
 
 
