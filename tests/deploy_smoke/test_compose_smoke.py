@@ -264,3 +264,25 @@ def test_compose_up_runs_a_pushed_workflow_to_a_success_status(project: ComposeP
     # The compose file's health checks of the worker and the runner, run once, as Docker would.
     for service in ("worker", "runner"):
         project.run("exec", "-T", service, *project.healthcheck(service))
+
+
+@pytest.mark.parametrize(
+    ("variable", "user", "label"),
+    [("LABCI_SERVER_IMAGE", "labci", "server"), ("LABCI_RUNNER_IMAGE", "labci-runner", "runner")],
+    ids=["server", "runner"],
+)
+def test_images_run_as_their_own_users_with_a_health_check(
+    docker_host: str, variable: str, user: str, label: str
+):
+    engine_and_images(docker_host)
+    done = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .Config}}", IMAGES[variable]],
+        env={**os.environ, "DOCKER_HOST": docker_host},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    config = json.loads(done.stdout)
+    assert config["User"] == user
+    assert config["Healthcheck"]["Test"][0] == "CMD"
+    assert config["Labels"] == {"org.labci.image": label}
