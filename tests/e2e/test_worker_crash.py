@@ -105,6 +105,9 @@ def test_killed_while_planning_and_while_storing_a_result(stack, github, pg, tmp
     gate = tmp_path / "gate"  # the step finishes once the test creates it
     repo = create_bare_repo(github.repos_root, "octo", "crash")
     sha = repo.commit({".labci/crash.yml": workflow(gate)})
+    # Production's lease: heartbeats fail while the server is away, and the shortened test
+    # lease (5 s) would have the attempt reaped before a slow restart is done.
+    stack.extra_env["LABCI_LEASE_S"] = "30"
     stack.start_worker()  # starts while the server does
     stack.start_server()
     stack.start_runner("runner")
@@ -134,9 +137,10 @@ def test_killed_while_planning_and_while_storing_a_result(stack, github, pg, tmp
     assert pg.value("SELECT state FROM jobs") == "running"
     assert pg.value("SELECT count(*) FROM metrics") == 0
     assert counts(pg, sha)["outbox"] == 1  # the pending status only
-    # The runner retries its report for about 6 s; a server slower to come back than that
-    # leaves the attempt to the reaper, and a later attempt reports the result instead.
+    # The runner retries its report for about 36 s, past the lease: the restarted server
+    # stores the result of attempt 1, and the job does not run again.
     stack.start_server()
     assert_planned_once_and_stored_once(stack, github, pg, sha)
     attempt = pg.value("SELECT attempt FROM jobs")
+    assert attempt == 1
     print(f"planned {planned_s:.1f}s after the worker restarted; result of attempt {attempt}")
