@@ -2,9 +2,10 @@
 run is planned once and the result stored once, and nothing is left half-written.
 
 Where the crash lands is made certain from outside: the test's own PostgreSQL connection
-locks the outbox table, so the transaction under test (planning, in `labci worker`; storing
-a runner's report, in `labci serve`) blocks on its outbox insert after writing its runs,
-jobs or metrics. `pg_stat_activity` shows the backend waiting; then the process is killed.
+locks the outbox table, so the transaction under test blocks on its outbox insert after
+writing its runs, jobs or metrics: planning (in `labci worker`), storing a runner's report
+(in `labci serve`: runners upload results over HTTP), and the reaper ending a job whose
+runner was lost (the worker's own share of results). `pg_stat_activity` shows the backend waiting; then the process is killed.
 Planning and a job's completion are each one transaction (an event goes from `received` to
 `planned`, a job to its terminal state, together with everything they write), so there is
 no `planning` or `ingesting` state to be left in: the kill must leave no trace at all.
@@ -144,3 +145,43 @@ def test_killed_while_planning_and_while_storing_a_result(stack, github, pg, tmp
     attempt = pg.value("SELECT attempt FROM jobs")
     assert attempt == 1
     print(f"planned {planned_s:.1f}s after the worker restarted; result of attempt {attempt}")
+
+
+def test_worker_killed_while_failing_a_lost_job_fails_it_once(stack, github, pg, tmp_path):
+    """The worker's own share of results: its reaper ends a job whose runner was lost."""
+    gate = tmp_path / "gate"  # never opened while the job runs; opened at the end to let
+    # the orphaned step (its runner was killed) end by itself
+    repo = create_bare_repo(github.repos_root, "octo", "crash")
+    sha = repo.commit({".labci/crash.yml": workflow(gate)})
+    stack.extra_env["LABCI_MAX_ATTEMPTS"] = "1"  # the reaper fails the job, no retry
+    stack.start_worker()
+    stack.start_server()
+    stack.start_runner("runner")
+    payload = push_payload("octo", "crash", repo.clone_url, "refs/heads/main", "0" * 40, sha)
+    assert stack.deliver("push", payload, "crash-reap").status_code == 202
+    try:
+        wait_until(lambda: pg.value("SELECT state FROM jobs") == "running", what="the job")
+        pg.lock_table("outbox")
+        stack.stop("runner", signal.SIGKILL)
+        block_and_kill(stack, pg, "worker")  # its reaper, writing the job's error status
+        assert (pg.value("SELECT state FROM jobs"), pg.value("SELECT attempt FROM jobs")) == (
+            "running",
+            1,
+        )
+        assert pg.value("SELECT count(*) FROM outbox WHERE state = 'error'") == 0
+        stack.start_worker()
+        statuses = wait_for_statuses(
+            github.standin,
+            ("octo", "crash", sha),
+            lambda s: any(x["state"] != "pending" for x in s),
+            "the final status",
+        )
+    finally:
+        gate.touch()
+    assert [s["state"] for s in statuses if s["state"] != "pending"] == ["error"]
+    job = pg.rows("SELECT state, attempt, reason FROM jobs")
+    assert job == [{"state": "error", "attempt": 1, "reason": "runner lost (1 attempts)"}]
+    wait_until(
+        lambda: pg.value("SELECT count(*) FROM outbox WHERE status = 'pending'") == 0,
+        what="the outbox to drain",
+    )
