@@ -130,9 +130,9 @@ def said(stack: Stack, name: str, text: str) -> int:
 
 
 def server_errors(stack: Stack) -> list[str]:
-    """The API's 5xx answers (its access log): Redis being away must cause none."""
+    """The API's 5xx answers and unhandled errors: Redis being away must cause none."""
     lines = (stack.root / "server.log").read_text(errors="replace").splitlines()
-    return [line for line in lines if 'HTTP/1.1" 5' in line]
+    return [line for line in lines if 'HTTP/1.1" 5' in line or "Exception in ASGI" in line]
 
 
 def alive(stack: Stack, *names: str) -> list[str]:
@@ -302,9 +302,13 @@ def test_b7_redis_down_30_s_while_a_job_runs(redis_stacks, github, tmp_path):
     wait_until(lambda: len(stored_log(stack, first)) >= during + 20, what="logs during the outage")
     # The API's heartbeat asks for a scheduler pass: it cannot, and says so once.
     wait_until(lambda: said(stack, "server", "unreachable"), what="the API to notice")
+    # A push during the outage is stored and answered 202; it waits in `received`.
+    push(stack, github, {".labci/late.yml": matrix_workflow("late", 1, starts)}, "late")
     time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))  # the outage itself
     assert alive(stack, "server", "worker", "runner") == ["server", "worker", "runner"]
     assert [s for i, s, _, _ in job_states(stack) if i == first] == ["running"]
+    late = "SELECT state FROM events WHERE delivery_id = 'redis-late'"
+    assert sql(stack.database_url, late) == [("received",)]
     redis_server.start()
     wait_until(
         lambda: said(stack, "runner", "answers again") and said(stack, "worker", "answers again"),
@@ -312,8 +316,8 @@ def test_b7_redis_down_30_s_while_a_job_runs(redis_stacks, github, tmp_path):
     )
     gate.touch()
     wait_until(
-        lambda: [s for _, s, _, _ in job_states(stack)] == ["success", "success"],
-        what="both jobs to succeed",
+        lambda: [s for _, s, _, _ in job_states(stack)] == ["success"] * 3,
+        what="both chatty jobs and the late push's job to succeed",
     )
 
     jobs = job_states(stack)
@@ -329,3 +333,4 @@ def test_b7_redis_down_30_s_while_a_job_runs(redis_stacks, github, tmp_path):
         assert said(stack, name, "unreachable") == 1, stack.log(name)  # once per outage
         assert said(stack, name, "answers again") == 1, stack.log(name)
     assert server_errors(stack) == []  # heartbeats and log uploads went on throughout
+    assert said(stack, "runner", "heartbeat failed") == 0
