@@ -103,3 +103,18 @@ async def test_unreachable_repository_carries_git_stderr(
 async def test_option_like_sha_is_refused(mirrors: MirrorCache, tmp_path: Path) -> None:
     with pytest.raises(CheckoutFailed, match="not a full commit sha"):
         await mirrors.checkout("https://example.invalid/r.git", "--upload-pack=x", tmp_path / "w")
+
+
+async def test_a_refusal_names_gits_reason_before_its_hints(
+    mirrors: MirrorCache, tmp_path: Path
+) -> None:
+    """A repository owned by another user: git says why on its `fatal:` line, then prints
+    hints naming the (here long) path, more than the message keeps; it keeps the reason."""
+    deep = tmp_path / ("a-long-directory-name-" * 8)
+    deep.mkdir()
+    origin = Origin(deep)
+    sha = origin.commit("a.txt", "a")
+    subprocess.run(["chown", "-R", "54321:54321", str(origin.bare)], check=True)
+    with pytest.raises(CheckoutFailed, match="fatal: detected dubious ownership") as caught:
+        await mirrors.checkout(str(origin.bare), sha, tmp_path / "w")
+    assert len(str(caught.value)) < 500

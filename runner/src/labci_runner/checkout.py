@@ -27,6 +27,14 @@ STDERR_TAIL_CHARS = 400
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
+def _reason(stderr: str) -> str:
+    """What to say of a failed git command: its `fatal:`/`error:` lines, which say why (git
+    may follow them with long hints, as for "detected dubious ownership"), else the tail."""
+    lines = [line for line in stderr.splitlines() if line.startswith(("fatal:", "error:"))]
+    text = "\n".join(lines) if lines else stderr.strip()
+    return text[-STDERR_TAIL_CHARS:]
+
+
 class MirrorCache:
     """Owns `<workdir>/mirrors`; one instance per agent (it serialises fetches per URL)."""
 
@@ -82,8 +90,8 @@ class MirrorCache:
     async def _git(self, *args: str) -> None:
         code, stderr = await self._run_git(*args)
         if code != 0:
-            tail = stderr.strip()[-STDERR_TAIL_CHARS:]
-            raise CheckoutFailed(f"git {args[0] if args[0] != '-C' else args[2]} failed: {tail}")
+            command = args[0] if args[0] != "-C" else args[2]
+            raise CheckoutFailed(f"git {command} failed: {_reason(stderr)}")
 
     async def _run_git(self, *args: str) -> tuple[int, str]:
         try:
