@@ -8,7 +8,9 @@ step appends "<job id> <attempt>" to a file, so starts are counted by what actua
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import sqlite3
 import time
@@ -334,3 +336,55 @@ def test_b7_redis_down_30_s_while_a_job_runs(redis_stacks, github, tmp_path):
         assert said(stack, name, "answers again") == 1, stack.log(name)
     assert server_errors(stack) == []  # heartbeats and log uploads went on throughout
     assert said(stack, "runner", "heartbeat failed") == 0
+
+
+LOST = """\
+name: lost
+on: push
+jobs:
+  train:
+    runs-on: cpu
+    steps:
+      - run: |
+          echo "$LABCI_JOB_ID $LABCI_ATTEMPT" >> {starts}
+          if [ "$LABCI_ATTEMPT" = 1 ]; then echo $$ > {pid}; exec sleep 600; fi
+"""
+
+
+def test_a_runner_lost_while_redis_is_away_is_reaped_meanwhile(redis_stacks, github, tmp_path):
+    """The lease repairs need no Redis: a runner killed during an outage loses its job to a
+    second attempt before Redis is back, and the attempt runs once it is."""
+    stack, redis_server = redis_stacks("always")
+    starts, pid = tmp_path / "starts.txt", tmp_path / "step.pid"
+    stack.start_server()
+    stack.start_worker()
+    stack.start_runner("doomed")
+    push(stack, github, {".labci/lost.yml": LOST.format(starts=starts, pid=pid)}, "lost")
+    try:
+        wait_until(pid.exists, what="attempt 1's step to start")
+        redis_server.kill()
+        wait_until(lambda: said(stack, "worker", "unreachable"), what="the worker to notice")
+        # An event to plan: the full reconciler pass now waits for Redis to enqueue it.
+        push(stack, github, {".labci/late.yml": matrix_workflow("late", 1, starts)}, "late")
+        stack.stop("doomed", signal.SIGKILL)
+        wait_until(
+            lambda: [(s, a) for _, s, a, _ in job_states(stack)] == [("pending", 2)],
+            what="the reaper to hand the job to attempt 2",
+        )
+        assert redis_server.proc is not None
+        assert redis_server.proc.poll() is not None  # still away
+        redis_server.start()
+        stack.start_runner("rescuer")
+        wait_until(
+            lambda: (
+                [(s, a) for _, s, a, _ in job_states(stack)] == [("success", 2), ("success", 1)]
+            ),
+            what="attempt 2 and the late push's job to succeed",
+        )
+    finally:
+        if pid.exists():  # attempt 1's step, orphaned by the killed runner
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid.read_text()), signal.SIGKILL)
+    [(lost, _, _, _), (late, _, _, _)] = job_states(stack)
+    assert dict(starts_by_job(starts)) == {(lost, 1): 1, (lost, 2): 1, (late, 1): 1}
+    assert server_errors(stack) == []

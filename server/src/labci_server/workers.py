@@ -1,8 +1,9 @@
 """The server's arq worker (`labci worker`): planning, scheduling, outbox delivery, repair.
 
 Worker functions are thin: load arguments, call a stage function, return.
-Besides queued work, two loops run while the worker lives: the reconciler (every
-`reaper_interval_s`) and outbox delivery (every second, and on demand).
+Besides queued work, three loops run while the worker lives: the reconciler (every
+`reaper_interval_s`), its SQL-only lease repairs on their own (the same interval, so
+that they go on while Redis is away) and outbox delivery (every second, and on demand).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from .forge.registry import build_forges
 from .planning.orphans import take_back_plans
 from .planning.planner import plan_event
 from .queue import SERVER_QUEUE, connect, deserialize, kick_outbox, serialize
-from .redis_outage import REDIS_DOWN, Outage, OutlastingWorker, patient_redis_settings
-from .scheduling.reconciler import reconcile
+from .redis_outage import REDIS_DOWN, Outage, OutlastingWorker, with_outage
+from .scheduling.reconciler import reconcile, repair_leases
 from .scheduling.scheduler import schedule_jobs
 from .settings import Settings
 
@@ -123,6 +124,9 @@ def make_worker(settings: Settings, *, burst: bool = False) -> OutlastingWorker:
                     _every(settings.reaper_interval_s, lambda: reconcile(sc), "reconcile")
                 ),
                 asyncio.create_task(
+                    _every(settings.reaper_interval_s, lambda: repair_leases(sc), "leases")
+                ),
+                asyncio.create_task(
                     _every(
                         OUTBOX_INTERVAL_S,
                         lambda: deliver_due(sessions, sc.forges, sc.outbox_policy, sc.pacer),
@@ -147,7 +151,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> OutlastingWorker:
             func(advance_bisections_task, name="advance_bisections"),
         ],
         queue_name=SERVER_QUEUE,
-        redis_settings=patient_redis_settings(settings.redis_url, outage),
+        redis_settings=with_outage(settings.redis_url, outage),
         outage=outage,
         on_startup=startup,
         on_shutdown=shutdown,

@@ -44,6 +44,15 @@ async def reconcile(sc: ServerContext) -> None:
     await wake_bisections(sc)
 
 
+async def repair_leases(sc: ServerContext) -> None:
+    """The repairs that need only SQL, also run on a loop of their own: the full pass waits
+    for Redis while it is away, and these must not (a runner lost during a Redis outage
+    is reaped on time all the same)."""
+    now = time.time()
+    await release_jobs_of_silent_runners(sc, now)
+    await reap_expired_leases(sc, now)
+
+
 async def replan_stuck_events(sc: ServerContext, now: float, *, grace_s: float = SETTLE_S) -> None:
     async with sc.sessions() as session:
         events = await unplanned_events(session, received_before=now - grace_s)
