@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ async def eventually(predicate: Callable[[], Any], what: str) -> None:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> RedisProcess:
+def killable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     server = RedisProcess(tmp_path / "redis", appendfsync="always")
     server.start()
     yield server
@@ -49,9 +49,9 @@ def redis_server(tmp_path: Path) -> RedisProcess:
 
 
 @pytest.fixture
-async def enqueuer(redis_server: RedisProcess) -> AsyncIterator[ArqRedis]:
+async def enqueuer(killable_redis: RedisProcess) -> AsyncIterator[ArqRedis]:
     pool = await create_pool(
-        RedisSettings.from_dsn(redis_server.url),
+        RedisSettings.from_dsn(killable_redis.url),
         job_serializer=lambda d: json.dumps(d).encode(),
         job_deserializer=json.loads,
         default_queue_name=QUEUE,
@@ -61,7 +61,7 @@ async def enqueuer(redis_server: RedisProcess) -> AsyncIterator[ArqRedis]:
 
 
 async def test_a_worker_outlasts_redis_killed_mid_job(
-    redis_server: RedisProcess, enqueuer: ArqRedis, caplog: pytest.LogCaptureFixture
+    killable_redis: RedisProcess, enqueuer: ArqRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger=redis_outage.__name__)
     runs: list[str] = []
@@ -73,11 +73,11 @@ async def test_a_worker_outlasts_redis_killed_mid_job(
             await release.wait()
         return f"done {name}"
 
-    outage = Outage(redis_server.url)
+    outage = Outage(killable_redis.url)
     worker = OutlastingWorker(
         functions=[func(work, name="work")],
         queue_name=QUEUE,
-        redis_settings=with_outage(redis_server.url, outage),
+        redis_settings=with_outage(killable_redis.url, outage),
         job_serializer=lambda d: json.dumps(d, default=str).encode(),
         job_deserializer=json.loads,
         handle_signals=False,
@@ -92,7 +92,7 @@ async def test_a_worker_outlasts_redis_killed_mid_job(
         await enqueuer.enqueue_job("work", "long", _job_id="long")
         await eventually(lambda: runs == ["long"], "the long job to start")
 
-        redis_server.kill()
+        killable_redis.kill()
         await eventually(lambda: outage.since is not None, "the worker to notice the outage")
         release.set()  # the job ends while Redis is away
         await eventually(lambda: "long" not in worker.job_tasks, "the job's function to end")
@@ -100,7 +100,7 @@ async def test_a_worker_outlasts_redis_killed_mid_job(
         assert not worker.tasks["long"].done()  # its end waits to be written
         assert not main.done()
 
-        await asyncio.to_thread(redis_server.start)  # the same port and append-only file
+        await asyncio.to_thread(killable_redis.start)  # the same port and append-only file
         await enqueuer.enqueue_job("work", "after", _job_id="after")
         await eventually(lambda: runs == ["long", "after"], "polling to resume")
         long_job = Job("long", enqueuer, _queue_name=QUEUE, _deserializer=json.loads)
