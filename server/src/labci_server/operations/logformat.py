@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 
-QUIET_PATHS = ("/healthz", "/readyz", "/metrics", "/api/v1/runner/heartbeat")
+QUIET_PATHS = ("/healthz", "/readyz", "/metrics", "/api/v1/runners/heartbeat")
 ACCESS_LOGGER = "uvicorn.access"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
