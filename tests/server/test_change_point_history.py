@@ -149,11 +149,12 @@ async def test_change_points_are_only_looked_for_on_the_default_branch(client):
     await add_runs(client, repo, [0.90] * 20 + [0.95] * 20, branch="main")
     trunk = await add_runs(client, repo, [0.95] * 20 + [0.90] * 20, branch="trunk")
 
-    on_main = await history(client)  # the badge's default ?branch=main
-    on_trunk = await history(client, branch="trunk")
+    on_main = await history(client, branch="main")
+    on_trunk = await history(client)  # without ?branch=, the repository's default branch
 
     assert (on_main["default_branch"], on_main["change_points"]) == ("trunk", None)
     assert len(on_main["points"]) == 40
+    assert on_trunk["branch"] == "trunk"
     assert [c["commit"] for c in on_trunk["change_points"]] == [trunk[20].commit_sha]
     assert on_trunk["change_points"][0]["change"] == pytest.approx(-0.05 / 0.95)
 

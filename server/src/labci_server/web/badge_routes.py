@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -83,7 +83,7 @@ class MetricSeries:
     workflow: str
     job: str  # the context's group: the job id, or `sweep (0.1)` for a matrix instance
     metric: str
-    branch: str
+    branch: str  # "" until `on_branch` gives it the repository's default
 
     @property
     def context(self) -> str:
@@ -114,10 +114,14 @@ BranchParam = Annotated[
 ]
 
 
-def badge_series(
-    workflow: str, job: str, metric: str, ref: Repo, branch: BranchParam = None
-) -> MetricSeries:
-    return MetricSeries(workflow, job, metric, branch or default_branch_of(ref))
+def badge_series(workflow: str, job: str, metric: str, branch: BranchParam = None) -> MetricSeries:
+    return MetricSeries(workflow, job, metric, branch or "")
+
+
+def on_branch(series: MetricSeries, ref: Repository) -> MetricSeries:
+    """`series` on the branch asked for, else on the repository's default branch (not a
+    dependency of its own: every route has exactly one policy, `repo_ref`'s)."""
+    return series if series.branch else replace(series, branch=default_branch_of(ref))
 
 
 Series = Annotated[MetricSeries, Depends(badge_series)]
@@ -143,6 +147,7 @@ async def status_json(
 
 @router.get("/badges/{owner}/{repo}/{workflow}/{job}/{metric}.svg")
 async def metric_svg(request: Request, sc: Ctx, ref: Repo, series: Series) -> Response:
+    series = on_branch(series, ref)
     message, color = metric_message(await series_samples(sc, ref, series, limit=1))
     svg = render_badge(series.metric, message, color)
     return badge_response(request, svg, SVG_MEDIA_TYPE)
@@ -150,6 +155,7 @@ async def metric_svg(request: Request, sc: Ctx, ref: Repo, series: Series) -> Re
 
 @router.get("/badges/{owner}/{repo}/{workflow}/{job}/{metric}.json")
 async def metric_json(request: Request, sc: Ctx, ref: Repo, series: Series) -> Response:
+    series = on_branch(series, ref)
     message, color = metric_message(await series_samples(sc, ref, series, limit=1))
     body = badge_json(series.metric, message, color)
     return badge_response(request, _json_text(body), JSON_MEDIA_TYPE)
@@ -165,6 +171,7 @@ async def metric_trend_svg(
         TREND_RUNS
     ),
 ) -> Response:
+    series = on_branch(series, ref)
     trend = await series_trend(sc, ref, series, limit=clamp(limit, MAX_TREND_RUNS))
     oldest_first = trend.samples[::-1]
     points = [_trend_point(s) for s in oldest_first]
