@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.pgcontrol import PgControl
 from helpers.services import missing_service
 from helpers.stack import Stack
 
@@ -56,3 +57,14 @@ def browser(stack):
             missing_service("browser", f"{path} does not start: {exc.message}")
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def pg(database_url):
+    """The test database's own PostgreSQL connection (PgControl): locks, pg_stat_activity,
+    pg_terminate_backend. PostgreSQL only: these tests are about its backends."""
+    if not database_url.startswith("postgresql"):
+        missing_service("postgres", "LABCI_TEST_DATABASE_URL is not set")
+    control = PgControl(database_url)
+    yield control
+    control.close()

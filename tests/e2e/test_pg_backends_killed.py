@@ -14,11 +14,8 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
-import pytest
-
 from forge_standin import create_bare_repo, push_payload
 from helpers.pgcontrol import PgControl
-from helpers.services import missing_service
 from helpers.stack import wait_for_statuses
 from helpers.waiting import wait_until
 
@@ -33,15 +30,6 @@ jobs:
 """
 CONTEXT = "labci/load/work"
 ANSWER_S = 5.0  # "5xx quickly": far below the forge's own 10 s webhook timeout
-
-
-@pytest.fixture
-def pg(database_url):
-    if not database_url.startswith("postgresql"):
-        missing_service("postgres", "LABCI_TEST_DATABASE_URL is not set")
-    control = PgControl(database_url)
-    yield control
-    control.close()
 
 
 def test_killed_backends_give_quick_503s_and_everything_recovers(stack, github, pg):

@@ -17,11 +17,7 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from forge_standin import create_bare_repo, push_payload
-from helpers.pgcontrol import PgControl
-from helpers.services import missing_service
 from helpers.stack import wait_for_statuses
 from helpers.waiting import wait_until
 
@@ -42,15 +38,6 @@ jobs:
     metrics:
       file: metrics.json
 """
-
-
-@pytest.fixture
-def pg(database_url):
-    if not database_url.startswith("postgresql"):
-        missing_service("postgres", "LABCI_TEST_DATABASE_URL is not set")
-    control = PgControl(database_url)
-    yield control
-    control.close()
 
 
 def block_and_kill(stack, pg, name: str) -> None:
