@@ -68,13 +68,19 @@ def run_flood(stack, github, workflow: str, runners: int) -> dict[str, dict]:
     payload = push_payload("octo", "flood", repo.clone_url, "refs/heads/main", "0" * 40, sha)
     assert stack.deliver("push", payload, "flood-1").status_code == 202
     (run,) = stack.wait_for_runs_finished(sha, 1)
-    return {j["job"]["job_key"]: j["job"] for j in run["jobs"]}
+    return {j["job"]["job_key"]: j for j in run["jobs"]}
 
 
 def test_every_line_is_stored_in_order_and_the_lease_holds(stack, github, database_url):
     jobs = run_flood(stack, github, FLOOD, runners=2)
     for key, count in (("fifty-thousand", 50_000), ("a-million", 1_000_000)):
-        job = jobs[key]
+        job = jobs[key]["job"]
+        # The run API shows the first 5,000 lines (checkout, the step's header, the
+        # numbers) and says there are more.
+        shown = [line["text"] for line in jobs[key]["logs"]]
+        assert len(shown) == 5000
+        assert shown[2:] == [str(n) for n in range(1, 4999)]
+        assert jobs[key]["logs_truncated"] is True
         # Attempt 1: the 5 s lease was renewed on every heartbeat while the step printed.
         assert (job["state"], job["attempt"]) == ("success", 1), job
         lines = stored_lines(database_url, job["id"], 1)
@@ -87,7 +93,7 @@ def test_every_line_is_stored_in_order_and_the_lease_holds(stack, github, databa
 def test_a_cap_below_the_output_is_a_marked_cut(stack, github, database_url):
     cap = 100_000  # bytes of output: lines 1..? of `seq`, newlines not counted
     stack.extra_env["LABCI_RUNNER_MAX_LOG_BYTES"] = str(cap)
-    job = run_flood(stack, github, CAPPED, runners=1)["capped"]
+    job = run_flood(stack, github, CAPPED, runners=1)["capped"]["job"]
     assert (job["state"], job["attempt"]) == ("success", 1), job
     lines = stored_lines(database_url, job["id"], 1)
     assert [seq for seq, _, _ in lines] == list(range(len(lines)))

@@ -89,7 +89,11 @@ async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
         job_rows = []
         for job in jobs:
             steps = await job_queries.steps_of_job(session, job_id=job.id or 0, attempt=job.attempt)
-            logs = await job_queries.log_lines(session, job_id=job.id or 0, attempt=job.attempt)
+            # One row past the cap says whether there are more: a million-line job is not
+            # read into memory to show its first 5,000 lines.
+            logs = await job_queries.log_lines(
+                session, job_id=job.id or 0, attempt=job.attempt, limit=MAX_LOG_LINES_SHOWN + 1
+            )
             job_rows.append(
                 {
                     "job": job.model_dump(exclude={"job_token_hash", "spec"}),

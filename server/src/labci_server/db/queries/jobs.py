@@ -158,11 +158,15 @@ _UNNEST_LOG_LINES = text(
 )
 
 
-async def log_lines(session: AsyncSession, *, job_id: int, attempt: int) -> list[LogLine]:
+async def log_lines(
+    session: AsyncSession, *, job_id: int, attempt: int, limit: int | None = None
+) -> list[LogLine]:
+    """An attempt's first `limit` log lines (all of them when None), in order."""
     stmt = (
         select(LogLine)
         .where(LogLine.job_id == job_id, LogLine.attempt == attempt)
         .order_by(col(LogLine.seq))
+        .limit(limit)
     )
     return list((await session.exec(stmt)).all())
 
