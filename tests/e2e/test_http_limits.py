@@ -36,7 +36,9 @@ KIB, MIB = 1024, 1024 * 1024
 WEBHOOK_CAP = 25 * MIB
 LOG_BATCH_CAP = 1 * MIB
 UVICORN_READ = 256 * KIB  # asyncio reads a socket in pieces of up to this size
-HEADER_TIMEOUT_S = 12.0  # long enough to open 2,000 sockets on a loaded machine
+# Long enough for a loaded machine (two test suites on two cores) to open 2,000 sockets
+# and for the server to accept them all before the first one times out.
+HEADER_TIMEOUT_S = 30.0
 SOCKET_GUARD_S = 60.0
 RSS_GROWTH_LIMIT = 50 * MIB
 STALLED = 2000
@@ -101,24 +103,27 @@ def chunked_body(total: int, piece: int = 64 * KIB) -> Iterator[bytes]:
 
 
 def send_until_answered(port: int, head: bytes, body: Iterator[bytes]) -> Exchange:
-    """Send `head` and `body` as a slow client would: the next 64 KiB only once the server
-    has taken the last (SIOCOUTQ: nothing unacknowledged), stopping as soon as it answers
-    or closes; then read the answer to its end.
+    """Send `head` and `body` as a slow client would: the next 64 KiB only once the
+    server's process has read the last, stopping as soon as it answers or closes; then
+    read the answer to its end.
 
     Pacing keeps kernel buffers out of the count: when the answer comes, the client has
-    sent at most what the server's process read, plus one piece in flight, plus what sat
-    unread in the server's socket buffer (little, since every piece waited for its ack).
+    sent at most what the server's process read plus one piece. An acknowledgement alone
+    would not do: the kernel acknowledges what lands in the server's receive buffer, which
+    grows to tens of MiB (`tcp_rmem`) and fills while a loaded machine leaves the server
+    unscheduled — so the wait is for the server's socket to have nothing left unread.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * KIB)
     sock.settimeout(SOCKET_GUARD_S)
     sock.connect(("127.0.0.1", port))
+    client_port = sock.getsockname()[1]
     sent, finished = 0, False
     with sock:
         sock.sendall(head)
         try:
             for piece in body:
-                if _answered_while_waiting(sock):
+                if _answered_while_waiting(sock, port, client_port):
                     break
                 sock.sendall(piece)
                 sent += len(piece)
@@ -133,16 +138,31 @@ def _unacknowledged(sock: socket.socket) -> int:
     return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0])
 
 
-def _answered_while_waiting(sock: socket.socket) -> bool:
-    """Wait until the server has acknowledged everything sent; True if it answers (or
+def _unread_by_server(server_port: int, client_port: int) -> int:
+    """Bytes of this connection in the server's receive queue that its process has not
+    read: `rx_queue` of the server's end in /proc/net/tcp (0 once the socket is gone)."""
+    local, remote = f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local and fields[2] == remote:
+            return int(fields[4].split(":")[1], 16)
+    return 0
+
+
+def _answered_while_waiting(sock: socket.socket, server_port: int, client_port: int) -> bool:
+    """Wait until the server's process has read everything sent; True if it answers (or
     closes) first."""
     deadline = time.monotonic() + SOCKET_GUARD_S
+
+    def all_read() -> bool:
+        return _unacknowledged(sock) == 0 and _unread_by_server(server_port, client_port) == 0
+
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ)
         while True:
-            if selector.select(timeout=0 if _unacknowledged(sock) == 0 else 0.001):
+            if selector.select(timeout=0 if all_read() else 0.001):
                 return True
-            if _unacknowledged(sock) == 0:
+            if all_read():
                 return False
             if time.monotonic() > deadline:
                 raise AssertionError("the server neither read nor answered for 60 s")

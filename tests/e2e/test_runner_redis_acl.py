@@ -138,7 +138,7 @@ def test_each_runner_reaches_only_its_own_queue(
         runs = stack.wait_for_runs_finished(sha, 2)
         assert [job["job"]["state"] for run in runs for job in run["jobs"]] == ["success"] * 2
         for name in ("runner-a", "runner-b"):  # each ran one, on its own queue
-            assert stack.log(name).count(": success in ") == 1
+            assert stack.log(name).count(": success in ") == 1, stack.tail(name)
 
         with as_runner(port, a) as runner_a:
             assert runner_a.zcard(a["queue_name"]) == 0  # its own queue: allowed
