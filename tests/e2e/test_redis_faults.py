@@ -336,6 +336,8 @@ def test_b7_redis_down_30_s_while_a_job_runs(redis_stacks, github, tmp_path):
         assert said(stack, name, "answers again") == 1, stack.tail(name)
     assert server_errors(stack) == []  # heartbeats and log uploads went on throughout
     assert said(stack, "runner", "heartbeat failed") == 0
+    # The push during the outage: one line for the outage, no traceback per delivery.
+    assert said(stack, "server", "Traceback") == 0, stack.tail("server")
 
 
 LOST = """\

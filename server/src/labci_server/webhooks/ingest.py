@@ -8,7 +8,7 @@ from ..context import ServerContext
 from ..db.queries.events import insert_event, pull_request_number
 from ..db.queries.repositories import ensure_repository
 from ..errors import BadRequest
-from ..queue import enqueue_plan
+from ..queue import enqueue_plan, unless_redis_is_down
 from .github import NewEvent
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ async def store_event(sc: ServerContext, new: NewEvent) -> int | None:
     if event_id is None:
         return event_id
     try:
-        await enqueue_plan(sc.redis, event_id)
+        # Redis away: the outage is logged once (redis_outage), not once per delivery.
+        with unless_redis_is_down(f"planning of event {event_id}"):
+            await enqueue_plan(sc.redis, event_id)
     except Exception:  # noqa: BLE001 — Redis trouble must not turn a stored event into a 5xx
         log.exception("could not enqueue planning of event %s; the reconciler will", event_id)
     return event_id
