@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from helpers.server import test_settings
+from helpers.services import free_port
 from labci_server.cli import main
 from labci_server.db.migrate import revisions
 from labci_server.workers import check_worker, make_worker
@@ -53,3 +54,13 @@ async def test_worker_check_sees_a_working_worker(database_url, redis_url):
     assert after[0] is True
     assert after[1].startswith("worker alive: ")
     assert "j_complete=0" in after[1]
+
+
+async def test_worker_check_passes_while_redis_is_away(database_url):
+    """The worker waits out an outage; a probe that failed would have it restarted for
+    nothing (Kubernetes after three failed probes)."""
+    away = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    healthy, said = await check_worker(test_settings(database_url, away))
+    assert healthy is True
+    assert said.startswith(f"Redis at 127.0.0.1:{away.split(':')[2]} unreachable")
+    assert said.endswith("the worker waits for it")

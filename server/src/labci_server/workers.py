@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 from arq import Retry, func
+from redis.asyncio import Redis
 
 from .bisection.advance import advance_bisections
 from .context import ServerContext
@@ -39,6 +40,7 @@ OUTBOX_INTERVAL_S = 1.0
 # Each worker writes its health record (arq's) this often; arq lets it expire a second after
 # the next write was due, so `labci worker --check` finds it only while the worker works.
 HEALTH_INTERVAL_S = 10
+CHECK_TIMEOUT_S = 3.0
 
 
 def health_key() -> str:
@@ -48,10 +50,22 @@ def health_key() -> str:
 
 
 async def check_worker(settings: Settings) -> tuple[bool, str]:
-    """Whether this host's worker wrote its health record lately, and what to print."""
-    redis = await connect(settings.redis_url or "")
+    """Whether this host's worker wrote its health record lately, and what to print.
+
+    With Redis away the record cannot be read, and the worker is waiting for Redis as it
+    should (`redis_outage`): the check passes, saying so, since a restart would not help
+    and would only lose the work the worker is holding on to."""
+    url = settings.redis_url or ""
+    # A plain client with short timeouts: a probe must answer within its own timeout,
+    # where arq's pool would retry its connection for seconds.
+    redis = Redis.from_url(
+        url, socket_connect_timeout=CHECK_TIMEOUT_S, socket_timeout=CHECK_TIMEOUT_S
+    )
     try:
         record = await redis.get(health_key())
+    except REDIS_DOWN as exc:
+        where = Outage(url).where
+        return True, f"Redis at {where} unreachable ({exc}): the worker waits for it"
     finally:
         await redis.aclose()
     if record is None:
