@@ -68,6 +68,10 @@ async def enqueue_run_job(redis: ArqRedis, *, job_id: int, attempt: int, queue_n
     )
 
 
+# One bisection pass queued at a time: a kick while one waits is a no-op.
+BISECTIONS_JOB_ID = "advance-bisections"
+
+
 @contextmanager
 def unless_redis_is_down(what: str) -> Iterator[None]:
     """For work that only hastens what the worker's loops do anyway (deliver the outbox,
@@ -89,7 +93,7 @@ async def kick_outbox(redis: ArqRedis) -> None:
 async def kick_bisections(redis: ArqRedis) -> None:
     """One pass over the bisections under way; while one is queued, more kicks are no-ops."""
     with unless_redis_is_down("bisections kick"):
-        await redis.enqueue_job("advance_bisections", _job_id="advance-bisections")
+        await redis.enqueue_job("advance_bisections", _job_id=BISECTIONS_JOB_ID)
 
 
 async def kick_scheduler(redis: ArqRedis) -> None:

@@ -26,7 +26,7 @@ from .errors import ForgeRejected, ForgeUnavailable, PlanError
 from .forge.facts import refresh_facts_of_event
 from .forge.outbox import deliver_due
 from .forge.registry import build_forges
-from .planning.orphans import take_back_plans
+from .planning.orphans import take_back_bisections, take_back_plans
 from .planning.planner import plan_event
 from .queue import SERVER_QUEUE, connect, deserialize, kick_outbox, serialize
 from .redis_outage import REDIS_DOWN, Outage, OutlastingWorker, with_outage
@@ -132,6 +132,8 @@ def make_worker(settings: Settings, *, burst: bool = False) -> OutlastingWorker:
         ctx.update(labci=sc, engine=engine, http=http, labci_redis=redis)
         if taken := await take_back_plans(redis):
             log.warning("planning %d event(s) a stopped worker left in progress", taken)
+        if await take_back_bisections(redis):  # the reconciler queues the next pass
+            log.warning("took back the bisection pass a stopped worker left in progress")
         if not burst:
             ctx["loops"] = [
                 asyncio.create_task(

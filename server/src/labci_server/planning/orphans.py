@@ -6,12 +6,16 @@ connection, so the event is still `received`. In Redis, though, arq keeps the pl
 message marked in progress for its whole timeout (300 s and more), whether or not the
 worker that took it still lives; until then neither a redelivery nor the reconciler can
 have the event planned, since both enqueue it under the same job id (`queue.enqueue_plan`).
+The bisection pass has one fixed job id too (`queue.kick_bisections`): its stale mark would
+make every kick a no-op, and stall bisections, for as long.
 """
 
 from __future__ import annotations
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
+
+from ..queue import BISECTIONS_JOB_ID
 
 # The arq job ids of planning messages (`queue.enqueue_plan`): "plan-<event id>".
 PLAN_JOB_PREFIX = "plan-"
@@ -28,3 +32,9 @@ async def take_back_plans(redis: ArqRedis) -> int:
     pattern = f"{in_progress_key_prefix}{PLAN_JOB_PREFIX}*"
     keys = [key async for key in redis.scan_iter(match=pattern)]
     return int(await redis.delete(*keys)) if keys else 0
+
+
+async def take_back_bisections(redis: ArqRedis) -> bool:
+    """Clear the bisection pass's in-progress mark; whether there was one. Safe beside a
+    live pass: each bisection advances under its repository's lock and its row lock."""
+    return bool(await redis.delete(f"{in_progress_key_prefix}{BISECTIONS_JOB_ID}"))
