@@ -5,17 +5,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from helpers.distributions import SERVER_ONLY
+
 ROOT = Path(__file__).resolve().parents[2]
-SERVER_ONLY = {
-    "fastapi",
-    "starlette",
-    "sqlmodel",
-    "sqlalchemy",
-    "aiosqlite",
-    "asyncpg",
-    "alembic",
-    "uvicorn",
-}
 
 
 def closure(package: str) -> set[str]:

@@ -19,20 +19,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from helpers.distributions import SERVER_ONLY
 from helpers.services import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER_ONLY = {
-    "labci-server",
-    "fastapi",
-    "starlette",
-    "sqlmodel",
-    "sqlalchemy",
-    "aiosqlite",
-    "asyncpg",
-    "alembic",
-    "uvicorn",
-}
 
 # Run by the installed runner's own Python: what it imports and what is installed beside it.
 INSPECT = """
