@@ -5,6 +5,8 @@
 source "$(dirname "$0")/bootstrap.sh"
 echo "test: installing GitHub's OpenAPI description and webhook examples (npm ci)…" >&2
 npm ci --prefix tests/forge_standin --no-audit --no-fund --silent
+# The web UI's front-end packages, against which the vendored copies are checked.
+npm ci --prefix server/web-assets --no-audit --no-fund --silent
 "${UV[@]}" run --locked ruff check .
 "${UV[@]}" run --locked ruff format --check .
 "${UV[@]}" run --locked lint-imports

@@ -31,6 +31,7 @@ from .queue import connect
 from .settings import Settings
 from .web import account as account_pages
 from .web import badge_routes, github_login, pages
+from .web.static_files import mount_static
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         badge_routes.router,
     ):
         app.include_router(router)
+    mount_static(app)
     _add_error_handlers(app)
     app.add_middleware(SessionMiddleware, **session_options)
     install_guards(app, settings)
