@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis as redis_sync
@@ -99,9 +100,13 @@ def worker_number() -> int:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("LABCI_REDIS_URL")
     if url:
-        base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
-        # A database of its own on the shared server: 14, then 13, 12, … per xdist worker.
-        yield f"{base}/{14 - worker_number()}"
+        # The database the URL names (0 if none), and the next ones for further xdist
+        # workers: a second copy of the suite run at once on another database (as on a
+        # loaded machine) never shares one with this copy, and tests flush only their own.
+        parts = urlsplit(url)
+        named = parts.path.strip("/")
+        first = int(named) if named.isdigit() else 0
+        yield urlunsplit(parts._replace(path=f"/{first + worker_number()}"))
         return
     server = EmbeddedRedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
