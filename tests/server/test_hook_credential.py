@@ -4,6 +4,7 @@ token, keeps only its hash, and writes it where only the repository's owner read
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import stat
@@ -22,6 +23,7 @@ from labci_server.context import ServerContext
 from labci_server.db.migrate import upgrade
 from labci_server.db.models import Repository
 from labci_server.db.queries.counts import count_rows
+from labci_server.db.queries.events import get_event
 from labci_server.db.queries.repositories import find_repository
 from labci_server.forge.gitlocal_trigger import TOKEN_FILE, push_event, read_hook_token
 from labci_server.webhooks.gitlocal import sign
@@ -115,6 +117,24 @@ async def test_the_hook_token_sends_an_event(subject: Subject, repo: TestRepo) -
     response = await subject.send(push_event(repo.bare, "main"), bearer(read_hook_token(repo.bare)))
     assert (response.status_code, response.json()) == (202, {"event_id": 1, "duplicate": False})
     assert await subject.events() == 1
+    # Who sent it (the local user) and the commit's subject, for the runs list.
+    async with subject.sc.sessions() as session:
+        event = await get_event(session, 1)
+    subject_line = subprocess.run(
+        ["git", "--git-dir", str(repo.bare), "log", "-1", "--format=%s", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert event is not None
+    assert (event.sender, event.title) == (getpass.getuser(), subject_line)
+    assert subject_line
+
+
+async def test_sender_and_title_must_be_strings(subject: Subject, repo: TestRepo) -> None:
+    token = hook_install(repo.bare, subject.database_url)
+    response = await subject.send({**push_event(repo.bare, "main"), "title": 7}, bearer(token))
+    assert (response.status_code, response.json()) == (400, {"error": "title must be a string"})
 
 
 @pytest.mark.parametrize(

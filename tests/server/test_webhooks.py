@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -190,6 +191,45 @@ async def test_real_push_and_pr_examples_are_stored(client):
             assert repo is not None
             assert repo.private is bool(payload["repository"].get("private"))
             assert repo.installation_id is None
+    # Who sent each and its headline, for the runs list: the sender's login, and a pull
+    # request's title or a push's head commit subject (its first line only).
+    from labci_server.db.queries.events import event_by_delivery
+
+    for i, payload in enumerate([*pushes, *prs]):
+        async with client.app.state.context.sessions() as session:
+            event = await event_by_delivery(session, f"real-{i}")
+        assert event is not None
+        assert event.sender == payload["sender"]["login"]
+        if "pull_request" in payload:
+            assert event.title == payload["pull_request"]["title"]
+        else:
+            message = (payload.get("head_commit") or {}).get("message") or ""
+            assert event.title == (message.split("\n")[0].strip() or None)
+
+
+async def test_a_push_headline_is_its_commit_subject_cut_to_300_characters(client):
+    from labci_server.db.queries.events import event_by_delivery
+
+    payload = copy.deepcopy(
+        next(
+            p
+            for p in load_examples("push")
+            if p["ref"].startswith("refs/heads/") and p.get("head_commit") and not p["deleted"]
+        )
+    )
+    payload["head_commit"]["message"] = "  Fix the loss scaling  \n\nThe long story.\n"
+    body, headers = delivery("push", payload, delivery_id="subject-1")
+    assert (await client.post("/webhooks/github", content=body, headers=headers)).status_code == 202
+    payload["after"] = "f" * 40
+    payload["head_commit"]["message"] = "x" * 1000
+    body, headers = delivery("push", payload, delivery_id="subject-2")
+    assert (await client.post("/webhooks/github", content=body, headers=headers)).status_code == 202
+    titles = []
+    for delivery_id in ("subject-1", "subject-2"):
+        async with client.app.state.context.sessions() as session:
+            event = await event_by_delivery(session, delivery_id)
+        titles.append(event.title if event else None)
+    assert titles == ["Fix the loss scaling", "x" * 300]
 
 
 @pytest.mark.parametrize(

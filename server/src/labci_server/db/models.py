@@ -82,6 +82,10 @@ class Event(SQLModel, table=True):
     from_fork: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     # GitHub's author_association of the pull request's author (FIRST_TIME_CONTRIBUTOR, …).
     author_association: str | None = None
+    # Who sent it (the forge login; the local user for the git forge) and its headline (a
+    # pull request's title, a push's head commit subject): what the runs list shows.
+    sender: str | None = None
+    title: str | None = Field(default=None, sa_column=Column(Text))
     # received | planned | failed | superseded (its head moved on first)
     state: str = Field(default="received", index=True)
     error: str | None = Field(default=None, sa_column=Column(Text))

@@ -9,6 +9,8 @@ with it (`Authorization: Bearer`); re-installing rotates it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import getpass
 import json
 import os
 import shlex
@@ -50,25 +52,46 @@ def bare_repo(path: str) -> Path:
 
 
 def push_event(repo: Path, branch: str, sha: str | None = None) -> dict[str, Any]:
+    commit = sha or rev_parse(repo, f"refs/heads/{branch}")
     return {
         "delivery_id": str(uuid.uuid4()),
         "kind": "push",
         "repo_path": str(repo),
         "branch": branch,
-        "commit_sha": sha or rev_parse(repo, f"refs/heads/{branch}"),
+        "commit_sha": commit,
+        **_who_and_what(repo, commit),
     }
 
 
 def pull_request_event(repo: Path, head: str, base: str) -> dict[str, Any]:
+    commit = rev_parse(repo, f"refs/heads/{head}")
     return {
         "delivery_id": str(uuid.uuid4()),
         "kind": "pull_request",
         "repo_path": str(repo),
         "branch": head,
-        "commit_sha": rev_parse(repo, f"refs/heads/{head}"),
+        "commit_sha": commit,
         "base_branch": base,
         "base_sha": rev_parse(repo, f"refs/heads/{base}"),
+        **_who_and_what(repo, commit),
     }
+
+
+def _who_and_what(repo: Path, sha: str) -> dict[str, str]:
+    """The local user sending the event, and the commit's subject: the runs list's "who"
+    and headline (the local forge has no pull request titles)."""
+    subject = subprocess.run(
+        ["git", "--git-dir", str(repo), "log", "-1", "--format=%s", sha],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = {}
+    with contextlib.suppress(OSError, KeyError):  # a uid with no name (some containers)
+        found["sender"] = getpass.getuser()
+    if subject.returncode == 0 and subject.stdout.strip():
+        found["title"] = subject.stdout.strip()
+    return found
 
 
 def _post(server_url: str, path: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:

@@ -41,6 +41,9 @@ class NewEvent:
     from_fork: bool = False
     # GitHub's word for the pull request's author (FIRST_TIME_CONTRIBUTOR, CONTRIBUTOR, …).
     author_association: str | None = None
+    # Who sent it and its headline, for people reading the runs list (never for decisions).
+    sender: str | None = None
+    title: str | None = None
     # A manual run names its workflow file and carries its typed inputs.
     workflow_path: str | None = None
     inputs: dict[str, Any] | None = None
@@ -116,6 +119,8 @@ def _push(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
         commit_sha=after,
         branch=ref.removeprefix("refs/heads/"),
         base_sha=str(data.get("before") or "") or None,
+        sender=_login(data.get("sender")),
+        title=headline(_dig(data, "head_commit", "message")),
         **_facts(data),
     )
 
@@ -143,8 +148,27 @@ def _pull_request(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
         pr_number=_number(data.get("number") or pr["number"]),
         from_fork=from_fork,
         author_association=_text_or_none(pr.get("author_association")),
+        sender=_login(data.get("sender")),
+        title=headline(pr.get("title")),
         **_facts(data),
     )
+
+
+MAX_SENDER = 100
+MAX_TITLE = 300
+
+
+def _login(user: object) -> str | None:
+    login = user.get("login") if isinstance(user, dict) else None
+    return login[:MAX_SENDER] if isinstance(login, str) and login else None
+
+
+def headline(text: object) -> str | None:
+    """The first line of a title or commit message, cut to MAX_TITLE characters."""
+    if not isinstance(text, str):
+        return None
+    first = text.strip().split("\n", 1)[0].strip()
+    return first[:MAX_TITLE] or None
 
 
 def _text_or_none(value: object) -> str | None:

@@ -17,7 +17,7 @@ from ..db.models import Repository
 from ..db.queries.repositories import find_by_hook_token
 from ..errors import BadRequest, Forbidden, Unauthorized
 from ..tokens import HOOK_TOKEN_PREFIX, bearer_value, hash_token
-from .github import NewEvent
+from .github import MAX_SENDER, NewEvent, headline
 
 if TYPE_CHECKING:
     from ..context import ServerContext
@@ -54,7 +54,7 @@ def check_repository(data: dict[str, Any], repo: Repository) -> None:
 
 def to_local_event(data: dict[str, Any], repo: Repository, *, pr_number: int | None) -> NewEvent:
     """The event, for the repository the token belongs to (its stored name and path)."""
-    for name in ("base_branch", "base_sha"):
+    for name in ("base_branch", "base_sha", "sender", "title"):
         if data.get(name) is not None and not isinstance(data[name], str):
             raise BadRequest(f"{name} must be a string")
     if pr_number is not None and (isinstance(pr_number, bool) or not isinstance(pr_number, int)):
@@ -73,6 +73,8 @@ def to_local_event(data: dict[str, Any], repo: Repository, *, pr_number: int | N
             base_branch=data.get("base_branch"),
             base_sha=data.get("base_sha"),
             pr_number=pr_number,
+            sender=(data.get("sender") or "")[:MAX_SENDER] or None,
+            title=headline(data.get("title")),
         )
     except KeyError as exc:
         raise BadRequest(f"missing field {exc}") from exc

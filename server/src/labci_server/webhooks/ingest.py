@@ -62,6 +62,8 @@ async def store_event(sc: ServerContext, new: NewEvent) -> int | None:
                 "inputs": new.inputs,
                 "from_fork": new.from_fork,
                 "author_association": new.author_association,
+                "sender": new.sender,
+                "title": new.title,
             },
         )
     if event_id is None:
