@@ -1,13 +1,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from helpers.pgcontrol import PgControl
 from helpers.services import missing_service
 from helpers.stack import Stack
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+    from helpers.browsing import Person
 
 
 @pytest.fixture
@@ -68,3 +75,24 @@ def pg(database_url):
     control = PgControl(database_url)
     yield control
     control.close()
+
+
+@pytest.fixture
+def open_tab(browser: Browser, stack: Stack) -> Iterator[Callable[[], Person]]:
+    """A fresh browser profile (no cookies) per call, each with one tab on the stack."""
+    from helpers.browsing import RECORD_VIOLATIONS, Person
+
+    contexts = []
+
+    def open_one() -> Person:
+        context = browser.new_context(base_url=stack.url)
+        contexts.append(context)
+        context.add_init_script(RECORD_VIOLATIONS)
+        person = Person(context.new_page(), stack.url)
+        person.page.on("console", person.hear)
+        person.page.on("pageerror", lambda exc: person.console_errors.append(f"uncaught: {exc}"))
+        return person
+
+    yield open_one
+    for context in contexts:
+        context.close()

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import expect
 
+from helpers.browsing import VIOLATIONS_KEY, Person
 from helpers.people import PASSWORD
 from helpers.stack import Stack
 
@@ -22,70 +22,6 @@ pytestmark = pytest.mark.e2e
 
 CSRF_REFUSED = {"error": "CSRF token missing or wrong: reload the page and try again"}
 NOT_SIGNED_IN = {"error": "sign in, or send a personal API token (Authorization: Bearer)"}
-VIOLATIONS_KEY = "labci-test-csp-violations"
-# Kept in the tab's sessionStorage, so a test reads every page's violations, in order, from
-# the page it is on (all pages share one origin), with no race against an event handler.
-RECORD_VIOLATIONS = f"""
-document.addEventListener("securitypolicyviolation", (event) => {{
-  const seen = JSON.parse(sessionStorage.getItem("{VIOLATIONS_KEY}") || "[]");
-  seen.push(`${{event.effectiveDirective}} ${{event.blockedURI}} on ${{event.documentURI}}`);
-  sessionStorage.setItem("{VIOLATIONS_KEY}", JSON.stringify(seen));
-}});
-"""
-
-
-@dataclass
-class Person:
-    """One browser tab of someone using labci, and what the browser reported on it."""
-
-    page: Page
-    url: str
-    console_errors: list[str] = field(default_factory=list)
-
-    def hear(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.console_errors.append(f"{message.location.get('url')}: {message.text}")
-
-    def page_errors(self) -> list[str]:
-        """Console errors but the favicon's: labci has no /favicon.ico, and Chromium logs its
-        404 on the first page of a profile (a known gap, not what these tests are about)."""
-        return [e for e in self.console_errors if not e.startswith(f"{self.url}/favicon.ico:")]
-
-    def violations(self) -> list[str]:
-        return list(
-            self.page.evaluate(f"JSON.parse(sessionStorage.getItem('{VIOLATIONS_KEY}') || '[]')")
-        )
-
-    def refused(self, path: str, status: str) -> str:
-        """The console error Chromium logs for every 4xx answer it loads."""
-        return f"{self.url}{path}: Failed to load resource: the server responded with a status of {status}"
-
-    def sign_in(self, login: str, password: str, *, path: str | None = "/login") -> None:
-        """Fill the sign-in form and send it; opens `path` first unless it is None."""
-        if path is not None:
-            self.page.goto(path)
-        self.page.get_by_label("Login").fill(login)
-        self.page.get_by_label("Password").fill(password)
-        self.page.get_by_role("button", name="Sign in").click()
-
-
-@pytest.fixture
-def open_tab(browser: Browser, stack: Stack) -> Iterator[Callable[[], Person]]:
-    """A fresh browser profile (no cookies) per call, each with one tab on the stack."""
-    contexts = []
-
-    def open_one() -> Person:
-        context = browser.new_context(base_url=stack.url)
-        contexts.append(context)
-        context.add_init_script(RECORD_VIOLATIONS)
-        person = Person(context.new_page(), stack.url)
-        person.page.on("console", person.hear)
-        person.page.on("pageerror", lambda exc: person.console_errors.append(f"uncaught: {exc}"))
-        return person
-
-    yield open_one
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ def test_a_private_repository_is_nothing_to_strangers(stack, private_run):
     assert any("secret-looking" in line["text"] for line in run["jobs"][0]["logs"])
     for headers in ({}, {"authorization": f"Bearer {stranger}"}):
         index = httpx.get(stack.url + "/", headers=headers, timeout=10)
-        assert f"/runs/{run_id}'" not in index.text
+        assert f'href="/runs/{run_id}"' not in index.text
         listed = httpx.get(stack.url + "/api/v1/runs", headers=headers, timeout=10).json()
         assert listed == []
         by_commit = httpx.get(stack.url + f"/api/v1/runs?commit={sha}", headers=headers)
@@ -80,6 +80,8 @@ def test_a_private_repository_is_nothing_to_strangers(stack, private_run):
             response = httpx.get(stack.url + path, headers=headers, timeout=10)
             assert response.status_code == 404, path
             assert "secret-looking" not in response.text
+    admin = {"authorization": f"Bearer {stack.admin_token}"}
+    assert f'href="/runs/{run_id}"' in httpx.get(stack.url + "/", headers=admin, timeout=10).text
     outbox = httpx.get(stack.url + "/api/v1/outbox", timeout=10)
     assert outbox.status_code == 401
     as_stranger = httpx.get(

@@ -261,6 +261,7 @@ REQUESTS: dict[tuple[str, str], Builder] = {
         "POST", "/account/tokens/999999/revoke", {}, also_allowed=(404,)
     ),
     ("GET", "/"): lambda fx, k: Call("GET", "/"),
+    ("GET", "/runs"): lambda fx, k: Call("GET", "/runs?state=finished"),
     ("GET", "/runs/{run_id}"): lambda fx, k: Call("GET", f"/runs/{fx.runs[k]}"),
     ("GET", "/badges/{owner}/{repo}/{workflow}.svg"): lambda fx, k: Call(
         "GET", f"/badges/octo/{k}/train.svg"
@@ -424,7 +425,7 @@ async def test_listings_show_only_what_the_caller_may_read(world):
         seen = {r["run"]["id"] for r in runs}
         may = role in ("reader", "writer", "admin")
         assert (private_run in seen) is may, role
-        assert (f"/runs/{private_run}'" in page) is may, role
+        assert (f'href="/runs/{private_run}"' in page) is may, role
         assert fx.runs["public"] in seen
 
 

@@ -9,8 +9,10 @@ from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from .api import account as account_routes
@@ -30,8 +32,9 @@ from .operations.metrics import WebhookTimer
 from .queue import connect
 from .settings import Settings
 from .web import account as account_pages
-from .web import badge_routes, github_login, pages
+from .web import badge_routes, github_login, pages, runs_list
 from .web.static_files import mount_static
+from .web.templating import error_page
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
         secret_routes.router,
         account_pages.router,
         github_login.router,
+        runs_list.router,
         pages.router,
         badge_routes.router,
     ):
@@ -108,7 +112,17 @@ def _add_error_handlers(app: FastAPI) -> None:
             )
             return RedirectResponse(f"/login?next={target}", status_code=303)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if wants_page(request):
+            return error_page(request, exc.status_code, str(exc), headers=headers)
         return JSONResponse({"error": str(exc)}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Starlette's own errors (no such route, method not allowed): a page for browsers,
+        FastAPI's JSON for everyone else."""
+        if wants_page(request):
+            return error_page(request, exc.status_code, str(exc.detail), headers=exc.headers)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)

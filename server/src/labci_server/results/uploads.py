@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..context import ServerContext
 from ..db.models import TERMINAL_JOB_STATES, Job, Runner
 from ..db.queries import jobs as job_queries
-from ..db.queries.runs import get_run
+from ..db.queries.runs import get_run, mark_run_running
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ..queue import kick_outbox, kick_scheduler, unless_redis_is_down
 from ..scheduling.reconciler import plan_new_events
@@ -72,6 +72,7 @@ async def mark_started(sc: ServerContext, *, job_id: int, attempt: int, token: s
             job.started_at = time.time()
             job.lease_expires_at = time.time() + sc.settings.lease_s
             session.add(job)
+            await mark_run_running(session, job.run_id)
 
 
 async def add_logs(

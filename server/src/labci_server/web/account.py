@@ -3,14 +3,11 @@ autoescaped). Every form carries the session's CSRF token."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from ..api.bodies import refuse_nul
 from ..api.deps import Ctx, RowId
@@ -20,25 +17,11 @@ from ..auth.policies import PUBLIC, SIGNED_IN, Access, limit_writes, policy
 from ..auth.principal import ANONYMOUS, SESSION_USER, Principal, identify
 from ..auth.sessions import check_csrf, csrf_token
 from ..errors import LabciError
+from .templating import render
 
 router = APIRouter()
 
 NEW_TOKEN_KEY = "new_token"  # noqa: S105 — a session key name
-
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-
-
-def _when(ts: float | None, never: str = "—") -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else never
-
-
-TEMPLATES.env.filters["when"] = _when
-
-
-def render(request: Request, name: str, principal: Principal, **values: Any) -> HTMLResponse:
-    context = {"title": values.pop("title", "labci"), "user": principal.user, **values}
-    context["csrf"] = csrf_token(request)
-    return TEMPLATES.TemplateResponse(request, name, context, status_code=values.get("status", 200))
 
 
 def safe_next(target: str | None) -> str:

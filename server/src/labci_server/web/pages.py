@@ -15,13 +15,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ..api.deps import Ctx, RowId
-from ..auth.permissions import readable_repository_ids
-from ..auth.policies import LISTING, READ_RUN, WRITE_RUN, Access, policy
+from ..auth.policies import READ_RUN, WRITE_RUN, Access, policy
 from ..auth.principal import SESSION_USER
 from ..auth.sessions import csrf_token
 from ..planning.approval import approve_run
 from ..results.comment_render import decision_footer, metric_cells
-from ..results.views import run_detail, run_overview
+from ..results.views import run_detail
 
 router = APIRouter()
 
@@ -50,30 +49,6 @@ def when(ts: float | None) -> str:
 def state(value: str | None) -> str:
     text = escape(value or "—")
     return f"<span class='{text}'>{text}</span>"
-
-
-@router.get("/", response_class=HTMLResponse)
-async def index(sc: Ctx, access: Annotated[Access, Depends(LISTING)]) -> HTMLResponse:
-    """The newest runs of the repositories the caller may read."""
-    visible = await readable_repository_ids(sc, access.principal)
-    rows = "".join(_overview_row(row) for row in await run_overview(sc, repository_ids=visible))
-    table = (
-        "<table><tr><th>run</th><th>repository</th><th>workflow</th><th>trigger</th>"
-        f"<th>branch</th><th>commit</th><th>jobs</th></tr>{rows}</table>"
-    )
-    return page("labci", f"<h1>Recent runs</h1>{table if rows else '<p>No runs yet.</p>'}")
-
-
-def _overview_row(row: dict[str, Any]) -> str:
-    run = row["run"]
-    jobs = ", ".join(f"{escape(j['job_key'])} {state(j['state'])}" for j in row["jobs"]) or state(
-        run["conclusion"]
-    )
-    return (
-        f"<tr><td><a href='/runs/{run['id']}'>#{run['id']}</a></td><td>{escape(row['repository'])}</td>"
-        f"<td>{escape(run['workflow_name'])}</td><td>{escape(run['trigger'])}</td>"
-        f"<td>{escape(run['branch'])}</td><td><code>{escape(run['commit_sha'][:10])}</code></td><td>{jobs}</td></tr>"
-    )
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=policy(READ_RUN))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlmodel import col, delete, select
+from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..models import ContextVerdict, Job, Metric, Run
@@ -21,6 +21,13 @@ async def insert_run(session: AsyncSession, run: Run) -> Run | None:
 
 async def runs_for_event(session: AsyncSession, event_id: int) -> list[Run]:
     return list((await session.exec(select(Run).where(Run.event_id == event_id))).all())
+
+
+async def mark_run_running(session: AsyncSession, run_id: int) -> None:
+    """A pending run whose first job started is running (a conditional update: a run that
+    another transaction just finished or marked stays as it is)."""
+    stmt = update(Run).where(col(Run.id) == run_id, col(Run.state) == "pending")
+    await session.exec(stmt.values(state="running"))
 
 
 async def get_run(session: AsyncSession, run_id: int, *, for_update: bool = False) -> Run | None:
