@@ -24,6 +24,10 @@ from helpers.stack import Stack, wait_for_statuses
 from helpers.waiting import wait_until
 from labci_server.db.migrate import upgrade
 
+# Several phases, each waiting under the 120 s hang guard: together they may take longer
+# than pytest's 180 s default on a loaded machine (two copies of the suite at once).
+pytestmark = pytest.mark.timeout(600)
+
 TRAIN = """\
 name: train
 on: {push: {branches: [main]}}

@@ -14,10 +14,16 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
+import pytest
+
 from forge_standin import create_bare_repo, push_payload
 from helpers.pgcontrol import PgControl
 from helpers.stack import wait_for_statuses
 from helpers.waiting import wait_until
+
+# Several phases, each waiting under the 120 s hang guard: together they may take longer
+# than pytest's 180 s default on a loaded machine (two copies of the suite at once).
+pytestmark = pytest.mark.timeout(600)
 
 WORKFLOW = """\
 name: load

@@ -14,11 +14,16 @@ import json
 import re
 
 import httpx
+import pytest
 
 from forge_standin import create_bare_repo, headers, pull_request_payload, push_payload
 from helpers.services import free_port
 from helpers.stack import SECRET
 from helpers.waiting import wait_until
+
+# Several phases, each waiting under the 120 s hang guard: together they may take longer
+# than pytest's 180 s default on a loaded machine (two copies of the suite at once).
+pytestmark = pytest.mark.timeout(600)
 
 WORKFLOW = """\
 name: train

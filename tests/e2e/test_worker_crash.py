@@ -17,9 +17,15 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from forge_standin import create_bare_repo, push_payload
 from helpers.stack import wait_for_statuses
 from helpers.waiting import wait_until
+
+# Several phases, each waiting under the 120 s hang guard: together they may take longer
+# than pytest's 180 s default on a loaded machine (two copies of the suite at once).
+pytestmark = pytest.mark.timeout(600)
 
 CONTEXT = "labci/crash/train"
 
