@@ -263,6 +263,9 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("GET", "/"): lambda fx, k: Call("GET", "/"),
     ("GET", "/runs"): lambda fx, k: Call("GET", "/runs?state=finished"),
     ("GET", "/runs/{run_id}"): lambda fx, k: Call("GET", f"/runs/{fx.runs[k]}"),
+    ("GET", "/runs/{run_id}/pull-request"): lambda fx, k: Call(
+        "GET", f"/runs/{fx.runs[k]}/pull-request", also_allowed=(404,)
+    ),
     ("GET", "/badges/{owner}/{repo}/{workflow}.svg"): lambda fx, k: Call(
         "GET", f"/badges/octo/{k}/train.svg"
     ),

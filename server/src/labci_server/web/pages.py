@@ -61,6 +61,11 @@ async def run_page(run_id: RowId, request: Request, sc: Ctx) -> HTMLResponse:
         f"{escape(run['trigger'])} · branch {escape(run['branch'])} · commit <code>{escape(run['commit_sha'])}</code>"
         f" · {state(run['state'])} {state(run['conclusion'])}</p>"
     )
+    if run["pr_number"]:
+        head += (
+            f"<p><a href='/runs/{run['id']}/pull-request'>pull request #{run['pr_number']}"
+            " and labci's comment on it</a></p>"
+        )
     if run["error"]:
         head += f"<pre>{escape(run['error'])}</pre>"
     statuses = "".join(
