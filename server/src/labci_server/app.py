@@ -32,7 +32,7 @@ from .operations.metrics import WebhookTimer
 from .queue import connect
 from .settings import Settings
 from .web import account as account_pages
-from .web import badge_routes, github_login, pages, pull_requests, runs_list
+from .web import badge_routes, github_login, log_stream, pages, pull_requests, runs_list
 from .web.static_files import mount_static
 from .web.templating import error_page
 
@@ -81,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
         github_login.router,
         runs_list.router,
         pull_requests.router,
+        log_stream.router,
         pages.router,
         badge_routes.router,
     ):

@@ -18,9 +18,12 @@ from ..api.deps import Ctx, RowId
 from ..auth.policies import READ_RUN, WRITE_RUN, Access, policy
 from ..auth.principal import SESSION_USER
 from ..auth.sessions import csrf_token
+from ..db.models import TERMINAL_JOB_STATES
 from ..planning.approval import approve_run
 from ..results.comment_render import decision_footer, metric_cells
 from ..results.views import run_detail
+from .log_stream import line_markup
+from .static_files import static_url
 
 router = APIRouter()
 
@@ -29,6 +32,7 @@ body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
 .success{color:#1a7f37}.failure,.error,.timed_out,.cancelled,.blocked{color:#cf222e}.pending,.queued,.running,.waiting{color:#9a6700}.skipped{color:#57606a}
 pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;max-height:30rem}.stderr{color:#cf222e}
+pre.log .line{display:block}pre.log .n{display:inline-block;min-width:3.5em;margin-right:1em;color:#8c959f;text-align:right;text-decoration:none;user-select:none}
 """
 
 
@@ -36,6 +40,9 @@ def page(title: str, body: str) -> HTMLResponse:
     html = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
         "<link rel='icon' href='data:,'>"
+        "<meta name='htmx-config' content='{\"allowEval\": false, \"includeIndicatorStyles\": false}'>"
+        f"<script src='{static_url('vendor/htmx.min.js')}' defer></script>"
+        f"<script src='{static_url('vendor/htmx-ext-sse.min.js')}' defer></script>"
         f"<style>{STYLE}</style></head><body><p><a href='/'>labci</a> · "
         f"<a href='/account'>account</a> · <a href='/login'>sign in</a></p>{body}</body></html>"
     )
@@ -159,10 +166,19 @@ def _job_section(row: dict[str, Any]) -> str:
         f"<tr><td>{s['index']}</td><td>{escape(s['name'])}</td><td>{state(s['status'])}</td><td>{s['exit_code']}</td></tr>"
         for s in row["steps"]
     )
-    logs = "\n".join(
-        f"<span class='{escape(line['stream'])}'>{escape(line['text'])}</span>"
-        for line in row["logs"]
+    logs = "".join(
+        line_markup(job["id"], line["seq"], line["stream"], line["text"]) for line in row["logs"]
     )
+    log_box = f"<pre class='log'>{logs}</pre>"
+    if job["state"] not in TERMINAL_JOB_STATES and not row.get("logs_truncated"):
+        # Live: new lines arrive as Server-Sent Events and are appended (htmx's SSE
+        # extension); the stream ends with the attempt. Without script: reload.
+        after = row["logs"][-1]["seq"] if row["logs"] else -1
+        log_box = (
+            f"<div hx-ext='sse' sse-connect='/jobs/{job['id']}/logs/stream?after={after}'"
+            f" sse-close='end'><pre class='log' sse-swap='lines' hx-swap='beforeend'>{logs}</pre>"
+            "</div>"
+        )
     return (
         f"<h2 id='job-{job['id']}'>{escape(job['job_key'])} {state(job['state'])}</h2>"
         f"<p>{escape(job['context'])} · attempt {job['attempt']} · started {when(job['started_at'])} · "
@@ -171,7 +187,7 @@ def _job_section(row: dict[str, Any]) -> str:
         f"<h3>Steps</h3><table><tr><th>#</th><th>name</th><th>status</th><th>exit</th></tr>{steps}</table>"
         f"{_artifact_list(row.get('artifacts') or [])}"
         f"{_record_table(job.get('record'))}"
-        f"<h3>Log</h3><pre>{logs}</pre>"
+        f"<h3>Log</h3>{log_box}"
     )
 
 

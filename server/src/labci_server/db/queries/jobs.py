@@ -171,6 +171,19 @@ async def log_lines(
     return list((await session.exec(stmt)).all())
 
 
+async def log_lines_after(
+    session: AsyncSession, *, job_id: int, attempt: int, after_seq: int, limit: int
+) -> list[LogLine]:
+    """An attempt's log lines after `after_seq`, in order, at most `limit` of them."""
+    stmt = (
+        select(LogLine)
+        .where(LogLine.job_id == job_id, LogLine.attempt == attempt, col(LogLine.seq) > after_seq)
+        .order_by(col(LogLine.seq))
+        .limit(limit)
+    )
+    return list((await session.exec(stmt)).all())
+
+
 async def upsert_step(
     session: AsyncSession, *, job_id: int, attempt: int, index: int, values: dict[str, Any]
 ) -> None:

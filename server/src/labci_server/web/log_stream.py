@@ -1,0 +1,99 @@
+"""A job's log, live (issue 13, item 3): Server-Sent Events (sse-starlette) that carry each
+new stretch of lines as HTML the run page appends (htmx's SSE extension), then an `end`
+event when the attempt is over.
+
+Lines live in SQL, written by the runner's uploads; the stream reads what is new every
+POLL_S (one indexed range query per open page: a lab has a handful of viewers, and no
+second copy of the log is kept elsewhere). Each event's id is the last line's seq, so a
+browser that reconnects (EventSource does so by itself) sends Last-Event-ID and gets only
+what it has not seen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from html import escape
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from ..api.deps import Ctx, RowId
+from ..auth.policies import READ_JOB, policy
+from ..context import ServerContext
+from ..db.models import TERMINAL_JOB_STATES, LogLine
+from ..db.queries import jobs as job_queries
+from ..errors import BadRequest, NotFound
+
+router = APIRouter()
+
+POLL_S = 0.5
+LINES_PER_EVENT = 500
+# A browser holds a stream while its page is open; past this it is ended (the browser
+# reconnects from where it was), so no stream outlives a forgotten tab by much.
+MAX_STREAM_S = 30 * 60
+
+
+def line_html(line: LogLine) -> str:
+    """One line as the run page shows it: escaped text, its stream as a class, and an
+    anchor per line (`#L<job>-<n>`, n counted from 1) that can be linked to."""
+    return line_markup(line.job_id, line.seq, line.stream, line.text)
+
+
+def line_markup(job_id: int, seq: int, stream: str, text: str) -> str:
+    anchor = f"L{job_id}-{seq + 1}"
+    return (
+        f'<span class="line {escape(stream)}" id="{anchor}">'
+        f'<a class="n" href="#{anchor}">{seq + 1}</a>{escape(text)}</span>\n'
+    )
+
+
+async def _events(
+    sc: ServerContext, request: Request, job_id: int, attempt: int, after: int, for_s: float
+) -> AsyncIterator[ServerSentEvent]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + for_s
+    while loop.time() < deadline:
+        async with sc.sessions() as session:
+            # The job first, then its lines: a runner reports a job finished only once all
+            # its lines are stored, so an end seen here has every line in the read below.
+            job = await job_queries.get_job(session, job_id)
+            lines = await job_queries.log_lines_after(
+                session, job_id=job_id, attempt=attempt, after_seq=after, limit=LINES_PER_EVENT
+            )
+        if lines:
+            after = lines[-1].seq
+            yield ServerSentEvent(
+                data="".join(line_html(line) for line in lines), event="lines", id=str(after)
+            )
+            continue  # more may be waiting: read again at once
+        if job is None or job.attempt != attempt or job.state in TERMINAL_JOB_STATES:
+            state = job.state if job and job.attempt == attempt else "retried"
+            yield ServerSentEvent(data=state, event="end", id=str(after))
+            return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(POLL_S)
+
+
+@router.get("/jobs/{job_id}/logs/stream", dependencies=policy(READ_JOB))
+async def log_stream(
+    job_id: RowId,
+    request: Request,
+    sc: Ctx,
+    after: Annotated[int, Query(ge=-1, le=2**31 - 1)] = -1,
+    for_s: Annotated[int, Query(ge=1, le=MAX_STREAM_S)] = MAX_STREAM_S,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> EventSourceResponse:
+    """New lines of the job's current attempt after seq `after` (or Last-Event-ID), for at
+    most `for_s` seconds (a script that wants a bounded look; browsers reconnect)."""
+    if last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise BadRequest("Last-Event-ID must be a line's seq")
+        after = max(after, int(last_event_id))
+    async with sc.sessions() as session:
+        job = await job_queries.get_job(session, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    events = _events(sc, request, job_id, job.attempt, after, for_s)
+    return EventSourceResponse(events, ping=15)
