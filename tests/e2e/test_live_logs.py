@@ -7,6 +7,7 @@ run page appends the lines as they come (htmx's SSE extension), with no reload."
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ jobs:
     runs-on: cpu
     steps:
       - run: |
+          printf '\\033[32mgreen\\033[0m plain\\n'
           i=0
           while [ ! -e {gate} ]; do echo "line $i"; i=$((i+1)); sleep 0.05; done
           echo through
@@ -62,7 +64,7 @@ def events(response: httpx.Response) -> Iterator[tuple[str, str, str]]:
 
 def lines_of(data: str) -> list[tuple[int, str]]:
     """(seq, text) of each line in an event's HTML."""
-    return [(int(m.group(3)) - 1, m.group(4)) for m in LINE.finditer(data)]
+    return [(int(m.group(3)) - 1, html.unescape(m.group(4))) for m in LINE.finditer(data)]
 
 
 @pytest.fixture
@@ -143,6 +145,10 @@ def test_the_run_page_shows_new_lines_as_they_come(
     assert page.evaluate("window.labciNotReloaded") is True
     numbers = [int(n) for n in log.locator(".line a.n").all_inner_texts()]
     assert numbers == list(range(1, len(numbers) + 1))  # each line once, in order
+    # ANSI colours as a terminal shows them (ansi_up), not as escape codes.
+    colored = log.locator(".line", has_text="green plain")
+    expect(colored.locator("span[style*='color']")).to_have_text("green")
+    assert "\x1b" not in colored.inner_text()
     link = page.locator(f"#L{job_id}-2 a.n")
     expect(link).to_have_attribute("href", f"#L{job_id}-2")
     assert person.page_errors() == []

@@ -43,6 +43,7 @@ def page(title: str, body: str) -> HTMLResponse:
         "<meta name='htmx-config' content='{\"allowEval\": false, \"includeIndicatorStyles\": false}'>"
         f"<script src='{static_url('vendor/htmx.min.js')}' defer></script>"
         f"<script src='{static_url('vendor/htmx-ext-sse.min.js')}' defer></script>"
+        f"<script type='module' src='{static_url('labci-logs.js')}'></script>"
         f"<style>{STYLE}</style></head><body><p><a href='/'>labci</a> · "
         f"<a href='/account'>account</a> · <a href='/login'>sign in</a></p>{body}</body></html>"
     )
