@@ -112,6 +112,12 @@ def test_a_script_reads_every_line_once_in_order_then_the_end(stack: Stack, talk
     assert seen[-1][1] == "through"
     stored = stack.api(f"/api/v1/runs/{talking[0]}")["jobs"][0]["logs"]
     assert [(line["seq"], line["text"]) for line in stored] == seen
+    raw = httpx.get(f"{stack.url}/jobs/{job_id}/log.txt", timeout=timeout)
+    assert raw.headers["content-type"] == "text/plain; charset=utf-8"
+    assert raw.headers["content-disposition"] == (
+        f'attachment; filename="labci-job-{job_id}-attempt-1.log"'
+    )
+    assert raw.text == "".join(text + "\n" for _, text in seen)
 
     # A browser reconnecting sends the last id it saw: it gets the rest, nothing twice.
     resume = ids[0]

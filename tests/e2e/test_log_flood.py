@@ -13,6 +13,7 @@ import asyncio
 import sqlite3
 
 import asyncpg
+import httpx
 
 from forge_standin import create_bare_repo, push_payload
 
@@ -88,6 +89,9 @@ def test_every_line_is_stored_in_order_and_the_lease_holds(stack, github, databa
         out = [text for _, stream, text in lines if stream == "stdout"]
         assert len(out) == count
         assert out == [str(n) for n in range(1, count + 1)]
+        # The raw download holds every line, in order (streamed a chunk at a time).
+        raw = httpx.get(f"{stack.url}/jobs/{job['id']}/log.txt", timeout=120)
+        assert raw.text.splitlines() == [text for _, _, text in lines]
 
 
 def test_a_cap_below_the_output_is_a_marked_cut(stack, github, database_url):

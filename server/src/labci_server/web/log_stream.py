@@ -16,6 +16,7 @@ from html import escape
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..api.deps import Ctx, RowId
@@ -97,3 +98,36 @@ async def log_stream(
         raise NotFound(f"job {job_id} does not exist")
     events = _events(sc, request, job_id, job.attempt, after, for_s)
     return EventSourceResponse(events, ping=15)
+
+
+RAW_CHUNK_LINES = 5000
+
+
+@router.get("/jobs/{job_id}/log.txt", dependencies=policy(READ_JOB))
+async def raw_log(job_id: RowId, sc: Ctx) -> StreamingResponse:
+    """The current attempt's whole log as plain text, read and sent a chunk at a time (a
+    million-line log never sits in memory)."""
+    async with sc.sessions() as session:
+        job = await job_queries.get_job(session, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    attempt = job.attempt
+
+    async def chunks() -> AsyncIterator[bytes]:
+        after = -1
+        while True:
+            async with sc.sessions() as session:
+                lines = await job_queries.log_lines_after(
+                    session, job_id=job_id, attempt=attempt, after_seq=after, limit=RAW_CHUNK_LINES
+                )
+            if not lines:
+                return
+            after = lines[-1].seq
+            yield "".join(line.text + "\n" for line in lines).encode()
+
+    name = f"labci-job-{job_id}-attempt-{attempt}.log"
+    return StreamingResponse(
+        chunks(),
+        media_type="text/plain; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )

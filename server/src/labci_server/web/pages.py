@@ -23,6 +23,7 @@ from ..planning.approval import approve_run
 from ..results.comment_render import decision_footer, metric_cells
 from ..results.views import run_detail
 from .log_stream import line_markup
+from .runs_list import duration
 from .static_files import static_url
 
 router = APIRouter()
@@ -44,7 +45,7 @@ def page(title: str, body: str) -> HTMLResponse:
         f"<script src='{static_url('vendor/htmx.min.js')}' defer></script>"
         f"<script src='{static_url('vendor/htmx-ext-sse.min.js')}' defer></script>"
         f"<script type='module' src='{static_url('labci-logs.js')}'></script>"
-        f"<style>{STYLE}</style></head><body><p><a href='/'>labci</a> · "
+        f"<style>{STYLE}</style></head><body><p><a href='/'>labci</a> · <a href='/runs'>runs</a> · "
         f"<a href='/account'>account</a> · <a href='/login'>sign in</a></p>{body}</body></html>"
     )
     return HTMLResponse(html)
@@ -52,6 +53,16 @@ def page(title: str, body: str) -> HTMLResponse:
 
 def when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + " UTC" if ts else "—"
+
+
+def step_duration(step: dict[str, Any]) -> str:
+    """How long a step took, or has been running ("so far"); blank before it started."""
+    started, finished = step.get("started_at"), step.get("finished_at")
+    if not started:
+        return ""
+    if finished:
+        return duration(finished - started)
+    return duration(time.time() - started) + " so far"
 
 
 def state(value: str | None) -> str:
@@ -76,11 +87,16 @@ async def run_page(run_id: RowId, request: Request, sc: Ctx) -> HTMLResponse:
         )
     if run["error"]:
         head += f"<pre>{escape(run['error'])}</pre>"
+    # The newest status of each context, as the forge shows it: an earlier "pending ·
+    # queued" beside the final verdict would only mislead.
+    latest: dict[str, dict[str, Any]] = {}
+    for message in detail["outbox"]:  # oldest first
+        if message["kind"] == "status":
+            latest[message["context"]] = message
     statuses = "".join(
         f"<tr><td>{escape(m['context'])}</td><td>{state(m['state'])}</td><td>{escape(m['description'])}</td>"
         f"<td>{escape(m['status'])}</td></tr>"
-        for m in detail["outbox"]
-        if m["kind"] == "status"
+        for m in latest.values()
     )
     head += f"<h2>Commit statuses</h2><table><tr><th>context</th><th>state</th><th>description</th><th>delivery</th></tr>{statuses}</table>"
     verdicts = "".join(_verdict_section(v) for v in detail["verdicts"])
@@ -164,7 +180,8 @@ def _job_section(row: dict[str, Any]) -> str:
         f"<tr><td>{escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in row["metrics"].items()
     )
     steps = "".join(
-        f"<tr><td>{s['index']}</td><td>{escape(s['name'])}</td><td>{state(s['status'])}</td><td>{s['exit_code']}</td></tr>"
+        f"<tr><td>{s['index']}</td><td>{escape(s['name'])}</td><td>{state(s['status'])}</td>"
+        f"<td>{'' if s['exit_code'] is None else s['exit_code']}</td><td>{step_duration(s)}</td></tr>"
         for s in row["steps"]
     )
     logs = "".join(
@@ -185,10 +202,10 @@ def _job_section(row: dict[str, Any]) -> str:
         f"<p>{escape(job['context'])} · attempt {job['attempt']} · started {when(job['started_at'])} · "
         f"finished {when(job['finished_at'])}{' · ' + escape(job['reason']) if job['reason'] else ''}</p>"
         f"<h3>Metrics</h3><table>{metrics or '<tr><td>none</td></tr>'}</table>"
-        f"<h3>Steps</h3><table><tr><th>#</th><th>name</th><th>status</th><th>exit</th></tr>{steps}</table>"
+        f"<h3>Steps</h3><table><tr><th>#</th><th>name</th><th>status</th><th>exit</th><th>took</th></tr>{steps}</table>"
         f"{_artifact_list(row.get('artifacts') or [])}"
         f"{_record_table(job.get('record'))}"
-        f"<h3>Log</h3>{log_box}"
+        f"<h3>Log</h3><p><a href='/jobs/{job['id']}/log.txt' download>raw log</a></p>{log_box}"
     )
 
 
