@@ -188,6 +188,7 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("GET", "/api/v1/runs/{run_id}"): lambda fx, k: Call("GET", f"/api/v1/runs/{fx.runs[k]}"),
     ("GET", "/api/v1/outbox"): lambda fx, k: Call("GET", "/api/v1/outbox"),
     ("GET", "/jobs/{job_id}/log.txt"): lambda fx, k: Call("GET", f"/jobs/{fx.jobs[k]}/log.txt"),
+    ("GET", "/jobs/{job_id}/log"): lambda fx, k: Call("GET", f"/jobs/{fx.jobs[k]}/log?before=10"),
     ("GET", "/jobs/{job_id}/logs/stream"): lambda fx, k: Call(
         "GET", f"/jobs/{fx.jobs[k]}/logs/stream?for_s=1"
     ),

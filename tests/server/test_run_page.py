@@ -12,6 +12,7 @@ from helpers.server import test_settings
 from labci_server.app import create_app
 from labci_server.db.migrate import upgrade
 from labci_server.db.models import Event, Job, OutboxMessage, Repository, Run, Step
+from labci_server.db.queries import jobs as job_queries
 
 SHA = "b" * 40
 
@@ -92,3 +93,47 @@ async def test_statuses_are_the_newest_per_context_and_steps_say_how_long(databa
     assert steps[1][:4] == ["1", "train", "running", ""]
     assert steps[1][4].endswith(" s so far")
     assert soup.select_one(f'a[href="/jobs/{job_id}/log.txt"]') is not None
+
+
+async def test_a_long_log_shows_its_tail_and_earlier_stretches_on_demand(database_url, redis_url):
+    """Where a failure prints is the end: the page opens on the last 5,000 lines, and each
+    "show earlier" brings the 5,000 before (htmx swaps them in; the link works alone)."""
+    await upgrade(database_url)
+    app = create_app(test_settings(database_url, redis_url))
+    async with app.router.lifespan_context(app):
+        async with app.state.context.sessions() as session, session.begin():
+            repo = Repository(
+                provider="github", full_name="octo/long", clone_url="x", private=False
+            )
+            session.add(repo)
+            await session.flush()
+            event = Event(delivery_id="d", provider="github", kind="push",
+                          repository_id=repo.id or 0, commit_sha=SHA, branch="main")  # fmt: skip
+            session.add(event)
+            await session.flush()
+            run = Run(event_id=event.id or 0, repository_id=repo.id or 0, workflow_path="w",
+                      workflow_name="w", commit_sha=SHA, trigger="push", branch="main",
+                      state="finished")  # fmt: skip
+            session.add(run)
+            await session.flush()
+            job = Job(run_id=run.id or 0, job_key="fit", context="labci/w/fit", spec={},
+                      runs_on=["cpu"], timeout_s=60, state="failure")  # fmt: skip
+            session.add(job)
+            await session.flush()
+            lines = [{"seq": n, "step": 0, "stream": "stdout", "text": f"n{n}", "ts": 0.0}
+                     for n in range(12_000)]  # fmt: skip
+            await job_queries.add_log_lines(session, job_id=job.id or 0, attempt=1, lines=lines)
+            run_id, job_id = run.id, job.id
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
+            page = BeautifulSoup((await c.get(f"/runs/{run_id}")).text, "html.parser")
+            shown = [span.contents[-1] for span in page.select("pre.log .line")]
+            assert shown == [f"n{n}" for n in range(7_000, 12_000)]
+            earlier = page.select_one("pre.log a.earlier")
+            assert earlier["hx-get"] == f"/jobs/{job_id}/log?before=7000"
+            stretches = []
+            while earlier is not None:
+                part = BeautifulSoup((await c.get(earlier["hx-get"])).text, "html.parser")
+                stretches.append([span.contents[-1] for span in part.select(".line")])
+                earlier = part.select_one("a.earlier")
+    assert stretches == [[f"n{n}" for n in range(2_000, 7_000)], [f"n{n}" for n in range(2_000)]]

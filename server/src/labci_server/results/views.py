@@ -69,7 +69,10 @@ async def outbox_listing(sc: ServerContext, *, status: str, limit: int) -> list[
     ]
 
 
-async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
+async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) -> dict[str, Any]:
+    """A run with everything about it; each job's first MAX_LOG_LINES_SHOWN log lines, or
+    with `log_tail` its last ones (the page: where a failure prints), and whether there
+    are more."""
     async with sc.sessions() as session:
         run = await get_run(session, run_id)
         if run is None:
@@ -91,14 +94,28 @@ async def run_detail(sc: ServerContext, run_id: int) -> dict[str, Any]:
             steps = await job_queries.steps_of_job(session, job_id=job.id or 0, attempt=job.attempt)
             # One row past the cap says whether there are more: a million-line job is not
             # read into memory to show its first 5,000 lines.
-            logs = await job_queries.log_lines(
-                session, job_id=job.id or 0, attempt=job.attempt, limit=MAX_LOG_LINES_SHOWN + 1
-            )
+            if log_tail:
+                logs = await job_queries.log_lines_before(
+                    session,
+                    job_id=job.id or 0,
+                    attempt=job.attempt,
+                    before_seq=2**31 - 1,
+                    limit=MAX_LOG_LINES_SHOWN + 1,
+                )
+            else:
+                logs = await job_queries.log_lines(
+                    session, job_id=job.id or 0, attempt=job.attempt, limit=MAX_LOG_LINES_SHOWN + 1
+                )
             job_rows.append(
                 {
                     "job": job.model_dump(exclude={"job_token_hash", "spec"}),
                     "steps": [s.model_dump() for s in steps],
-                    "logs": [line.model_dump() for line in logs[:MAX_LOG_LINES_SHOWN]],
+                    "logs": [
+                        line.model_dump()
+                        for line in (
+                            logs[-MAX_LOG_LINES_SHOWN:] if log_tail else logs[:MAX_LOG_LINES_SHOWN]
+                        )
+                    ],
                     "logs_truncated": len(logs) > MAX_LOG_LINES_SHOWN,
                     "metrics": metrics.get(job.id or 0, {}),
                     "artifacts": [

@@ -16,7 +16,7 @@ from html import escape
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..api.deps import Ctx, RowId
@@ -39,6 +39,17 @@ def line_html(line: LogLine) -> str:
     """One line as the run page shows it: escaped text, its stream as a class, and an
     anchor per line (`#L<job>-<n>`, n counted from 1) that can be linked to."""
     return line_markup(line.job_id, line.seq, line.stream, line.text)
+
+
+def earlier_link(job_id: int, before_seq: int) -> str:
+    """The "show earlier" control at the top of a log that starts past its first line:
+    htmx swaps in the stretch before (and the next such control); without script, the link
+    opens that stretch."""
+    url = f"/jobs/{job_id}/log?before={before_seq}"
+    return (
+        f'<a class="earlier" href="{url}" hx-get="{url}" hx-target="this" hx-swap="outerHTML">'
+        f"show earlier lines (before line {before_seq + 1})</a>\n"
+    )
 
 
 def line_markup(job_id: int, seq: int, stream: str, text: str) -> str:
@@ -101,6 +112,24 @@ async def log_stream(
 
 
 RAW_CHUNK_LINES = 5000
+EARLIER_LINES = 5000
+
+
+@router.get("/jobs/{job_id}/log", dependencies=policy(READ_JOB), response_class=HTMLResponse)
+async def earlier_lines(
+    job_id: RowId, sc: Ctx, before: Annotated[int, Query(ge=0, le=2**31 - 1)]
+) -> HTMLResponse:
+    """The EARLIER_LINES lines of the current attempt before seq `before`, as the run page
+    shows them, headed by the control for the stretch before those."""
+    async with sc.sessions() as session:
+        job = await job_queries.get_job(session, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} does not exist")
+        lines = await job_queries.log_lines_before(
+            session, job_id=job_id, attempt=job.attempt, before_seq=before, limit=EARLIER_LINES
+        )
+    head = earlier_link(job_id, lines[0].seq) if lines and lines[0].seq > 0 else ""
+    return HTMLResponse(head + "".join(line_html(line) for line in lines))
 
 
 @router.get("/jobs/{job_id}/log.txt", dependencies=policy(READ_JOB))

@@ -22,7 +22,7 @@ from ..db.models import TERMINAL_JOB_STATES
 from ..planning.approval import approve_run
 from ..results.comment_render import decision_footer, metric_cells
 from ..results.views import run_detail
-from .log_stream import line_markup
+from .log_stream import earlier_link, line_markup
 from .runs_list import duration
 from .static_files import static_url
 
@@ -72,7 +72,7 @@ def state(value: str | None) -> str:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=policy(READ_RUN))
 async def run_page(run_id: RowId, request: Request, sc: Ctx) -> HTMLResponse:
-    detail = await run_detail(sc, run_id)
+    detail = await run_detail(sc, run_id, log_tail=True)
     run = detail["run"]
     head = _approval_banner(request, run) + (
         f"<h1>Run #{run['id']}: {escape(run['workflow_name'])}</h1>"
@@ -187,8 +187,10 @@ def _job_section(row: dict[str, Any]) -> str:
     logs = "".join(
         line_markup(job["id"], line["seq"], line["stream"], line["text"]) for line in row["logs"]
     )
+    if row["logs"] and row["logs"][0]["seq"] > 0:  # the tail of a longer log
+        logs = earlier_link(job["id"], row["logs"][0]["seq"]) + logs
     log_box = f"<pre class='log'>{logs}</pre>"
-    if job["state"] not in TERMINAL_JOB_STATES and not row.get("logs_truncated"):
+    if job["state"] not in TERMINAL_JOB_STATES:
         # Live: new lines arrive as Server-Sent Events and are appended (htmx's SSE
         # extension); the stream ends with the attempt. Without script: reload.
         after = row["logs"][-1]["seq"] if row["logs"] else -1

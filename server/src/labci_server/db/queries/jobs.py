@@ -184,6 +184,20 @@ async def log_lines_after(
     return list((await session.exec(stmt)).all())
 
 
+async def log_lines_before(
+    session: AsyncSession, *, job_id: int, attempt: int, before_seq: int, limit: int
+) -> list[LogLine]:
+    """The `limit` log lines of an attempt just before `before_seq`, in order: a log's
+    tail, and the earlier stretches a reader asks for."""
+    stmt = (
+        select(LogLine)
+        .where(LogLine.job_id == job_id, LogLine.attempt == attempt, col(LogLine.seq) < before_seq)
+        .order_by(col(LogLine.seq).desc())
+        .limit(limit)
+    )
+    return list(reversed((await session.exec(stmt)).all()))
+
+
 async def upsert_step(
     session: AsyncSession, *, job_id: int, attempt: int, index: int, values: dict[str, Any]
 ) -> None:

@@ -33,3 +33,5 @@ document.body.addEventListener("htmx:sseMessage", (event) => {
   const box = event.target.closest("pre.log") || event.target.querySelector("pre.log");
   if (box) render(box);
 });
+// Earlier lines swapped in at the top of a log ("show earlier").
+document.body.addEventListener("htmx:afterSettle", renderAll);
