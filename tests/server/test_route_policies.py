@@ -267,6 +267,7 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ),
     ("GET", "/"): lambda fx, k: Call("GET", "/"),
     ("GET", "/runs"): lambda fx, k: Call("GET", "/runs?state=finished"),
+    ("GET", "/runners"): lambda fx, k: Call("GET", "/runners"),
     ("GET", "/runs/{run_id}"): lambda fx, k: Call("GET", f"/runs/{fx.runs[k]}"),
     ("GET", "/runs/{run_id}/pull-request"): lambda fx, k: Call(
         "GET", f"/runs/{fx.runs[k]}/pull-request", also_allowed=(404,)

@@ -32,7 +32,15 @@ from .operations.metrics import WebhookTimer
 from .queue import connect
 from .settings import Settings
 from .web import account as account_pages
-from .web import badge_routes, github_login, log_stream, pages, pull_requests, runs_list
+from .web import (
+    badge_routes,
+    github_login,
+    log_stream,
+    pages,
+    pull_requests,
+    runners_page,
+    runs_list,
+)
 from .web.static_files import mount_static
 from .web.templating import error_page
 
@@ -82,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         runs_list.router,
         pull_requests.router,
         log_stream.router,
+        runners_page.router,
         pages.router,
         badge_routes.router,
     ):

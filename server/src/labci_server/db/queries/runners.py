@@ -45,3 +45,9 @@ async def registration_token_by_hash(
         .execution_options(populate_existing=True)
     )
     return (await session.exec(stmt)).first()
+
+
+async def all_runners(session: AsyncSession) -> list[Runner]:
+    """Every registered runner, revoked ones last, then by name."""
+    stmt = select(Runner).order_by(col(Runner.revoked_at).is_not(None), col(Runner.name))
+    return list((await session.exec(stmt)).all())

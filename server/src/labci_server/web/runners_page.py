@@ -1,0 +1,90 @@
+"""The runners page (issue 13, item 6; read-only until issue 14 gives runners drain and
+revoke): each runner's state and last heartbeat, labels, what it can run, slots in use,
+the jobs it holds, and each GPU with its model, memory, health and the job holding it.
+
+Runners serve every repository, so the page is for people signed in; a job of a repository
+the reader cannot read is shown as held, without its name or link."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from ..api.deps import Ctx
+from ..auth.permissions import readable_repository_ids
+from ..auth.policies import SIGNED_IN, Access
+from ..db.models import Job, Runner
+from ..db.queries.jobs import active_jobs
+from ..db.queries.runners import all_runners
+from ..db.queries.runs import get_run
+from .runs_list import ago
+from .templating import render
+
+router = APIRouter()
+
+
+def runner_state(runner: Runner, now: float, lease_s: float) -> str:
+    if runner.revoked_at is not None:
+        return "revoked"
+    seen = runner.last_heartbeat_at
+    # Offline after a lease without a heartbeat: its jobs are reaped then.
+    return "online" if seen is not None and now - seen <= lease_s else "offline"
+
+
+def executors(runner: Runner) -> str:
+    kinds = [name for name, able in sorted((runner.capabilities or {}).items()) if able]
+    return ", ".join({"host": "process", "container": "docker"}.get(k, k) for k in kinds) or "—"
+
+
+@router.get("/runners", response_class=HTMLResponse)
+async def runners_page(
+    request: Request, sc: Ctx, access: Annotated[Access, Depends(SIGNED_IN)]
+) -> HTMLResponse:
+    visible = await readable_repository_ids(sc, access.principal)
+    now = time.time()
+    async with sc.sessions() as session:
+        runners = await all_runners(session)
+        held = await active_jobs(session)
+        runs = {job.run_id: await get_run(session, job.run_id) for job in held}
+    jobs_of: dict[int, list[Job]] = {}
+    for job in held:
+        if job.runner_id is not None:
+            jobs_of.setdefault(job.runner_id, []).append(job)
+
+    def shown(job: Job) -> dict[str, Any]:
+        run = runs.get(job.run_id)
+        readable = run is not None and (visible is None or run.repository_id in visible)
+        return {
+            "id": job.id,
+            "key": job.job_key if readable else None,
+            "run_id": job.run_id if readable else None,
+            "state": job.state,
+        }
+
+    rows = []
+    for runner in runners:
+        mine = jobs_of.get(runner.id or 0, [])
+        holder = {gpu: shown(job) for job in mine for gpu in job.gpu_ids or []}
+        inventory = runner.gpus or {}
+        rows.append(
+            {
+                "name": runner.name,
+                "state": runner_state(runner, now, sc.settings.lease_s),
+                "seen": ago(runner.last_heartbeat_at, now) if runner.last_heartbeat_at else "never",
+                "labels": runner.labels,
+                "executors": executors(runner),
+                "slots": runner.slots,
+                "busy": len(mine),
+                "jobs": [shown(job) for job in mine],
+                "gpus": [
+                    {**gpu, "job": holder.get(str(gpu.get("id")))}
+                    for gpu in inventory.get("gpus") or []
+                ],
+                "driver": inventory.get("driver_version"),
+                "cuda": inventory.get("cuda_version"),
+            }
+        )
+    return render(request, "runners.html", access.principal, title="Runners", runners=rows)

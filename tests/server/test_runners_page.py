@@ -1,0 +1,97 @@
+"""The runners page (issue 13, item 6, read-only): state from heartbeats, labels, what each
+runs, slots in use, the jobs it holds and its GPUs, each with the job holding it; a job of
+a repository the reader cannot read is held by "a job you cannot see"."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from bs4 import BeautifulSoup
+
+from helpers.people import bearer, make_token, make_user
+from helpers.server import test_settings
+from labci_server.app import create_app
+from labci_server.db.migrate import upgrade
+from labci_server.db.models import Event, Job, Repository, Run, Runner
+
+GPUS = {
+    "gpus": [
+        {"id": "0", "model": "NVIDIA A100", "memory_mib": 40960, "healthy": True, "in_use": True},
+        {"id": "1", "model": "NVIDIA A100", "memory_mib": 40960, "healthy": True, "in_use": True},
+        {"id": "2", "model": "NVIDIA A100", "memory_mib": 40960, "healthy": False,
+         "problem": "Xid 79", "in_use": False},
+    ],
+    "driver_version": "550.54",
+    "cuda_version": "12.4",
+}  # fmt: skip
+
+
+async def add_job(session, runner: Runner, *, private: bool, gpus: list[str]) -> tuple[int, int]:
+    name = "octo/secret" if private else "octo/open"
+    repo = Repository(provider="github", full_name=name, clone_url="x", private=private)
+    session.add(repo)
+    await session.flush()
+    event = Event(delivery_id=f"d-{name}", provider="github", kind="push",
+                  repository_id=repo.id or 0, commit_sha="c" * 40, branch="main")  # fmt: skip
+    session.add(event)
+    await session.flush()
+    run = Run(event_id=event.id or 0, repository_id=repo.id or 0, workflow_path="w",
+              workflow_name="w", commit_sha="c" * 40, trigger="push", branch="main",
+              state="running")  # fmt: skip
+    session.add(run)
+    await session.flush()
+    job = Job(run_id=run.id or 0, job_key=f"fit ({name})", context="labci/w/fit", spec={},
+              runs_on=["gpu"], timeout_s=60, state="running", runner_id=runner.id,
+              gpu_ids=gpus)  # fmt: skip
+    session.add(job)
+    await session.flush()
+    return run.id or 0, job.id or 0
+
+
+async def test_runners_their_jobs_and_gpus(database_url, redis_url):
+    await upgrade(database_url)
+    app = create_app(test_settings(database_url, redis_url))
+    now = time.time()
+    async with app.router.lifespan_context(app):
+        sessions = app.state.context.sessions
+        async with sessions() as session, session.begin():
+            gpu = Runner(name="lab-gpu-1", labels=["self-hosted", "gpu"], slots=2,
+                         capabilities={"host": True, "container": True}, gpus=GPUS,
+                         token_hash="a", last_heartbeat_at=now - 3)  # fmt: skip
+            quiet = Runner(name="lab-cpu-2", labels=["cpu"], token_hash="b",
+                           last_heartbeat_at=now - 3600)  # fmt: skip
+            gone = Runner(name="old-box", labels=["cpu"], token_hash="c", revoked_at=now)
+            session.add_all([gpu, quiet, gone])
+            await session.flush()
+            open_run, open_job = await add_job(session, gpu, private=False, gpus=["0"])
+            await add_job(session, gpu, private=True, gpus=["1"])
+        reader = await make_user(sessions, "ada")
+        token = await make_token(sessions, reader, scope="read")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
+            page = await c.get("/runners", headers={**bearer(token), "accept": "text/html"})
+            anonymous = await c.get("/runners")
+    assert anonymous.status_code == 401
+    assert page.status_code == 200
+    soup = BeautifulSoup(page.text, "html.parser")
+    rows = {tr["data-runner"]: tr for tr in soup.select("table.runners tbody tr")}
+    assert list(rows) == ["lab-cpu-2", "lab-gpu-1", "old-box"]  # revoked last
+
+    def cells(name: str) -> list[str]:
+        return [" ".join(td.get_text(" ", strip=True).split()) for td in rows[name].find_all("td")]
+
+    name, state, labels, executors, slots, jobs, gpus = cells("lab-gpu-1")
+    assert state == "online last heartbeat 3 s ago"
+    assert (labels, executors, slots) == ("self-hosted, gpu", "docker, process", "2 / 2")
+    assert jobs == "fit (octo/open) running a job you cannot see running"
+    assert "0: NVIDIA A100 · 40.0 GiB · healthy · held by fit (octo/open)" in gpus
+    assert "1: NVIDIA A100 · 40.0 GiB · healthy · held by a job you cannot see" in gpus
+    assert "2: NVIDIA A100 · 40.0 GiB · unhealthy: Xid 79 · free" in gpus
+    assert "driver 550.54 · CUDA 12.4" in gpus
+    link = rows["lab-gpu-1"].select_one("a")
+    assert link["href"] == f"/runs/{open_run}#job-{open_job}"
+    assert "octo/secret" not in page.text
+    assert cells("lab-cpu-2")[1] == "offline last heartbeat 1 h ago"
+    assert cells("lab-cpu-2")[5] == "idle"
+    assert cells("old-box")[1].startswith("revoked")
