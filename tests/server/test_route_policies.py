@@ -290,6 +290,9 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("GET", "/api/v1/repos/{owner}/{repo}/metrics"): lambda fx, k: Call(
         "GET", f"/api/v1/repos/octo/{k}/metrics?workflow=train&job=fit&metric=acc"
     ),
+    ("GET", "/repos/{owner}/{repo}/metrics/history"): lambda fx, k: Call(
+        "GET", f"/repos/octo/{k}/metrics/history?workflow=train&job=fit&metric=acc"
+    ),
     ("GET", "/api/v1/repos/{owner}/{repo}/secrets"): lambda fx, k: Call(
         "GET", f"/api/v1/repos/octo/{k}/secrets"
     ),

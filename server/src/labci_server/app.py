@@ -36,6 +36,7 @@ from .web import (
     badge_routes,
     github_login,
     log_stream,
+    metrics_page,
     pages,
     pull_requests,
     runners_page,
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         pull_requests.router,
         log_stream.router,
         runners_page.router,
+        metrics_page.router,
         pages.router,
         badge_routes.router,
     ):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import time
 from html import escape
+from pathlib import PurePosixPath
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -100,7 +102,23 @@ async def run_page(run_id: RowId, request: Request, sc: Ctx) -> HTMLResponse:
     )
     head += f"<h2>Commit statuses</h2><table><tr><th>context</th><th>state</th><th>description</th><th>delivery</th></tr>{statuses}</table>"
     verdicts = "".join(_verdict_section(v) for v in detail["verdicts"])
-    return page(f"run {run_id}", head + verdicts + "".join(_job_section(j) for j in detail["jobs"]))
+    history = _history_base(detail["repository"], run["workflow_name"])
+    jobs = "".join(_job_section(j, history) for j in detail["jobs"])
+    return page(f"run {run_id}", head + verdicts + jobs)
+
+
+def _history_base(repository: dict[str, Any] | None, workflow: str) -> str | None:
+    """Where a metric's history page is for this run's repository (by owner/name: a local
+    repository's last two path components), or None when it has no such name."""
+    if repository is None:
+        return None
+    parts = PurePosixPath(repository["full_name"]).parts
+    if len(parts) < 2:
+        return None
+    owner, name = parts[-2], parts[-1].removesuffix(".git")
+    return f"/repos/{quote(owner)}/{quote(name)}/metrics/history?" + urlencode(
+        {"workflow": workflow}
+    )
 
 
 @router.post("/runs/{run_id}/approve")
@@ -174,10 +192,18 @@ def _verdict_section(verdict: dict[str, Any]) -> str:
     )
 
 
-def _job_section(row: dict[str, Any]) -> str:
+def _job_section(row: dict[str, Any], history: str | None = None) -> str:
     job = row["job"]
+    group = job["context"].split("/", 2)[-1]  # labci/<workflow>/<group>
+
+    def name_of(metric: str) -> str:
+        if history is None:
+            return escape(metric)
+        url = history + "&" + urlencode({"job": group, "metric": metric})
+        return f"<a href='{escape(url)}' title='its history'>{escape(metric)}</a>"
+
     metrics = "".join(
-        f"<tr><td>{escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in row["metrics"].items()
+        f"<tr><td>{name_of(k)}</td><td>{v:.6g}</td></tr>" for k, v in row["metrics"].items()
     )
     steps = "".join(
         f"<tr><td>{s['index']}</td><td>{escape(s['name'])}</td><td>{state(s['status'])}</td>"
