@@ -269,6 +269,9 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("GET", "/runs"): lambda fx, k: Call("GET", "/runs?state=finished"),
     ("GET", "/runners"): lambda fx, k: Call("GET", "/runners"),
     ("GET", "/runs/{run_id}"): lambda fx, k: Call("GET", f"/runs/{fx.runs[k]}"),
+    ("GET", "/runs/{run_id}/compare"): lambda fx, k: Call(
+        "GET", f"/runs/{fx.runs[k]}/compare?with={fx.runs['public']}"
+    ),
     ("GET", "/runs/{run_id}/pull-request"): lambda fx, k: Call(
         "GET", f"/runs/{fx.runs[k]}/pull-request", also_allowed=(404,)
     ),

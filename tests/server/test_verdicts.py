@@ -546,6 +546,7 @@ async def test_the_run_page_shows_the_verdict_and_the_api_no_badge_token(
     assert "<td>acc ↑</td><td>0.912</td><td>0.85</td>" in page
     assert "<td>regressed</td>" in page
     assert "noise from 4 base-branch results" in page
+    assert f"/compare?with={job.run_id}'>compare with the baseline run</a>" in page
     (verdict,) = [v for v in detail["verdicts"] if v["context"] == "labci/train/fit"]
     assert verdict["state"] == "failure"
     assert verdict["metrics"][0]["name"] == "acc"

@@ -34,6 +34,7 @@ from .settings import Settings
 from .web import account as account_pages
 from .web import (
     badge_routes,
+    compare_page,
     github_login,
     log_stream,
     metrics_page,
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
         log_stream.router,
         runners_page.router,
         metrics_page.router,
+        compare_page.router,
         pages.router,
         badge_routes.router,
     ):

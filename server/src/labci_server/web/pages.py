@@ -101,7 +101,12 @@ async def run_page(run_id: RowId, request: Request, sc: Ctx) -> HTMLResponse:
         for m in latest.values()
     )
     head += f"<h2>Commit statuses</h2><table><tr><th>context</th><th>state</th><th>description</th><th>delivery</th></tr>{statuses}</table>"
-    verdicts = "".join(_verdict_section(v) for v in detail["verdicts"])
+    verdicts = "".join(_verdict_section(v, run["id"]) for v in detail["verdicts"])
+    verdicts += (
+        f"<form class='compare' method='get' action='/runs/{run['id']}/compare'>"
+        "<label>Compare with run <input name='with' inputmode='numeric' size='8' required>"
+        "</label> <button type='submit'>Compare</button></form>"
+    )
     history = _history_base(detail["repository"], run["workflow_name"])
     jobs = "".join(_job_section(j, history) for j in detail["jobs"])
     return page(f"run {run_id}", head + verdicts + jobs)
@@ -168,7 +173,7 @@ METRIC_HEADERS = (
 )
 
 
-def _verdict_section(verdict: dict[str, Any]) -> str:
+def _verdict_section(verdict: dict[str, Any], run_id: int) -> str:
     """A context's verdict: the metric table against its baseline, as the PR comment has it."""
     found = verdict.get("baseline")
     if found:
@@ -186,7 +191,14 @@ def _verdict_section(verdict: dict[str, Any]) -> str:
     footer = decision_footer(verdict)
     return (
         f"<h2>{escape(verdict['context'])} {state(verdict['state'])}</h2>"
-        f"<p>{escape(verdict['description'])}</p><p>{escape(baseline)}</p>"
+        f"<p>{escape(verdict['description'])}</p><p>{escape(baseline)}"
+        + (
+            f" · <a href='/runs/{int(found['run_id'])}/compare?with={run_id}'>"
+            "compare with the baseline run</a>"
+            if found and found.get("run_id")
+            else ""
+        )
+        + "</p>"
         + (f"<table><tr>{header}</tr>{rows}</table>" if rows else "")
         + (f"<p>{escape(footer)}</p>" if rows and footer else "")
     )
