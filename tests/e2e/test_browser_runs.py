@@ -13,7 +13,9 @@ from playwright.sync_api import expect
 
 from forge_standin import create_bare_repo, push_payload
 from helpers.browsing import Person
+from helpers.people import PASSWORD
 from helpers.stack import Stack
+from helpers.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -73,3 +75,42 @@ def test_a_run_goes_from_running_to_success_while_the_page_is_open(
     expect(page.locator("table.runs tbody tr")).to_have_count(1)
     assert person.page_errors() == []
     assert person.violations() == []
+
+
+def test_a_writer_cancels_a_running_run_from_its_page(
+    stack: Stack, github, open_tab: Callable[[], Person], tmp_path: Path
+):
+    gate = tmp_path / "gate"  # never opened: the job runs until cancelled
+    repo = create_bare_repo(github.repos_root, "octo", "exp")
+    sha = repo.commit({".labci/train.yml": GATED.format(gate=gate)})
+    stack.start_all()
+    stack.cli("users", "create", "boss", "--admin", "--password-stdin", stdin=PASSWORD + "\n")
+    payload = push_payload("octo", "exp", repo.clone_url, "refs/heads/main", "0" * 40, sha)
+    assert stack.deliver("push", payload, "push-cancel").status_code == 202
+    wait_until(
+        lambda: [j["state"] for r in stack.runs_for_commit(sha) for j in r["jobs"]] == ["running"],
+        what="the job to run",
+    )
+    (run,) = stack.runs_for_commit(sha)
+    run_id = run["run"]["id"]
+
+    anonymous = open_tab()
+    anonymous.page.goto(f"/runs/{run_id}")
+    expect(anonymous.page.get_by_role("heading", level=1)).to_contain_text(f"Run #{run_id}")
+    expect(anonymous.page.get_by_role("button", name="Cancel run")).to_have_count(0)
+
+    boss = open_tab()
+    boss.sign_in("boss", PASSWORD)
+    boss.page.goto(f"/runs/{run_id}")
+    boss.page.get_by_role("button", name="Cancel run").click()
+    expect(boss.page).to_have_url(f"{stack.url}/runs/{run_id}")
+    wait_until(
+        lambda: stack.runs_for_commit(sha)[0]["run"]["state"] == "finished",
+        what="the cancelled run to finish",
+    )
+    (job,) = stack.runs_for_commit(sha)[0]["jobs"]
+    assert job["state"] == "cancelled"
+    boss.page.reload()
+    expect(boss.page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    assert boss.page_errors() == []
+    assert boss.violations() == []

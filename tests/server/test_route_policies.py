@@ -202,6 +202,7 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("POST", "/api/v1/runs/{run_id}/approve"): lambda fx, k: Call(
         "POST", f"/api/v1/runs/{fx.runs[k]}/approve", {}, also_allowed=(409,)
     ),
+    ("POST", "/runs/{run_id}/cancel"): lambda fx, k: Call("POST", f"/runs/{fx.runs[k]}/cancel", {}),
     ("POST", "/runs/{run_id}/approve"): lambda fx, k: Call(
         "POST", f"/runs/{fx.runs[k]}/approve", {}, also_allowed=(409,)
     ),

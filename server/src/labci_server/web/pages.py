@@ -17,11 +17,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ..api.deps import Ctx, RowId
-from ..auth.policies import READ_RUN, WRITE_RUN, Access, policy
+from ..auth.levels import at_least
+from ..auth.policies import READ_RUN, WRITE_RUN, Access
 from ..auth.principal import SESSION_USER
 from ..auth.sessions import csrf_token
 from ..db.models import TERMINAL_JOB_STATES
 from ..planning.approval import approve_run
+from ..results.cancel import cancel_run_by_id
 from ..results.comment_render import decision_footer, metric_cells
 from ..results.views import run_detail
 from .log_stream import earlier_link, line_markup
@@ -72,8 +74,10 @@ def state(value: str | None) -> str:
     return f"<span class='{text}'>{text}</span>"
 
 
-@router.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=policy(READ_RUN))
-async def run_page(run_id: RowId, request: Request, sc: Ctx) -> HTMLResponse:
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+async def run_page(
+    run_id: RowId, request: Request, sc: Ctx, access: Annotated[Access, Depends(READ_RUN)]
+) -> HTMLResponse:
     detail = await run_detail(sc, run_id, log_tail=True)
     run = detail["run"]
     head = _approval_banner(request, run) + (
@@ -82,6 +86,13 @@ async def run_page(run_id: RowId, request: Request, sc: Ctx) -> HTMLResponse:
         f"{escape(run['trigger'])} · branch {escape(run['branch'])} · commit <code>{escape(run['commit_sha'])}</code>"
         f" · {state(run['state'])} {state(run['conclusion'])}</p>"
     )
+    if run["state"] != "finished" and at_least(access.level, "write"):
+        # Offered to writers only (the POST is authorised all the same).
+        head += (
+            f"<form method='post' action='/runs/{run['id']}/cancel'>"
+            f"<input type='hidden' name='csrf_token' value='{escape(csrf_token(request))}'>"
+            "<button type='submit'>Cancel run</button></form>"
+        )
     if run["pr_number"]:
         head += (
             f"<p><a href='/runs/{run['id']}/pull-request'>pull request #{run['pr_number']}"
@@ -124,6 +135,15 @@ def _history_base(repository: dict[str, Any] | None, workflow: str) -> str | Non
     return f"/repos/{quote(owner)}/{quote(name)}/metrics/history?" + urlencode(
         {"workflow": workflow}
     )
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_button(
+    run_id: RowId, sc: Ctx, access: Annotated[Access, Depends(WRITE_RUN)]
+) -> RedirectResponse:
+    """The run page's cancel button (a form with the session's CSRF token)."""
+    await cancel_run_by_id(sc, run_id, reason=f"stopped by {access.principal.name}")
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
 
 @router.post("/runs/{run_id}/approve")
