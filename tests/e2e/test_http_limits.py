@@ -58,6 +58,29 @@ def open_descriptors(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
+def accepted(pid: int, port: int, client_ports: set[int]) -> int:
+    """How many of these clients' connections the server's process holds: its socket
+    descriptors' inodes against /proc/net/tcp's server-side rows. Counting exactly these,
+    not all its descriptors, keeps out the rest of what it opens and closes meanwhile (a
+    pool connection, an earlier test's keep-alive going away on a slow machine)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed while listed
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    local = f"0100007F:{port:04X}"
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+        if fields[1] == local and remote_port in client_ports and fields[9] in inodes:
+            count += 1
+    return count
+
+
 class Memory:
     """Peak resident memory of a process from now on, against its resident memory now."""
 
@@ -340,8 +363,9 @@ def test_2000_stalled_connections_leave_healthz_answering_and_are_closed(server,
             sock = socket.create_connection(("127.0.0.1", stack.port), timeout=SOCKET_GUARD_S)
             sock.sendall(b"GET /healthz HT")  # half a request line, then nothing
             stalled.append(sock)
+        ours = {sock.getsockname()[1] for sock in stalled}
         wait_until(
-            lambda: open_descriptors(pid) >= baseline + STALLED,
+            lambda: accepted(pid, stack.port, ours) == STALLED,
             what="the server to accept 2,000 connections",
             timeout_s=SOCKET_GUARD_S,
         )
