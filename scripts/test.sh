@@ -10,6 +10,6 @@ npm ci --prefix server/web-assets --no-audit --no-fund --silent
 "${UV[@]}" run --locked ruff check .
 "${UV[@]}" run --locked ruff format --check .
 "${UV[@]}" run --locked lint-imports
-# One test process by default: two (LABCI_TEST_WORKERS=2, pytest-xdist) are faster but the
-# log flood and stalled-connection tests time out when they overlap on a 2-core machine.
-"${UV[@]}" run --locked pytest -n "${LABCI_TEST_WORKERS:-0}" --dist loadgroup "$@"
+# Two test processes by default (pytest-xdist; LABCI_TEST_WORKERS=0 runs them in this one):
+# each gets its own PostgreSQL and Redis database, and the Docker-engine tests share one.
+"${UV[@]}" run --locked pytest -n "${LABCI_TEST_WORKERS:-2}" --dist loadgroup "$@"
