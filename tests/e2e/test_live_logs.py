@@ -3,7 +3,7 @@ a real runner's step prints, read by a script and by a browser on the run page.
 
 The stream carries every line once, in order, each event naming the last line's seq; it
 ends with the attempt's outcome; a reconnect with Last-Event-ID gets only what is new. The
-run page appends the lines as they come (htmx's SSE extension), with no reload."""
+run page puts the lines in their step as they come, with no reload."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ jobs:
           echo through
 """
 LINE = re.compile(
-    r'<span class="line (\w+)" id="L(\d+)-(\d+)"><a class="n" href="#L\2-\3">\3</a>(.*?)</span>'
+    r'<span class="line (\w+)" id="L(\d+)-(\d+)" data-step="\d+" data-t="[\d:.]+">'
+    r'<a class="n" href="#L\2-\3">\3</a>(.*?)</span>'
 )
 
 

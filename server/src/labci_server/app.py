@@ -38,8 +38,8 @@ from .web import (
     github_login,
     log_stream,
     metrics_page,
-    pages,
     pull_requests,
+    run_page,
     runners_page,
     runs_list,
 )
@@ -95,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
         runners_page.router,
         metrics_page.router,
         compare_page.router,
-        pages.router,
+        run_page.router,
         badge_routes.router,
     ):
         app.include_router(router)

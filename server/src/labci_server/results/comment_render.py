@@ -165,10 +165,17 @@ def _baseline_line(details: dict[str, Any]) -> str | None:
     return f"No baseline: {text(why)}" if why else None
 
 
-TABLE_HEAD = (
-    "| metric | base | head | Δ [interval] | Δ % | verdict | p (adjusted) | decided by |\n"
-    "|---|---|---|---|---|---|---|---|"
+METRIC_HEADERS = (
+    "metric",
+    "base",
+    "head",
+    "Δ [interval]",
+    "Δ %",
+    "verdict",
+    "p (adjusted)",
+    "decided by",
 )
+TABLE_HEAD = "| " + " | ".join(METRIC_HEADERS) + " |\n" + "|" + "---|" * len(METRIC_HEADERS)
 
 
 def _table(rows: list[dict[str, Any]], *, collapse: bool) -> str:

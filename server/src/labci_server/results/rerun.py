@@ -1,4 +1,5 @@
-"""A re-run of one context's jobs, asked for with the "Re-run" button of its check run.
+"""A re-run of one context's jobs, asked for with the "Re-run" button of its check run, or
+of a run's checks, asked for with the run page's buttons.
 
 The newest run of the commit that has the context gets its jobs back as new attempts (a
 job with `needs` waits for them again, one skipped by its `if` stays skipped); their
@@ -34,48 +35,67 @@ async def rerun_context(
 ) -> int | None:
     """Start the context's jobs again; returns the run's id, or None when there is nothing
     to re-run (unknown repository, commit or context, or jobs still going)."""
+    async with sc.sessions() as session:
+        repo = await find_repository(session, provider=provider, full_name=repo_full_name)
+        found = (
+            await newest_run_with_context(
+                session, repository_id=repo.id or 0, commit_sha=commit_sha, context=context
+            )
+            if repo is not None
+            else None
+        )
+    if found is None:
+        return None
+    started = await rerun_of_run(sc, found.id or 0, contexts=[context], who=who)
+    return found.id if started else None
+
+
+async def rerun_of_run(
+    sc: ServerContext, run_id: int, *, contexts: list[str] | None, who: str
+) -> list[str]:
+    """Start again the run's `contexts` (None: every one of its checks) whose jobs have all
+    ended (the run page's re-run buttons); returns the contexts started, in order."""
     reason = f"re-run requested by {who}"
     async with sc.sessions() as session, session.begin():
-        repo = await find_repository(session, provider=provider, full_name=repo_full_name)
-        if repo is None:
-            return None
-        found = await newest_run_with_context(
-            session, repository_id=repo.id or 0, commit_sha=commit_sha, context=context
-        )
-        run = await get_run(session, found.id or 0, for_update=True) if found else None
+        run = await get_run(session, run_id, for_update=True)
         if run is None:
-            return None
+            return []
         rows = await jobs_of_run(session, run.id or 0)
-        members = [row for row in rows if row.context == context]
-        if any(row.state not in TERMINAL_JOB_STATES for row in members):
-            log.info("%s of run %s is still going: no re-run", context, run.id)
-            return None
-        needing = {row.id for row in members if row.spec["job"].get("needs")}
-        again = [row for row in members if row.state != "skipped" or row.id in needing]
-        if not again:
-            return None
-        for job in again:
-            back_to_pending(session, job, reason=reason)
-            job.finished_at = None
-            if job.id in needing:
-                job.state = "waiting"  # decided again from its needs' outcomes
-        await forget_results(session, again, run_id=run.id or 0, context=context)
+        wanted = contexts if contexts is not None else list(dict.fromkeys(r.context for r in rows))
         run_url = sc.run_url(run.id)
-        await enqueue_status(
-            session,
-            repository_id=run.repository_id,
-            commit_sha=run.commit_sha,
-            context=context,
-            state="pending",
-            description=reason,
-            target_url=run_url,
-            rerun=True,
-        )
+        started = []
+        for context in wanted:
+            members = [row for row in rows if row.context == context]
+            if not members or any(row.state not in TERMINAL_JOB_STATES for row in members):
+                log.info("%s of run %s is still going or unknown: no re-run", context, run.id)
+                continue
+            needing = {row.id for row in members if (row.spec.get("job") or {}).get("needs")}
+            again = [row for row in members if row.state != "skipped" or row.id in needing]
+            if not again:
+                continue
+            for job in again:
+                back_to_pending(session, job, reason=reason)
+                job.finished_at = None
+                if job.id in needing:
+                    job.state = "waiting"  # decided again from its needs' outcomes
+            await forget_results(session, again, run_id=run.id or 0, context=context)
+            await enqueue_status(
+                session,
+                repository_id=run.repository_id,
+                commit_sha=run.commit_sha,
+                context=context,
+                state="pending",
+                description=reason,
+                target_url=run_url,
+                rerun=True,
+            )
+            started.append(context)
+        if not started:
+            return []
         await settle_run(session, run, [], run_url=run_url)
         if run.state != "finished":
             run.conclusion, run.finished_at = None, None
-        run_id = run.id
-    log.info("%s of run %s: %s", context, run_id, reason)
+    log.info("%s of run %s: %s", ", ".join(started), run_id, reason)
     await kick_scheduler(sc.redis)
     await kick_outbox(sc.redis)
-    return run_id
+    return started

@@ -10,6 +10,7 @@ from ..db.queries import outbox as outbox_queries
 from ..db.queries.artifacts import artifacts_of_jobs
 from ..db.queries.events import get_event
 from ..db.queries.repositories import get_repository
+from ..db.queries.runners import names_of_runners
 from ..db.queries.runs import (
     get_run,
     jobs_of_run,
@@ -89,6 +90,7 @@ async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) 
             session, repository_id=run.repository_id, commit_sha=run.commit_sha
         )
         verdicts = await verdicts_of_runs(session, [run_id])
+        runner_names = await names_of_runners(session, {j.runner_id for j in jobs if j.runner_id})
         job_rows = []
         for job in jobs:
             steps = await job_queries.steps_of_job(session, job_id=job.id or 0, attempt=job.attempt)
@@ -109,6 +111,9 @@ async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) 
             job_rows.append(
                 {
                     "job": job.model_dump(exclude={"job_token_hash", "spec"}),
+                    # The workflow jobs this one waits for: the run page draws the graph.
+                    "needs": list((job.spec.get("job") or {}).get("needs") or []),
+                    "runner": runner_names.get(job.runner_id or 0),
                     "steps": [s.model_dump() for s in steps],
                     "logs": [
                         line.model_dump()
@@ -132,7 +137,7 @@ async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) 
         # The badge token is a read credential of a private repository: never shown here.
         "repository": repo.model_dump(exclude={"badge_token"}) if repo else None,
         "event": event.model_dump(
-            include={"id", "kind", "delivery_id", "received_at", "planned_at"}
+            include={"id", "kind", "delivery_id", "received_at", "planned_at", "sender", "title"}
         )
         if event
         else None,

@@ -15,9 +15,8 @@ from fastapi.responses import HTMLResponse
 from ..api.deps import Ctx, RowId
 from ..auth.policies import READ_RUN, Access, require_level
 from ..db.queries.visible import repository_of_run
-from ..results.comment_render import decision_footer, metric_cells
+from ..results.comment_render import METRIC_HEADERS, decision_footer, metric_cells
 from ..results.run_compare import compare_runs
-from .pages import METRIC_HEADERS
 from .templating import render
 
 router = APIRouter()

@@ -1,5 +1,5 @@
 """A job's log, live (issue 13, item 3): Server-Sent Events (sse-starlette) that carry each
-new stretch of lines as HTML the run page appends (htmx's SSE extension), then an `end`
+new stretch of lines as HTML the run page's script puts in their steps, then an `end`
 event when the attempt is over.
 
 Lines live in SQL, written by the runner's uploads; the stream reads what is new every
@@ -11,9 +11,8 @@ what it has not seen."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from html import escape
-from typing import Annotated
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
@@ -25,8 +24,11 @@ from ..context import ServerContext
 from ..db.models import TERMINAL_JOB_STATES, LogLine
 from ..db.queries import jobs as job_queries
 from ..errors import BadRequest, NotFound
+from .templating import TEMPLATES
 
 router = APIRouter()
+LINES = TEMPLATES.env.get_template("log_lines.html")
+EARLIER = TEMPLATES.env.get_template("earlier_link.html")
 
 POLL_S = 0.5
 LINES_PER_EVENT = 500
@@ -35,29 +37,15 @@ LINES_PER_EVENT = 500
 MAX_STREAM_S = 30 * 60
 
 
-def line_html(line: LogLine) -> str:
-    """One line as the run page shows it: escaped text, its stream as a class, and an
-    anchor per line (`#L<job>-<n>`, n counted from 1) that can be linked to."""
-    return line_markup(line.job_id, line.seq, line.stream, line.text)
+def lines_html(job_id: int, lines: Sequence[LogLine | dict[str, Any]]) -> str:
+    """Lines as the run page shows them (templates/log_lines.html)."""
+    rows = [line.model_dump() if isinstance(line, LogLine) else line for line in lines]
+    return LINES.render(job_id=job_id, lines=rows)
 
 
-def earlier_link(job_id: int, before_seq: int) -> str:
-    """The "show earlier" control at the top of a log that starts past its first line:
-    htmx swaps in the stretch before (and the next such control); without script, the link
-    opens that stretch."""
-    url = f"/jobs/{job_id}/log?before={before_seq}"
-    return (
-        f'<a class="earlier" href="{url}" hx-get="{url}" hx-target="this" hx-swap="outerHTML">'
-        f"show earlier lines (before line {before_seq + 1})</a>\n"
-    )
-
-
-def line_markup(job_id: int, seq: int, stream: str, text: str) -> str:
-    anchor = f"L{job_id}-{seq + 1}"
-    return (
-        f'<span class="line {escape(stream)}" id="{anchor}">'
-        f'<a class="n" href="#{anchor}">{seq + 1}</a>{escape(text)}</span>\n'
-    )
+def earlier_html(job_id: int, before_seq: int) -> str:
+    """The "show earlier" control at the top of a log that starts past its first line."""
+    return EARLIER.render(job_id=job_id, before=before_seq)
 
 
 async def _events(
@@ -75,9 +63,7 @@ async def _events(
             )
         if lines:
             after = lines[-1].seq
-            yield ServerSentEvent(
-                data="".join(line_html(line) for line in lines), event="lines", id=str(after)
-            )
+            yield ServerSentEvent(data=lines_html(job_id, lines), event="lines", id=str(after))
             continue  # more may be waiting: read again at once
         if job is None or job.attempt != attempt or job.state in TERMINAL_JOB_STATES:
             state = job.state if job and job.attempt == attempt else "retried"
@@ -128,19 +114,26 @@ async def earlier_lines(
         lines = await job_queries.log_lines_before(
             session, job_id=job_id, attempt=job.attempt, before_seq=before, limit=EARLIER_LINES
         )
-    head = earlier_link(job_id, lines[0].seq) if lines and lines[0].seq > 0 else ""
-    return HTMLResponse(head + "".join(line_html(line) for line in lines))
+    head = earlier_html(job_id, lines[0].seq) if lines and lines[0].seq > 0 else ""
+    return HTMLResponse(head + lines_html(job_id, lines))
 
 
 @router.get("/jobs/{job_id}/log.txt", dependencies=policy(READ_JOB))
-async def raw_log(job_id: RowId, sc: Ctx) -> StreamingResponse:
-    """The current attempt's whole log as plain text, read and sent a chunk at a time (a
-    million-line log never sits in memory)."""
+async def raw_log(
+    job_id: RowId,
+    sc: Ctx,
+    attempt: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> StreamingResponse:
+    """An attempt's whole log (the current one unless `attempt` names an earlier one) as
+    plain text, read and sent a chunk at a time (a million-line log never sits in memory)."""
     async with sc.sessions() as session:
         job = await job_queries.get_job(session, job_id)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
-    attempt = job.attempt
+    if attempt is None:
+        attempt = job.attempt
+    elif attempt > job.attempt:
+        raise NotFound(f"job {job_id} has no attempt {attempt} (its latest is {job.attempt})")
 
     async def chunks() -> AsyncIterator[bytes]:
         after = -1

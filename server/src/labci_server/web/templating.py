@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from ..auth.principal import Principal
 from ..auth.sessions import csrf_token
 from .static_files import static_url
+from .terminal import as_terminal_shows, clock
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -26,6 +27,8 @@ def _when(ts: float | None, never: str = "—") -> str:
 
 
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["terminal"] = as_terminal_shows
+TEMPLATES.env.filters["clock"] = clock
 TEMPLATES.env.globals["static_url"] = static_url
 
 

@@ -89,12 +89,16 @@ async def repositories_named(session: AsyncSession, *, owner: str, name: str) ->
     rows = (await session.exec(stmt)).all()
     wanted = (owner, name.removesuffix(".git"))
     github = [repo for repo in rows if repo.provider == "github"]
-    local = [repo for repo in rows if repo.provider == "git" and _path_tail(repo) == wanted]
+    local = [
+        repo for repo in rows if repo.provider == "git" and path_tail(repo.full_name) == wanted
+    ]
     return github + local
 
 
-def _path_tail(repo: Repository) -> tuple[str, str] | None:
-    parts = PurePosixPath(repo.full_name).parts
+def path_tail(full_name: str) -> tuple[str, str] | None:
+    """A local repository's owner and name, as its history and badge addresses name it: the
+    last two components of its path (`…/labs/exp.git` → `labs`, `exp`)."""
+    parts = PurePosixPath(full_name).parts
     if len(parts) < 2:
         return None
     return parts[-2], parts[-1].removesuffix(".git")

@@ -253,3 +253,19 @@ async def busy_slots_of_runner(session: AsyncSession, runner_id: int) -> int:
         col(Job.state).in_(["queued", "running"]), col(Job.runner_id) == runner_id
     )
     return int((await session.exec(stmt)).one())
+
+
+async def pending_ahead_of(session: AsyncSession, job_id: int) -> int:
+    """How many jobs the scheduler considers before `job_id` (pending, not awaiting
+    approval, older: it takes them in id order)."""
+    stmt = (
+        select(func.count())
+        .select_from(Job)
+        .join(Run, col(Run.id) == col(Job.run_id))
+        .where(
+            Job.state == "pending",
+            col(Job.id) < job_id,
+            or_(col(Run.approval).is_(None), Run.approval != "awaiting"),
+        )
+    )
+    return int((await session.exec(stmt)).one())

@@ -51,3 +51,11 @@ async def all_runners(session: AsyncSession) -> list[Runner]:
     """Every registered runner, revoked ones last, then by name."""
     stmt = select(Runner).order_by(col(Runner.revoked_at).is_not(None), col(Runner.name))
     return list((await session.exec(stmt)).all())
+
+
+async def names_of_runners(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    """The names of the runners `ids`, in one query."""
+    if not ids:
+        return {}
+    stmt = select(Runner.id, Runner.name).where(col(Runner.id).in_(sorted(ids)))
+    return {runner_id: name for runner_id, name in (await session.exec(stmt)).all()}

@@ -1,11 +1,14 @@
-// Log lines as a terminal shows them: ANSI colours and styles rendered by ansi_up (vendored
-// from npm), for the lines the page came with and for those the live stream appends. One
-// AnsiUp per log keeps a colour that spans lines; its output escapes the text, so a line
-// stays text whatever it holds. Without script, lines show their escape codes raw.
+// The run page's logs: ANSI colours rendered by ansi_up (vendored from npm), live lines
+// from the server's Server-Sent Events put into their steps, earlier stretches fetched on
+// demand, search, links to lines, and the page's parts refreshed while the run goes on.
+// Without script the page is whole as served; a reload shows what is new.
 import { AnsiUp } from "./vendor/ansi_up.js";
 
+const REFRESH_MS = 10000;
 const renderers = new WeakMap();
 
+// One AnsiUp per log box keeps a colour that spans lines; its output escapes the text, so
+// a line stays text whatever it holds.
 function render(box) {
   let ansi = renderers.get(box);
   if (!ansi) {
@@ -24,14 +27,167 @@ function render(box) {
   }
 }
 
-function renderAll() {
-  document.querySelectorAll("pre.log").forEach(render);
+// The box of a step, made when a line comes for a step the page has not seen yet (a job
+// that started after the page loaded); kept in step order.
+function stepBox(section, step) {
+  const found = section.querySelector(`details.step[data-step="${CSS.escape(step)}"] pre.log`);
+  if (found) return found;
+  const steps = section.querySelector(".steps");
+  section.querySelector(".steps-empty")?.remove();
+  const details = document.createElement("details");
+  details.className = "step";
+  details.dataset.step = step;
+  details.open = true;
+  const summary = document.createElement("summary");
+  const name = document.createElement("span");
+  name.className = "step-name";
+  name.textContent = `step ${Number(step) + 1}`;
+  summary.append(name);
+  const box = document.createElement("pre");
+  box.className = "log";
+  details.append(summary, box);
+  const after = [...steps.querySelectorAll("details.step")].find(
+    (other) => Number(other.dataset.step) > Number(step),
+  );
+  steps.insertBefore(details, after || null);
+  return box;
 }
 
-renderAll();
-document.body.addEventListener("htmx:sseMessage", (event) => {
-  const box = event.target.closest("pre.log") || event.target.querySelector("pre.log");
-  if (box) render(box);
+// Lines (the server's HTML for them) into their steps: appended, or before what is there
+// for an earlier stretch.
+function place(section, html, atStart) {
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  const groups = new Map();
+  for (const line of template.content.querySelectorAll(".line")) {
+    const step = line.dataset.step || "0";
+    if (!groups.has(step)) groups.set(step, []);
+    groups.get(step).push(line);
+  }
+  for (const [step, lines] of groups) {
+    const box = stepBox(section, step);
+    if (atStart) box.prepend(...lines);
+    else box.append(...lines);
+    render(box);
+  }
+  applySearch(section);
+  return template.content.querySelector("a.earlier");
+}
+
+function textOf(line) {
+  const number = line.querySelector("a.n");
+  return line.textContent.slice(number ? number.textContent.length : 0);
+}
+
+function applySearch(section) {
+  const input = section.querySelector(".log-search");
+  const output = section.querySelector("output.matches");
+  if (!input) return;
+  const wanted = input.value.trim().toLowerCase();
+  let count = 0;
+  for (const line of section.querySelectorAll("pre.log .line")) {
+    const hit = !wanted || textOf(line).toLowerCase().includes(wanted);
+    line.hidden = !hit;
+    if (hit && wanted) {
+      count += 1;
+      line.closest("details").open = true;
+    }
+  }
+  output.value = wanted ? `${count} matching line${count === 1 ? "" : "s"} (of those loaded)` : "";
+}
+
+function stream(section) {
+  const url = section.dataset.stream;
+  if (!url || section.source) return;
+  // EventSource reconnects by itself and sends the last id it saw (Last-Event-ID).
+  const source = new EventSource(url);
+  section.source = source;
+  source.addEventListener("lines", (event) => place(section, event.data, false));
+  source.addEventListener("end", () => {
+    source.close();
+    section.source = null;
+    refresh();
+  });
+}
+
+function setUp(section) {
+  section.querySelectorAll("pre.log").forEach(render);
+  const input = section.querySelector(".log-search");
+  let timer = 0;
+  input?.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => applySearch(section), 150);
+  });
+  stream(section);
+}
+
+// "show earlier lines": the stretch before, each line into its step, and the next link.
+document.addEventListener("click", async (event) => {
+  const link = event.target.closest("a.earlier");
+  if (!link) return;
+  event.preventDefault();
+  const section = link.closest("section.job");
+  const answer = await fetch(link.href, { headers: { accept: "text/html" } });
+  if (!answer.ok) return;
+  const next = place(section, await answer.text(), true);
+  if (next) link.replaceWith(next);
+  else link.remove();
 });
-// Earlier lines swapped in at the top of a log ("show earlier").
-document.body.addEventListener("htmx:afterSettle", renderAll);
+
+function showLinkedLine() {
+  if (!location.hash.startsWith("#L")) return;
+  const line = document.getElementById(location.hash.slice(1));
+  if (!line) return;
+  const details = line.closest("details");
+  if (details) details.open = true;
+  line.scrollIntoView({ block: "center" });
+}
+
+// The page as the server has it now: the head, statuses, verdicts and graph replaced; a
+// job section replaced when its job has moved on and no stream is filling it (what the
+// reader opened, typed or ticked is kept).
+async function refresh() {
+  const answer = await fetch(location.pathname, { headers: { accept: "text/html" } });
+  if (!answer.ok) return;
+  const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+  for (const selector of ["#run-head", "table.statuses", "#verdicts", "svg.graph"]) {
+    const now = document.querySelector(selector);
+    const then = fresh.querySelector(selector);
+    if (now && then) now.replaceWith(document.adoptNode(then));
+  }
+  for (const section of document.querySelectorAll("section.job")) {
+    const then = fresh.getElementById(section.id);
+    if (!then) continue;
+    if (section.source) {
+      // Still filling from its stream: only its headline and why it waits move on.
+      section.querySelector("h2").replaceWith(document.adoptNode(then.querySelector("h2")));
+      const waiting = then.querySelector("p.waiting");
+      section.querySelector("p.waiting")?.remove();
+      if (waiting) section.querySelector("h2").after(document.adoptNode(waiting));
+      continue;
+    }
+    if (then.dataset.state === section.dataset.state && !then.dataset.stream) continue;
+    const opened = new Set(
+      [...section.querySelectorAll("details.step[open]")].map((d) => d.dataset.step),
+    );
+    for (const details of then.querySelectorAll("details.step")) {
+      if (opened.has(details.dataset.step)) details.open = true;
+    }
+    then.querySelector(".ts-toggle").checked = section.querySelector(".ts-toggle").checked;
+    then.querySelector(".log-search").value = section.querySelector(".log-search").value;
+    const adopted = document.adoptNode(then);
+    section.replaceWith(adopted);
+    setUp(adopted);
+    applySearch(adopted);
+  }
+  if (document.querySelector("#run-head")?.dataset.state === "finished") {
+    clearInterval(refresher);
+  }
+}
+
+document.querySelectorAll("section.job").forEach(setUp);
+showLinkedLine();
+window.addEventListener("hashchange", showLinkedLine);
+const head = document.querySelector("#run-head");
+const refresher =
+  head && head.dataset.state !== "finished" ? setInterval(refresh, REFRESH_MS) : 0;
