@@ -263,7 +263,8 @@ async def test_writers_rerun_a_job_or_the_run_and_find_the_earlier_attempts_log(
     assert refused.status_code == 403
     done = await site.client.post(f"/runs/{run_id}/rerun", data={"context": context},
                                   headers=writer)  # fmt: skip
-    assert done.status_code == 303 and done.headers["location"] == f"/runs/{run_id}"
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/runs/{run_id}"
     page = soup_of(await site.client.get(f"/runs/{run_id}", headers=writer))
     states = {s["id"]: s["data-state"] for s in page.select("section.job")}
     assert list(states.values()) == ["pending", "success"]  # only the asked-for check

@@ -65,8 +65,11 @@ def _plain(value: Any) -> str:
 # values, where and in what it ran, on which GPUs, when.
 KNOWN: tuple[tuple[str, str, Shown], ...] = (
     ("commit", "commit", _plain),
+    ("workflow", "workflow file", _plain),
+    ("workflow_sha256", "workflow file sha256", _plain),
     ("matrix", "matrix (seeds)", _pairs),
     ("runner", "runner", _plain),
+    ("runner_labels", "runner labels", _plain),
     ("host", "host", _plain),
     ("executor", "executor", _plain),
     ("image", "image", _plain),

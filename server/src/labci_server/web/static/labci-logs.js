@@ -85,13 +85,16 @@ function applySearch(section) {
   if (!input) return;
   const wanted = input.value.trim().toLowerCase();
   let count = 0;
-  for (const line of section.querySelectorAll("pre.log .line")) {
-    const hit = !wanted || textOf(line).toLowerCase().includes(wanted);
-    line.hidden = !hit;
-    if (hit && wanted) {
-      count += 1;
-      line.closest("details").open = true;
+  for (const details of section.querySelectorAll("details.step")) {
+    let hits = 0;
+    for (const line of details.querySelectorAll(".line")) {
+      const hit = !wanted || textOf(line).toLowerCase().includes(wanted);
+      line.hidden = !hit;
+      if (hit) hits += 1;
     }
+    // While searching, a step shows only if something in it matches.
+    if (wanted) details.open = hits > 0;
+    if (wanted) count += hits;
   }
   output.value = wanted ? `${count} matching line${count === 1 ? "" : "s"} (of those loaded)` : "";
 }
