@@ -111,3 +111,37 @@ def test_badge_token_is_issued_once_and_unknown_repositories_are_named(tmp_path,
     assert unknown.returncode != 0
     assert "octo/nothing" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_runners_drain_and_resume_from_the_command_line(database_url):
+    import asyncio
+
+    from labci_server.db.engine import make_engine, make_sessionmaker
+    from labci_server.db.migrate import upgrade
+    from labci_server.db.models import Runner
+    from labci_server.db.queries.runners import all_runners
+
+    async def runners(add: bool = False) -> list[Runner]:
+        engine = make_engine(database_url)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            if add:
+                session.add(Runner(name="lab-gpu-1", labels=["gpu"], token_hash="t"))
+            found = await all_runners(session)
+        await engine.dispose()
+        return found
+
+    asyncio.run(upgrade(database_url))
+    asyncio.run(runners(add=True))
+    env = {"PATH": "/usr/bin:/bin", "LABCI_DATABASE_URL": database_url, "USER": "boss"}
+    drained = labci("runners", "drain", "lab-gpu-1", env=env)
+    assert drained.returncode == 0, drained.stderr
+    assert "drained (1 registration(s))" in drained.stdout
+    (runner,) = asyncio.run(runners())
+    assert runner.drained_at is not None
+    resumed = labci("runners", "resume", "lab-gpu-1", env=env)
+    assert "resumed" in resumed.stdout
+    assert asyncio.run(runners())[0].drained_at is None
+    unknown = labci("runners", "drain", "nobody", env=env)
+    assert unknown.returncode != 0
+    assert "no active runner named 'nobody'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr

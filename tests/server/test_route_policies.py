@@ -203,6 +203,10 @@ REQUESTS: dict[tuple[str, str], Builder] = {
         "POST", f"/api/v1/runs/{fx.runs[k]}/approve", {}, also_allowed=(409,)
     ),
     ("POST", "/runs/{run_id}/cancel"): lambda fx, k: Call("POST", f"/runs/{fx.runs[k]}/cancel", {}),
+    ("POST", "/runs/{run_id}/rerun"): lambda fx, k: Call("POST", f"/runs/{fx.runs[k]}/rerun", {}),
+    ("POST", "/runners/{action}"): lambda fx, k: Call(
+        "POST", "/runners/drain", {"name": "nobody"}, also_allowed=(404,)
+    ),
     ("POST", "/runs/{run_id}/approve"): lambda fx, k: Call(
         "POST", f"/runs/{fx.runs[k]}/approve", {}, also_allowed=(409,)
     ),
@@ -400,7 +404,7 @@ async def send(fx: Fixture, call: Call, role: str) -> httpx.Response:
         return await fx.client.request(call.method, call.url, headers=headers)
     if isinstance(call.body, str):
         return await fx.client.request(call.method, call.url, content=call.body, headers=headers)
-    if call.url in ("/login", "/logout") or call.url.startswith("/account"):
+    if call.url in ("/login", "/logout") or call.url.startswith(("/account", "/runners/")):
         return await fx.client.request(call.method, call.url, data=call.body, headers=headers)
     return await fx.client.request(
         call.method, call.url, content=json.dumps(call.body), headers=headers

@@ -95,3 +95,46 @@ async def test_runners_their_jobs_and_gpus(database_url, redis_url):
     assert cells("lab-cpu-2")[1] == "offline last heartbeat 1 h ago"
     assert cells("lab-cpu-2")[5] == "idle"
     assert cells("old-box")[1].startswith("revoked")
+
+
+async def test_administrators_drain_resume_and_revoke_runners_from_the_page(site):
+    async with site.sessions() as session, session.begin():
+        session.add(Runner(name="lab-cpu-1", labels=["cpu"], token_hash="a",
+                           last_heartbeat_at=time.time()))  # fmt: skip
+    boss = bearer(
+        await make_token(site.sessions, await make_user(site.sessions, "boss", admin=True))
+    )
+    ada = bearer(
+        await make_token(site.sessions, await make_user(site.sessions, "ada"), scope="write")
+    )
+
+    async def row() -> BeautifulSoup:
+        page = await site.client.get("/runners", headers={**boss, "accept": "text/html"})
+        return BeautifulSoup(page.text, "html.parser").select_one('tr[data-runner="lab-cpu-1"]')
+
+    def buttons(tr: BeautifulSoup) -> list[str]:
+        return [b.get_text() for b in tr.select("td.actions button")]
+
+    reader_page = await site.client.get("/runners", headers={**ada, "accept": "text/html"})
+    assert 'td class="actions"' not in reader_page.text  # no buttons for others
+    refused = await site.client.post("/runners/drain", data={"name": "lab-cpu-1"}, headers=ada)
+    assert refused.status_code == 403
+    assert buttons(await row()) == ["Drain", "Revoke"]
+
+    done = await site.client.post("/runners/drain", data={"name": "lab-cpu-1"}, headers=boss)
+    assert done.status_code == 303
+    tr = await row()
+    assert buttons(tr) == ["Resume", "Revoke"]
+    assert tr.select_one(".drained").get_text().startswith("drained by boss ")
+    assert (await site.client.post("/runners/resume", data={"name": "lab-cpu-1"},
+                                   headers=boss)).status_code == 303  # fmt: skip
+    assert buttons(await row()) == ["Drain", "Revoke"]
+    assert (await site.client.post("/runners/revoke", data={"name": "lab-cpu-1"},
+                                   headers=boss)).status_code == 303  # fmt: skip
+    tr = await row()
+    assert tr.select_one(".badge").get_text() == "revoked"
+    assert buttons(tr) == []
+    unknown = await site.client.post("/runners/drain", data={"name": "nobody"}, headers=boss)
+    assert unknown.status_code == 404
+    bad = await site.client.post("/runners/reboot", data={"name": "lab-cpu-1"}, headers=boss)
+    assert bad.status_code == 404

@@ -12,15 +12,19 @@ from helpers.gitrepo import make_repo
 from helpers.server import server_context, test_settings
 from labci_server.db.models import Runner
 from labci_server.db.queries import jobs as job_queries
+from labci_server.db.queries.runs import runs_for_commit
+from labci_server.errors import NotFound
 from labci_server.planning.planner import plan_event
 from labci_server.scheduling.reconciler import reconcile
 from labci_server.scheduling.runners import (
     create_registration_token,
+    drain_runner,
     fetch_job,
     heartbeat,
     register_runner,
 )
 from labci_server.scheduling.scheduler import pick_runner, schedule_jobs
+from labci_server.scheduling.waiting import why_waiting
 from labci_server.webhooks.ingest import store_event
 
 R1 = Runner(id=1, name="cpu-box", labels=["self-hosted", "cpu"], slots=2, token_hash="a")
@@ -238,3 +242,26 @@ DOCKER_ONLY = Runner(
 def test_jobs_go_to_runners_that_can_take_them(needs, runners, expected):
     runner = pick_runner(["cpu"], runners, {3: 1, 4: 1}, needs=needs)
     assert (runner.id if runner else None) == expected
+
+
+async def test_a_drained_runner_gets_no_new_job_until_resumed(tmp_path, database_url, redis_url):
+    """An administrator's drain (`labci runners drain`, the runners page): the runner keeps
+    heartbeating and gets nothing new; the waiting job says why; resumed, it gets the job."""
+    repo = make_repo(tmp_path)
+    sha = repo.commit({".labci/many.yml": WORKFLOW})
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        answer = await registered_runner(sc, ["self-hosted", "cpu"], 1)
+        assert await drain_runner(sc.sessions, "r", drain=True, by="boss") == 1
+        event_id = await store_event(sc, push_event(repo.bare, sha, "d"))
+        await plan_event(sc, event_id or 0)
+        await heartbeat(sc, token=answer["runner_token"], running=[], slots=1, labels=["cpu"])
+        assert await schedule_jobs(sc) == 0
+        async with sc.sessions() as session:
+            (run,) = await runs_for_commit(session, sha)
+            jobs = await job_queries.jobs_of_runs(session, [run.id or 0])
+            why = await why_waiting(session, run, jobs, lease_s=sc.settings.lease_s)
+        assert why[jobs[0].id or 0] == "no online runner with [cpu] (1 drained)"
+        assert await drain_runner(sc.sessions, "r", drain=False, by="boss") == 1
+        assert await schedule_jobs(sc) == 1
+        with pytest.raises(NotFound):
+            await drain_runner(sc.sessions, "nobody", drain=True, by="boss")

@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli_people import add_people_commands, cmd_runners_revoke
+from .cli_people import add_people_commands, cmd_runners_drain, cmd_runners_revoke
 from .cli_secrets import add_secrets_commands
 from .errors import ConfigError, LabciError
 
@@ -345,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = runners.add_parser("revoke", help="revoke a runner: its token answers 401")
     revoke.add_argument("name")
     revoke.set_defaults(func=cmd_runners_revoke)
+    for verb, about in (
+        ("drain", "drain a runner: it finishes its jobs and gets no new one"),
+        ("resume", "resume a drained runner: it gets new jobs again"),
+    ):
+        command = runners.add_parser(verb, help=about)
+        command.add_argument("name")
+        command.set_defaults(func=cmd_runners_drain)
     badge = sub.add_parser(
         "badge-token", help="print the token a private repository's badge URLs need (?token=)"
     )

@@ -207,6 +207,20 @@ def cmd_runners_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runners_drain(settings: Settings, args: argparse.Namespace) -> int:
+    from .scheduling.runners import drain_runner
+
+    drain = args.runners_command == "drain"
+    by = getpass.getuser()
+    count = on_database(settings, lambda s: drain_runner(s, args.name, drain=drain, by=by))
+    if drain:
+        print(f"runner {args.name} drained ({count} registration(s)): it finishes its jobs "
+              "and gets no new one until `labci runners resume`")  # fmt: skip
+    else:
+        print(f"runner {args.name} resumed ({count} registration(s)): it gets new jobs again")
+    return 0
+
+
 def cmd_login(settings: Settings, args: argparse.Namespace) -> int:
     server = server_url(settings, args.server)
     if args.with_token:

@@ -220,6 +220,10 @@ class Runner(SQLModel, table=True):
     queue_name: str = ""
     # A revoked runner's token answers 401 everywhere.
     revoked_at: float | None = None
+    # Drained by an administrator: it keeps its jobs and heartbeats, and gets no new job
+    # until it is resumed (maintenance, a driver update).
+    drained_at: float | None = None
+    drained_by: str | None = None
     last_heartbeat_at: float | None = None
     created_at: float = Field(default_factory=now_s)
 

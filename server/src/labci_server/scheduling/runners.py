@@ -101,6 +101,20 @@ async def revoke_runner(sessions: Any, name: str, *, redis: Redis | None = None)
     return len(found)
 
 
+async def drain_runner(sessions: Any, name: str, *, drain: bool, by: str) -> int:
+    """Drain (`drain`) or resume every runner called `name` (`labci runners drain|resume`,
+    the runners page): a drained runner keeps running its jobs and gets no new one."""
+    async with sessions() as session, session.begin():
+        found = [r for r in await runners_named(session, name) if r.revoked_at is None]
+        if not found:
+            raise NotFound(f"no active runner named {name!r}")
+        for runner in found:
+            runner.drained_at = time.time() if drain else None
+            runner.drained_by = by if drain else None
+            session.add(runner)
+    return len(found)
+
+
 async def heartbeat(
     sc: ServerContext,
     *,
@@ -147,7 +161,7 @@ async def heartbeat(
             job.lease_expires_at = now + sc.settings.lease_s
             session.add(job)
         has_pending = bool(await job_queries.pending_jobs(session, limit=1))
-    if has_pending and len(running) < slots and not draining:
+    if has_pending and len(running) < slots and not draining and runner.drained_at is None:
         await kick_scheduler(sc.redis)
     return {"cancel": cancel, "lease_s": sc.settings.lease_s}
 

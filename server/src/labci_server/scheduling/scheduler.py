@@ -73,6 +73,7 @@ async def schedule_jobs(sc: ServerContext) -> int:
         if not schedulable:
             return 0
         runners = await online_runners(session, seen_after=now - sc.settings.lease_s)
+        runners = [r for r in runners if r.drained_at is None]  # an administrator's drain
         busy = await job_queries.busy_slots_by_runner(session)
         active = await job_queries.active_jobs_by_group(session, {j.run_id for j, _ in schedulable})
         held = held_gpu_ids(await job_queries.active_jobs(session))

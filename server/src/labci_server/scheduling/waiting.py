@@ -46,8 +46,11 @@ async def why_waiting(
         if not run.trusted:
             what += " that isolates untrusted code"
         gpus = gpus_wanted(job)
+        drained = [r for r in able if r.drained_at is not None]
+        able = [r for r in able if r.drained_at is None]
         if not able:
-            found[job.id or 0] = f"no online runner with {what}"
+            also = f" ({len(drained)} drained)" if drained else ""
+            found[job.id or 0] = f"no online runner with {what}{also}"
             continue
         if gpus and not any(len(healthy_gpu_ids(r)) >= gpus for r in able):
             found[job.id or 0] = f"no online runner with {what} has {gpus} healthy GPUs"

@@ -1,6 +1,7 @@
-"""The runners page (issue 13, item 6; read-only until issue 14 gives runners drain and
-revoke): each runner's state and last heartbeat, labels, what it can run, slots in use,
-the jobs it holds, and each GPU with its model, memory, health and the job holding it.
+"""The runners page (issue 13, item 6): each runner's state and last heartbeat, labels,
+what it can run, slots in use, the jobs it holds, and each GPU with its model, memory,
+health and the job holding it; administrators drain, resume and revoke runners from it
+(the same as `labci runners drain|resume|revoke`).
 
 Runners serve every repository, so the page is for people signed in; a job of a repository
 the reader cannot read is shown as held, without its name or link."""
@@ -10,16 +11,18 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ..api.deps import Ctx
 from ..auth.permissions import readable_repository_ids
-from ..auth.policies import SIGNED_IN, Access
+from ..auth.policies import SERVER_ADMIN, SIGNED_IN, Access
 from ..db.models import Job, Runner
 from ..db.queries.jobs import active_jobs
 from ..db.queries.runners import all_runners
-from ..db.queries.runs import get_run
+from ..db.queries.runs import runs_by_id
+from ..errors import NotFound
+from ..scheduling.runners import drain_runner, revoke_runner_with_acl
 from .runs_list import ago
 from .templating import render
 
@@ -48,7 +51,7 @@ async def runners_page(
     async with sc.sessions() as session:
         runners = await all_runners(session)
         held = await active_jobs(session)
-        runs = {job.run_id: await get_run(session, job.run_id) for job in held}
+        runs = await runs_by_id(session, {job.run_id for job in held})
     jobs_of: dict[int, list[Job]] = {}
     for job in held:
         if job.runner_id is not None:
@@ -73,6 +76,8 @@ async def runners_page(
             {
                 "name": runner.name,
                 "state": runner_state(runner, now, sc.settings.lease_s),
+                "drained_by": runner.drained_by if runner.drained_at is not None else None,
+                "drained_ago": ago(runner.drained_at, now) if runner.drained_at else None,
                 "seen": ago(runner.last_heartbeat_at, now) if runner.last_heartbeat_at else "never",
                 "labels": runner.labels,
                 "executors": executors(runner),
@@ -87,4 +92,31 @@ async def runners_page(
                 "cuda": inventory.get("cuda_version"),
             }
         )
-    return render(request, "runners.html", access.principal, title="Runners", runners=rows)
+    return render(
+        request,
+        "runners.html",
+        access.principal,
+        title="Runners",
+        runners=rows,
+        admin=access.principal.is_admin,
+    )
+
+
+ACTIONS = ("drain", "resume", "revoke")
+
+
+@router.post("/runners/{action}")
+async def runner_action(
+    action: str,
+    sc: Ctx,
+    access: Annotated[Access, Depends(SERVER_ADMIN)],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+) -> RedirectResponse:
+    """The runners page's buttons (a form with the session's CSRF token), for administrators."""
+    if action not in ACTIONS:
+        raise NotFound(f"no runner action {action!r}: {', '.join(ACTIONS)}")
+    if action == "revoke":
+        await revoke_runner_with_acl(sc.settings, sc.sessions, name)
+    else:
+        await drain_runner(sc.sessions, name, drain=action == "drain", by=access.principal.name)
+    return RedirectResponse("/runners", status_code=303)

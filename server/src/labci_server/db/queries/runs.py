@@ -37,6 +37,14 @@ async def get_run(session: AsyncSession, run_id: int, *, for_update: bool = Fals
     return (await session.exec(stmt.execution_options(populate_existing=True))).first()
 
 
+async def runs_by_id(session: AsyncSession, run_ids: set[int]) -> dict[int, Run]:
+    """The runs `run_ids`, in one query."""
+    if not run_ids:
+        return {}
+    stmt = select(Run).where(col(Run.id).in_(sorted(run_ids)))
+    return {run.id or 0: run for run in (await session.exec(stmt)).all()}
+
+
 async def recent_runs(session: AsyncSession, *, limit: int = 50) -> list[Run]:
     stmt = select(Run).order_by(col(Run.id).desc()).limit(limit)
     return list((await session.exec(stmt)).all())
