@@ -18,18 +18,22 @@ async def add_measured_run(
     job: str = "fit",
     metric: str = "acc",
     branch: str = "main",
+    pr: int | None = None,
 ) -> int:
-    """A finished, successful push run on `branch` at commit `serial` (hex, 40 digits),
-    with one successful job per value; its id."""
+    """A finished, successful push run on `branch` (a pull request's run, with `pr`) at
+    commit `serial` (hex, 40 digits), with one successful job per value; its id."""
     sha = f"{serial:040x}"
     async with sessions() as session, session.begin():
-        event = Event(delivery_id=f"measured-{serial}", provider="github", kind="push",
-                      repository_id=repo_id, commit_sha=sha, branch=branch)  # fmt: skip
+        trigger = "push" if pr is None else "pull_request"
+        event = Event(delivery_id=f"measured-{serial}", provider="github", kind=trigger,
+                      repository_id=repo_id, commit_sha=sha, branch=branch,
+                      pr_number=pr)  # fmt: skip
         session.add(event)
         await session.flush()
         run = Run(event_id=event.id or 0, repository_id=repo_id,
                   workflow_path=f".labci/{workflow}.yml", workflow_name=workflow,
-                  commit_sha=sha, trigger="push", branch=branch, state="finished",
+                  commit_sha=sha, trigger=trigger, branch=branch, pr_number=pr,
+                  state="finished",
                   conclusion="success", created_at=1_700_000_000.0 + 60 * serial,
                   finished_at=1_700_000_030.0 + 60 * serial)  # fmt: skip
         session.add(run)

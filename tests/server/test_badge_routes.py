@@ -634,6 +634,8 @@ async def test_history_lists_runs_newest_first(client):
         "default_branch": "main",
         "change_points": [],  # three runs are too few to show a change
         "bisections": [],
+        "pull_request": None,  # ?pr= adds a pull request's runs
+        "pull_request_points": None,
     }
     assert [p["run_id"] for p in body["points"]] == [third.id, second.id, first.id]
     assert body["points"][0] == {

@@ -92,3 +92,30 @@ async def test_the_run_page_links_each_metric_to_its_history(client):
     assert link["href"] == PATH
     followed = await client.get(link["href"], headers=BROWSER)
     assert followed.status_code == 200
+
+
+async def test_a_pull_requests_runs_are_overlaid_and_its_run_pages_link_so(client):
+    repo_id = await repository(client, "octo/exp")
+    sessions = client.app.state.context.sessions
+    await add_measured_run(sessions, repo_id, serial=1, values=(0.90,))
+    tried = await add_measured_run(sessions, repo_id, serial=2, values=(0.93, 0.95),
+                                   branch="tune", pr=7)  # fmt: skip
+    await add_measured_run(sessions, repo_id, serial=3, values=(0.91,))
+    other = await add_measured_run(sessions, repo_id, serial=4, values=(0.5,), branch="x", pr=8)
+    page = BeautifulSoup((await client.get(f"/runs/{tried}", headers=BROWSER)).text,
+                         "html.parser")  # fmt: skip
+    link = page.find("a", string="acc")
+    assert link["href"] == PATH.replace("workflow=train", "workflow=train&pr=7")
+    soup = BeautifulSoup((await client.get(link["href"], headers=BROWSER)).text, "html.parser")
+    assert soup.h1.get_text() == "acc on main and pull request #7"
+    branch = [tr["data-run"] for tr in soup.select("table.history:not(.overlay) tbody tr")]
+    overlay = [[td.get_text(" ", strip=True) for td in tr.find_all("td")][:4]
+               for tr in soup.select("table.overlay tbody tr")]  # fmt: skip
+    assert len(branch) == 2  # main's runs only
+    assert overlay == [[f"#{tried}", f"{2:040x}"[:7], "0.94 ± 0.0141", "2"]]
+    data = json.loads(soup.find("script", id="history").string)
+    assert data["pull_request"] == 7
+    assert [p["run_id"] for p in data["pull_request_points"]] == [tried]
+    assert other not in [p["run_id"] for p in data["pull_request_points"] + data["points"]]
+    plain = await client.get(PATH.replace("/repos/", "/api/v1/repos/").replace("/history", ""))
+    assert plain.json()["pull_request_points"] is None  # only when asked for

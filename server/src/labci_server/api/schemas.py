@@ -185,3 +185,9 @@ class MetricHistory(BaseModel):
         description="newest first: the searches for the commits behind the default branch's "
         "change points; null on another branch",
     )
+    pull_request: int | None = Field(default=None, description="the pull request asked for (?pr=)")
+    pull_request_points: list[MetricPoint] | None = Field(
+        default=None,
+        description="newest first: that pull request's runs, to overlay on the branch's; "
+        "null unless ?pr= is given",
+    )

@@ -195,9 +195,18 @@ async def metric_history_json(
     metric: str | None = None,
     branch: BranchParam = None,
     limit: Annotated[int, Query(description=f"runs, at most {MAX_HISTORY_RUNS}")] = (HISTORY_RUNS),
+    pr: Annotated[
+        int | None,
+        Query(ge=1, le=2**31 - 1, description="also that pull request's runs (to overlay)"),
+    ] = None,
 ) -> MetricHistory:
     series = _required_series(
         workflow=workflow, job=job, metric=metric, branch=branch or default_branch_of(ref)
+    )
+    overlay = (
+        await series_samples(sc, ref, series, limit=clamp(limit, MAX_HISTORY_RUNS), pr_number=pr)
+        if pr is not None
+        else None
     )
     trend = await series_trend(sc, ref, series, limit=clamp(limit, MAX_HISTORY_RUNS))
     changes = trend.change_points
@@ -209,14 +218,17 @@ async def metric_history_json(
         metric=series.metric,
         branch=series.branch,
         default_branch=default_branch_of(ref),
-        points=[
-            MetricPoint(
-                run_id=s.run_id, commit=s.commit_sha, time=s.time_s, value=s.mean, std=s.std, n=s.n
-            )
-            for s in trend.samples
-        ],
+        points=[_point(s) for s in trend.samples],
         change_points=None if changes is None else [_change_point(c) for c in reversed(changes)],
         bisections=bisections,
+        pull_request=pr,
+        pull_request_points=None if overlay is None else [_point(s) for s in overlay],
+    )
+
+
+def _point(s: MetricSamples) -> MetricPoint:
+    return MetricPoint(
+        run_id=s.run_id, commit=s.commit_sha, time=s.time_s, value=s.mean, std=s.std, n=s.n
     )
 
 
@@ -241,7 +253,12 @@ def status_of(latest: BranchRun | None) -> str:
 
 
 async def series_samples(
-    sc: ServerContext, repo: Repository, series: MetricSeries, *, limit: int
+    sc: ServerContext,
+    repo: Repository,
+    series: MetricSeries,
+    *,
+    limit: int,
+    pr_number: int | None = None,
 ) -> list[MetricSamples]:
     async with sc.sessions() as session:
         return await metric_history(
@@ -252,6 +269,7 @@ async def series_samples(
             metric=series.metric,
             branch=series.branch,
             limit=limit,
+            pr_number=pr_number,
         )
 
 

@@ -1,7 +1,8 @@
 """A metric's history along a branch (issue 13, item 4, first part): an interactive chart
 (uPlot, vendored) of each run's mean with its spread where there are repeats, the change
-points marked, and on hover the commit and run (a click opens the run); below it the same
-values as a table, which is what a reader without script gets.
+points marked, and on hover the commit and run (a click opens the run); with `?pr=N` (a
+pull request's run page links so) that pull request's runs overlaid; below it the same
+values as tables, which is what a reader without script gets.
 
 The page embeds the history API's own answer (`/api/v1/repos/{owner}/{repo}/metrics`) as
 a JSON data block the chart reads: one source of numbers for the API, the badge and here."""
@@ -9,12 +10,13 @@ a JSON data block the chart reads: one source of numbers for the API, the badge 
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from ..api.deps import Ctx
+from ..api.schemas import MetricPoint
 from ..auth.policies import BADGE, BADGE_NOT_FOUND, Access
 from ..errors import NotFound
 from .badge_routes import (
@@ -42,6 +44,7 @@ async def metric_history_page(
     metric: Name = None,
     branch: BranchParam = None,
     limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_RUNS)] = HISTORY_RUNS,
+    pr: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> HTMLResponse:
     if access.repository is None:  # BADGE answers 404 before this
         raise NotFound(BADGE_NOT_FOUND)
@@ -55,14 +58,10 @@ async def metric_history_page(
         metric=metric,
         branch=branch,
         limit=limit,
+        pr=pr,
     )
-    points = [
-        {
-            **p.model_dump(),
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(p.time)),
-        }
-        for p in history.points
-    ]
+    points = [_shown(p) for p in history.points]
+    overlay = [_shown(p) for p in history.pull_request_points or []]
     return render(
         request,
         "metric_history.html",
@@ -72,5 +71,13 @@ async def metric_history_page(
         # A JSON data block, never run: "<" escaped so no value can close the element.
         history_json=history.model_dump_json().replace("<", "\\u003c"),
         points=points,
+        overlay=overlay,
         changes=history.change_points or [],
     )
+
+
+def _shown(point: MetricPoint) -> dict[str, Any]:
+    return {
+        **point.model_dump(),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(point.time)),
+    }

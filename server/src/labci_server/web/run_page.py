@@ -56,9 +56,12 @@ def step_duration(step: dict[str, Any]) -> str:
     return duration(time.time() - started) + " so far"
 
 
-def history_base(repository: dict[str, Any] | None, workflow: str) -> str | None:
-    """Where a metric's history page is for this run's repository, or None when it has no
-    owner/name (a local repository's is its path's last two components)."""
+def history_base(
+    repository: dict[str, Any] | None, workflow: str, pr_number: int | None = None
+) -> str | None:
+    """Where a metric's history page is for this run's repository (with a pull request's
+    runs overlaid, for one of its runs), or None when it has no owner/name (a local
+    repository's is its path's last two components)."""
     if repository is None:
         return None
     if repository["provider"] == "github":
@@ -69,9 +72,10 @@ def history_base(repository: dict[str, Any] | None, workflow: str) -> str | None
     if found is None:
         return None
     owner, name = found
-    return f"/repos/{quote(owner)}/{quote(name)}/metrics/history?" + urlencode(
-        {"workflow": workflow}
-    )
+    query: dict[str, Any] = {"workflow": workflow}
+    if pr_number is not None:
+        query["pr"] = pr_number
+    return f"/repos/{quote(owner)}/{quote(name)}/metrics/history?" + urlencode(query)
 
 
 def _steps(row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -195,7 +199,7 @@ async def run_page(
     for verdict in verdicts:
         by_run.setdefault(verdict.run_id, []).append(verdict)
     can_write = at_least(access.level, "write")
-    history = history_base(detail["repository"], run.workflow_name)
+    history = history_base(detail["repository"], run.workflow_name, run.pr_number)
     # The newest status of each context, as the forge shows it: an earlier "pending ·
     # queued" beside the final verdict would only mislead.
     statuses: dict[str, dict[str, Any]] = {}

@@ -155,8 +155,10 @@ async def metric_history(
     metric: str,
     branch: str,
     limit: int,
+    pr_number: int | None = None,
 ) -> list[MetricSamples]:
-    """The metric in the newest `limit` runs that measured `branch`, newest first.
+    """The metric in the newest `limit` runs that measured `branch` (or with `pr_number`,
+    that pull request's runs, whatever their branch), newest first.
 
     A run counts once all of the context's jobs are terminal and at least one successful
     job reported the metric; only successful jobs' values (of their current attempt) are
@@ -165,8 +167,11 @@ async def metric_history(
     runs = select(Run.id).where(
         Run.repository_id == repository_id,
         Run.workflow_name == workflow_name,
-        Run.branch == branch,
-        col(Run.trigger).in_(HISTORY_TRIGGERS),
+        *(
+            (Run.branch == branch, col(Run.trigger).in_(HISTORY_TRIGGERS))
+            if pr_number is None
+            else (Run.pr_number == pr_number, Run.trigger == "pull_request")
+        ),
     )
     reported = _reported(context, metric).where(col(Job.run_id).in_(runs))
     unfinished = func.sum(case((col(Job.state).in_(TERMINAL_JOB_STATES), 0), else_=1))
