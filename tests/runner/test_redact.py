@@ -38,7 +38,8 @@ from labci_runner.executors.base import ExecutionContext, Executor, JobOutcome, 
 from labci_runner.executors.container_config import LABEL_PREFIX
 from labci_runner.executors.docker import DockerExecutor, DockerSettings
 from labci_runner.executors.engine import DockerEngine
-from labci_runner.executors.process import TRUNCATED_MARK, ProcessExecutor
+from labci_runner.executors.lines import TRUNCATED_MARK
+from labci_runner.executors.process import ProcessExecutor
 from labci_runner.jobs import JobRuntime, RunningJobs, execute_job
 from labci_runner.logs import LogSink
 from labci_runner.redact import MASK, Redactor

@@ -17,9 +17,7 @@ from runner_kit import JobDirs, Recorder, make_context, make_job
 from labci_runner.errors import ExecutorError
 from labci_runner.executors.container_config import LABEL_PREFIX, ContainerDefaults
 from labci_runner.executors.docker import DockerExecutor, DockerSettings, remove_leftovers
-from labci_runner.executors.docker_exec import _Lines
 from labci_runner.executors.engine import DockerEngine
-from labci_runner.executors.process import TRUNCATED_MARK
 from labci_runner.logs import LogSink
 from labci_runner.metrics import read_metrics
 
@@ -191,6 +189,20 @@ async def test_long_lines_are_cut_and_huge_output_does_not_pile_up(
     assert second == "after"
 
 
+async def test_a_progress_bar_redrawn_past_the_cap_keeps_its_final_state(
+    docker_host, test_images, runner_name, job_dirs, sink, recorder
+):
+    """The same splitting as the process executor's: ~150 KB of `\r` redrawing, one line."""
+    bar = 'i=0; while [ $i -le 5000 ]; do printf "\\r%5d/5000 |#####|" $i; i=$((i+1)); done'
+    job = container_job(bar + "; echo; echo after", image=test_images.busybox)
+    outcome = await run(executor(docker_host, runner_name), job, job_dirs, sink, recorder)
+    assert outcome.outcome == "success"
+    drawn, after = recorder.texts("stdout")
+    assert drawn.endswith("\r 5000/5000 |#####|")
+    assert " …[line truncated]" not in drawn
+    assert after == "after"
+
+
 async def test_leftovers_of_a_crashed_runner_are_removed(
     docker_host, test_images, engine, runner_name
 ):
@@ -326,27 +338,11 @@ async def test_a_failed_pull_names_the_image(docker_host, runner_name, job_dirs,
     assert str(caught.value).startswith("image registry.invalid/lab/missing:1 cannot be pulled: ")
 
 
-def test_a_line_is_never_split_where_a_frame_ends() -> None:
-    """Frames end wherever the program's writes and the engine's reads fell: a line (a
-    secret printed in two writes, say) must still arrive whole, so it is redacted whole."""
-    stream = "first\nsecret-in-two-writes\nünïcode\n".encode()
-    for cut in range(1, len(stream)):
-        lines = _Lines(64 * 1024)
-        got = lines.feed(stream[:cut]) + lines.feed(stream[cut:]) + lines.close()
-        assert got == ["first", "secret-in-two-writes", "ünïcode"], cut
-
-
-def test_a_line_over_the_cap_is_cut_even_when_it_ends_in_a_later_frame() -> None:
-    lines = _Lines(10)
-    got = lines.feed(b"x" * 8) + lines.feed(b"y" * 5 + b"\nnext\n") + lines.close()
-    assert got == ["xxxxxxxxyy" + TRUNCATED_MARK, "next"]
-
-
 @pytest.mark.usefixtures("leftovers")
 async def test_a_line_written_in_pieces_arrives_whole(
     docker_host, test_images, runner_name, job_dirs, sink, recorder
 ):
-    # The pauses make separate frames likely; the test above covers every split point.
+    # The pauses make separate frames likely; test_lines.py covers every split point.
     job = container_job(
         "printf first-; sleep 0.2; echo half; printf err- >&2; sleep 0.2; echo part >&2",
         image=test_images.busybox,

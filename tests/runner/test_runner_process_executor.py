@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from runner_kit import JobDirs, Recorder, make_context, make_job, pid_alive, read_pid, wait_gone
 
-from labci_runner.executors.process import TRUNCATED_MARK, ProcessExecutor
+from labci_runner.executors.lines import TRUNCATED_MARK
+from labci_runner.executors.process import ProcessExecutor
 from labci_runner.logs import LogSink
 
 BASE_ENV = {
@@ -90,6 +91,22 @@ async def test_long_lines_are_truncated(
     await sink.close()
     assert outcome.outcome == "success"
     assert recorder.texts("stdout") == ["x" * 1024 + TRUNCATED_MARK, "after"]
+
+
+async def test_a_progress_bar_redrawn_past_the_cap_keeps_its_final_state(
+    job_dirs: JobDirs, sink: LogSink, recorder: Recorder
+) -> None:
+    """tqdm's way: `\r` and a new drawing, thousands of times, one newline at the end."""
+    bar = 'i=0; while [ $i -le 3000 ]; do printf "\\r%5d/3000 |##########|" $i; i=$((i+1)); done'
+    job = make_job(bar + "; echo; echo after")
+    outcome = await executor(max_line_bytes=1024).run(job, make_context(job_dirs, sink, recorder))
+    await sink.close()
+    assert outcome.outcome == "success"
+    drawn, after = recorder.texts("stdout")
+    assert drawn.endswith("\r 3000/3000 |##########|")
+    assert TRUNCATED_MARK not in drawn
+    assert len(drawn) < 100  # ~90 KB of redrawing, stored as two drawings
+    assert after == "after"
 
 
 async def test_background_child_of_a_successful_step_is_killed(

@@ -52,7 +52,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from labci_runner.executors.process import TRUNCATED_MARK
+from labci_runner.executors.lines import TRUNCATED_MARK
 
 MIN_SECRET_CHARS = 4
 MASK = "***"

@@ -21,7 +21,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.utils.socket import STDERR, frames_iter
 
-from labci_runner.executors.process import TRUNCATED_MARK  # one mark: the redactor knows it
+from labci_runner.executors.lines import LineSplitter
 from labci_runner.logs import LogSink
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,10 @@ class ExecReader:
         queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(maxsize=256)
         thread = asyncio.to_thread(self._read, loop, queue)
         reading = asyncio.ensure_future(thread)
-        splitters = {"stdout": _Lines(max_line_bytes), "stderr": _Lines(max_line_bytes)}
+        splitters = {
+            "stdout": LineSplitter(max_line_bytes),
+            "stderr": LineSplitter(max_line_bytes),
+        }
         while (item := await queue.get()) is not None:
             stream, chunk = item
             for line in splitters[stream].feed(chunk):
@@ -137,47 +140,3 @@ class ExecReader:
                 if inner is not None:
                     inner.close()
             put(None)
-
-
-class _Lines:
-    """Splits a byte stream into lines; a line over the limit is cut and marked once.
-
-    A line is assembled across any number of chunks — Docker frames, or a program's
-    writes without a newline between them — so it is never split where a frame ends
-    (a secret printed in two writes still arrives whole, and is redacted whole).
-    """
-
-    def __init__(self, max_line_bytes: int) -> None:
-        self.max = max_line_bytes
-        self.buffer = bytearray()
-        self.discarding = False
-
-    def feed(self, chunk: bytes) -> list[str]:
-        lines = []
-        self.buffer += chunk
-        while (end := self.buffer.find(b"\n")) >= 0:
-            raw = bytes(self.buffer[:end])
-            del self.buffer[: end + 1]
-            if not self.discarding:
-                lines.append(self._line(raw))
-            self.discarding = False
-        if len(self.buffer) > self.max:
-            if not self.discarding:
-                lines.append(self._line(bytes(self.buffer)))
-            self.discarding = True
-            self.buffer.clear()
-        return lines
-
-    def close(self) -> list[str]:
-        rest, self.buffer = bytes(self.buffer), bytearray()
-        return [self._line(rest)] if rest and not self.discarding else []
-
-    def _line(self, raw: bytes) -> str:
-        """The line as sent: cut at the limit, as the process executor cuts it."""
-        if len(raw) > self.max:
-            return _decode(raw[: self.max]) + TRUNCATED_MARK
-        return _decode(raw)
-
-
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace").rstrip("\r")

@@ -33,12 +33,13 @@ from labci_runner.errors import ExecutorError, StepSetupFailed
 from labci_runner.executors.base import ExecutionContext, JobOutcome
 from labci_runner.executors.job_env import HostJob, host_step_env, runner_values
 from labci_runner.executors.job_user import JobUser, hand_over, own_user_name
+from labci_runner.executors.lines import LineSplitter
 from labci_runner.logs import LogSink, forwarded
 from labci_runner.steps import Started, StepPlan, StepRun, run_steps
 from labci_spec import JobInstance, shell_command
 
 MAX_LINE_BYTES = 64 * 1024
-TRUNCATED_MARK = " …[line truncated]"
+READ_BYTES = 64 * 1024
 # After the group is killed, only an escaped (setsid) daemon can keep a pipe open; a pipe
 # silent this long is given up on (a pump still forwarding lines is always waited for).
 PUMP_IDLE_S = 2.0
@@ -200,27 +201,17 @@ class ProcessExecutor:
     async def _pump(
         self, reader: asyncio.StreamReader | None, ctx: ExecutionContext, step: int, stream: Stream
     ) -> None:
-        """Forward `reader` line by line; lines over the limit are cut and marked."""
+        """Forward `reader` line by line (`LineSplitter`: lines over the limit are cut and
+        marked, a progress bar's redrawings merged)."""
         if reader is None:
             return
         logs = _Forward(ctx, stream)
-        discarding = False
-        while True:
-            try:
-                raw = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial and not discarding:
-                    await logs.write(step, stream, _decode(exc.partial))
-                return
-            except asyncio.LimitOverrunError:
-                chunk = await reader.read(self.max_line_bytes)
-                if not discarding:
-                    await logs.write(step, stream, _decode(chunk) + TRUNCATED_MARK)
-                discarding = True
-                continue
-            if not discarding:
-                await logs.write(step, stream, _decode(raw))
-            discarding = False
+        lines = LineSplitter(self.max_line_bytes)
+        while chunk := await reader.read(READ_BYTES):
+            for line in lines.feed(chunk):
+                await logs.write(step, stream, line)
+        for line in lines.close():
+            await logs.write(step, stream, line)
 
 
 class _Forward:
@@ -262,10 +253,6 @@ def _write_script(path: Path, text: str, owner: JobUser | None) -> None:
         if owner is not None:
             os.fchown(fd, owner.uid, owner.gid)
         handle.write(text)
-
-
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
 def _shell_exit_code(returncode: int | None) -> int | None:
