@@ -18,6 +18,7 @@ from labci_runner.gpus import (
     GpuSampler,
     GpuState,
     Inventory,
+    RunnerGpus,
     SmiProbe,
     StaticProbe,
     check_free,
@@ -160,6 +161,19 @@ async def test_sampler_summarises_utilisation_and_peak_memory(tmp_path: Path) ->
     summary = sampler.summary()
     assert summary["gpu_mem_peak_mib"] == 1187
     assert summary["gpu_util_mean"] == pytest.approx(1.5)
+
+
+async def test_a_heartbeat_says_how_busy_each_gpu_is_where_the_probe_measures(
+    tmp_path: Path,
+) -> None:
+    measured = RunnerGpus(probe := SmiProbe(command=fake_smi(tmp_path, "workstation.csv")),
+                          probe.inventory())  # fmt: skip
+    sent = await measured.heartbeat_now({"0"})
+    assert [(g["id"], g["in_use"], g["utilization_pct"], g["memory_used_mib"])
+            for g in sent["gpus"]] == [("0", True, 3, 1187), ("1", False, 0, 18)]  # fmt: skip
+    # Named by LABCI_RUNNER_GPUS, nothing is measured: nothing is claimed.
+    named = RunnerGpus(StaticProbe((Gpu("0"),)), Inventory(gpus=(Gpu("0"),)))
+    assert "utilization_pct" not in (await named.heartbeat_now())["gpus"][0]
 
 
 def test_inventory_in_a_heartbeat_marks_unfit_gpus() -> None:

@@ -14,10 +14,12 @@ from helpers.server import test_settings
 from labci_server.app import create_app
 from labci_server.db.migrate import upgrade
 from labci_server.db.models import Event, Job, Repository, Run, Runner
+from labci_server.scheduling.runners import create_registration_token, register_runner
 
 GPUS = {
     "gpus": [
-        {"id": "0", "model": "NVIDIA A100", "memory_mib": 40960, "healthy": True, "in_use": True},
+        {"id": "0", "model": "NVIDIA A100", "memory_mib": 40960, "healthy": True, "in_use": True,
+         "utilization_pct": 87, "memory_used_mib": 30720},
         {"id": "1", "model": "NVIDIA A100", "memory_mib": 40960, "healthy": True, "in_use": True},
         {"id": "2", "model": "NVIDIA A100", "memory_mib": 40960, "healthy": False,
          "problem": "Xid 79", "in_use": False},
@@ -58,7 +60,7 @@ async def test_runners_their_jobs_and_gpus(database_url, redis_url):
         async with sessions() as session, session.begin():
             gpu = Runner(name="lab-gpu-1", labels=["self-hosted", "gpu"], slots=2,
                          capabilities={"host": True, "container": True}, gpus=GPUS,
-                         token_hash="a", last_heartbeat_at=now - 3)  # fmt: skip
+                         token_hash="a", last_heartbeat_at=now - 3, version="0.1.0")  # fmt: skip
             quiet = Runner(name="lab-cpu-2", labels=["cpu"], token_hash="b",
                            last_heartbeat_at=now - 3600)  # fmt: skip
             gone = Runner(name="old-box", labels=["cpu"], token_hash="c", revoked_at=now)
@@ -85,7 +87,11 @@ async def test_runners_their_jobs_and_gpus(database_url, redis_url):
     assert state == "online last heartbeat 3 s ago"
     assert (labels, executors, slots) == ("self-hosted, gpu", "docker, process", "2 / 2")
     assert jobs == "fit (octo/open) running a job you cannot see running"
-    assert "0: NVIDIA A100 · 40.0 GiB · healthy · held by fit (octo/open)" in gpus
+    assert name == "lab-gpu-1 labci-runner 0.1.0"
+    assert (
+        "0: NVIDIA A100 · 40.0 GiB · 87 % busy · 30.0 GiB used · healthy · held by fit (octo/open)"
+        in gpus
+    )
     assert "1: NVIDIA A100 · 40.0 GiB · healthy · held by a job you cannot see" in gpus
     assert "2: NVIDIA A100 · 40.0 GiB · unhealthy: Xid 79 · free" in gpus
     assert "driver 550.54 · CUDA 12.4" in gpus
@@ -138,3 +144,28 @@ async def test_administrators_drain_resume_and_revoke_runners_from_the_page(site
     assert unknown.status_code == 404
     bad = await site.client.post("/runners/reboot", data={"name": "lab-cpu-1"}, headers=boss)
     assert bad.status_code == 404
+
+
+async def test_a_heartbeat_tells_the_page_the_runners_version_and_gpu_use(site):
+    sc = site.app.state.context
+    answer = await register_runner(sc, registration_token=await create_registration_token(sc),
+                                   name="lab-gpu-2", labels=["gpu"], slots=1)  # fmt: skip
+    gpus = {"gpus": [{"id": "0", "model": "NVIDIA T4", "memory_mib": 15360, "healthy": True,
+                      "in_use": False, "utilization_pct": 12, "memory_used_mib": 512}]}  # fmt: skip
+    beat = await site.client.post(
+        "/api/v1/runners/heartbeat",
+        json={"running": [], "slots": 1, "labels": ["gpu"], "gpus": gpus, "version": "0.1.0"},
+        headers=bearer(answer["runner_token"]),
+    )
+    assert beat.status_code == 200
+    too_long = await site.client.post("/api/v1/runners/heartbeat", json={"version": "9" * 65},
+                                      headers=bearer(answer["runner_token"]))  # fmt: skip
+    assert too_long.status_code == 422
+    boss = bearer(
+        await make_token(site.sessions, await make_user(site.sessions, "boss", admin=True))
+    )
+    page = await site.client.get("/runners", headers={**boss, "accept": "text/html"})
+    row = BeautifulSoup(page.text, "html.parser").select_one('tr[data-runner="lab-gpu-2"]')
+    text = " ".join(row.get_text(" ", strip=True).split())
+    assert "labci-runner 0.1.0" in text
+    assert "0: NVIDIA T4 · 15.0 GiB · 12 % busy · 0.5 GiB used · healthy" in text

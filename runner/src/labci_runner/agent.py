@@ -373,7 +373,7 @@ async def heartbeat_loop(settings: Settings, runtime: JobRuntime) -> None:
             if runtime.gpus is not None:
                 in_use = runtime.gpus_in_use()
                 await runtime.gpus.recheck(in_use)
-                gpus = runtime.gpus.heartbeat_json(in_use)
+                gpus = await runtime.gpus.heartbeat_now(in_use)
             cancel = await runtime.client.heartbeat(
                 runtime.running.keys(),
                 slots=settings.slots,

@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib.metadata import version
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +27,8 @@ from labci_runner.redact import Redactor
 
 logger = logging.getLogger(__name__)
 
+# Sent with each heartbeat: the runners page shows which runner runs which version.
+RUNNER_VERSION = version("labci-runner")
 MAX_TRIES = 6
 # A job's end is worth waiting for: its report is retried for about as long as the server's
 # lease (30 s by default) can outlast the heartbeats that fail meanwhile (≈36 s of tries),
@@ -208,6 +211,7 @@ class ServerClient:
             "running": [{"job_id": j, "attempt": a} for j, a in running],
             "slots": slots,
             "labels": labels,
+            "version": RUNNER_VERSION,
         }
         if capabilities is not None:
             body["capabilities"] = capabilities

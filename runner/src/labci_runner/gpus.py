@@ -321,6 +321,20 @@ class RunnerGpus:
     def heartbeat_json(self, in_use: set[str] | None = None) -> dict[str, Any]:
         return self.inventory.as_json(self.unhealthy, in_use)
 
+    async def heartbeat_now(self, in_use: set[str] | None = None) -> dict[str, Any]:
+        """`heartbeat_json` with each GPU's utilisation and memory in use now, where the
+        probe measures them (the runners page shows them)."""
+        body = self.heartbeat_json(in_use)
+        if not self.measuring:
+            return body
+        ids = [gpu.id for gpu in self.inventory.gpus]
+        states = {state.id: state for state in await asyncio.to_thread(self.probe.states, ids)}
+        for gpu in body["gpus"]:
+            state = states.get(gpu["id"])
+            gpu["utilization_pct"] = state.utilization_pct if state else None
+            gpu["memory_used_mib"] = state.memory_used_mib if state else None
+        return body
+
     def describe(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         by_id = {g.id: g for g in self.inventory.gpus}
         return [asdict(by_id.get(i, Gpu(i))) for i in ids]

@@ -70,6 +70,7 @@ async def heartbeat(
         capabilities=capabilities,
         gpus=body.gpus,
         draining=body.draining,
+        version=body.version,
     )
 
 

@@ -44,6 +44,8 @@ class HeartbeatRequest(BaseModel):
     gpus: dict[str, Any] | None = None
     # The runner is stopping: it renews its running jobs' leases but takes no new job.
     draining: bool = False
+    # labci-runner's version (shown on the runners page).
+    version: str | None = Field(None, max_length=64)
 
 
 class AttemptBody(BaseModel):

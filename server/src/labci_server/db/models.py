@@ -224,6 +224,7 @@ class Runner(SQLModel, table=True):
     # until it is resumed (maintenance, a driver update).
     drained_at: float | None = None
     drained_by: str | None = None
+    version: str | None = None  # labci-runner's, as its heartbeats say
     last_heartbeat_at: float | None = None
     created_at: float = Field(default_factory=now_s)
 

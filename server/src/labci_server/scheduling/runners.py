@@ -125,6 +125,7 @@ async def heartbeat(
     capabilities: dict[str, bool] | None = None,
     gpus: dict[str, Any] | None = None,
     draining: bool = False,
+    version: str | None = None,
 ) -> dict[str, Any]:
     """Renew the leases of the jobs the runner runs; the ones to stop are returned. A
     draining runner (stopping) is offline for the scheduler from its first such beat."""
@@ -139,6 +140,8 @@ async def heartbeat(
             runner.capabilities = capabilities
         if gpus is not None:
             runner.gpus = gpus
+        if version is not None:
+            runner.version = version
         session.add(runner)
         for job_id, attempt in sorted(running):
             # Never wait for a job's lock here: a completion holding it (run, then job,

@@ -81,6 +81,7 @@ async def runners_page(
                 "seen": ago(runner.last_heartbeat_at, now) if runner.last_heartbeat_at else "never",
                 "labels": runner.labels,
                 "executors": executors(runner),
+                "version": runner.version,
                 "slots": runner.slots,
                 "busy": len(mine),
                 "jobs": [shown(job) for job in mine],

@@ -1,4 +1,5 @@
-"""an administrator's drain of a runner: no new job is placed on it until it is resumed
+"""an administrator's drain of a runner (no new job is placed on it until it is resumed),
+and the runner's version
 
 Revision ID: 0010
 Revises: 0009
@@ -22,9 +23,11 @@ TEXT = sqlmodel.sql.sqltypes.AutoString
 def upgrade() -> None:
     op.add_column("runners", sa.Column("drained_at", sa.Float(), nullable=True))
     op.add_column("runners", sa.Column("drained_by", TEXT(), nullable=True))
+    op.add_column("runners", sa.Column("version", TEXT(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("runners") as batch:
+        batch.drop_column("version")
         batch.drop_column("drained_by")
         batch.drop_column("drained_at")
