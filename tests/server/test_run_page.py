@@ -327,3 +327,24 @@ async def test_progress_bars_show_their_last_drawing_and_the_record_reads_as_wor
         "new field": "1, 2",
         "took": "90.5 s",
     }
+
+
+async def test_a_run_of_many_chatty_jobs_opens_on_each_jobs_share_of_the_page(site):
+    """The page holds 20,000 lines across its jobs (5,000 at most per job, 500 at least):
+    eight jobs of 3,000 lines open on their last 2,500, each with "show earlier"."""
+    async with site.sessions() as session, session.begin():
+        run = await add_run(session, state="finished")
+        ids = []
+        for n in range(8):
+            job = await add_job(session, run, f"seed {n}", state="success")
+            await job_queries.add_log_lines(session, job_id=job.id or 0, attempt=1,
+                                            lines=lines(*(f"n{i}" for i in range(3_000))))  # fmt: skip
+            ids.append(job.id)
+        run_id = run.id
+    page = soup_of(await site.client.get(f"/runs/{run_id}"))
+    for job_id in ids:
+        shown = [span.contents[-1] for span in page.select(f"#job-{job_id} .line")]
+        assert shown == [f"n{i}" for i in range(500, 3_000)]
+        assert (
+            page.select_one(f"#job-{job_id} a.earlier")["href"] == f"/jobs/{job_id}/log?before=500"
+        )

@@ -21,6 +21,11 @@ from ..db.queries.visible import visible_runs
 from ..errors import BadRequest, NotFound
 
 MAX_LOG_LINES_SHOWN = 5000
+# The run page's lines across all its jobs: a run of many chatty jobs opens on each job's
+# share of this (at least PAGE_MIN_TAIL lines each, "show earlier" for the rest), so the
+# page stays a few MB whatever the run printed.
+PAGE_LOG_LINES = 20_000
+PAGE_MIN_TAIL = 500
 
 
 async def run_overview(
@@ -72,8 +77,8 @@ async def outbox_listing(sc: ServerContext, *, status: str, limit: int) -> list[
 
 async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) -> dict[str, Any]:
     """A run with everything about it; each job's first MAX_LOG_LINES_SHOWN log lines, or
-    with `log_tail` its last ones (the page: where a failure prints), and whether there
-    are more."""
+    with `log_tail` its last ones (the page: where a failure prints; fewer each when the
+    run has many jobs, see PAGE_LOG_LINES), and whether there are more."""
     async with sc.sessions() as session:
         run = await get_run(session, run_id)
         if run is None:
@@ -90,6 +95,9 @@ async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) 
             session, repository_id=run.repository_id, commit_sha=run.commit_sha
         )
         verdicts = await verdicts_of_runs(session, [run_id])
+        shown = MAX_LOG_LINES_SHOWN
+        if log_tail:
+            shown = max(PAGE_MIN_TAIL, min(shown, PAGE_LOG_LINES // max(1, len(jobs))))
         runner_names = await names_of_runners(session, {j.runner_id for j in jobs if j.runner_id})
         job_rows = []
         for job in jobs:
@@ -102,7 +110,7 @@ async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) 
                     job_id=job.id or 0,
                     attempt=job.attempt,
                     before_seq=2**31 - 1,
-                    limit=MAX_LOG_LINES_SHOWN + 1,
+                    limit=shown + 1,
                 )
             else:
                 logs = await job_queries.log_lines(
@@ -118,10 +126,10 @@ async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) 
                     "logs": [
                         line.model_dump()
                         for line in (
-                            logs[-MAX_LOG_LINES_SHOWN:] if log_tail else logs[:MAX_LOG_LINES_SHOWN]
+                            logs[-shown:] if log_tail else logs[:shown]
                         )
                     ],
-                    "logs_truncated": len(logs) > MAX_LOG_LINES_SHOWN,
+                    "logs_truncated": len(logs) > shown,
                     "metrics": metrics.get(job.id or 0, {}),
                     "artifacts": [
                         {

@@ -105,7 +105,13 @@ function stream(section) {
   // EventSource reconnects by itself and sends the last id it saw (Last-Event-ID).
   const source = new EventSource(url);
   section.source = source;
-  source.addEventListener("lines", (event) => place(section, event.data, false));
+  source.addEventListener("lines", (event) => {
+    // A reader at the bottom of the page follows the log as it grows, as a terminal
+    // would; one who scrolled up to read is left where they are.
+    const following = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+    place(section, event.data, false);
+    if (following) window.scrollTo(0, document.body.scrollHeight);
+  });
   source.addEventListener("end", () => {
     source.close();
     section.source = null;
