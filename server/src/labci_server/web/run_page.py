@@ -98,7 +98,6 @@ def _steps(row: dict[str, Any]) -> list[dict[str, Any]]:
                 "exit_code": step["exit_code"] if step else None,
                 "took": step_duration(step) if step else "",
                 "lines": lines_of.get(index, []),
-                "count": len(lines_of.get(index, [])),
                 "open": status in OPEN_STATES,
             }
         )
@@ -147,7 +146,7 @@ def _job(
     }
 
 
-def _verdict(verdict: dict[str, Any], run_id: int) -> dict[str, Any]:
+def _verdict(verdict: dict[str, Any]) -> dict[str, Any]:
     found = verdict.get("baseline")
     if found:
         where = f"{found.get('source', 'baseline')} {str(found.get('commit') or '')[:7]}"
@@ -206,7 +205,7 @@ async def run_page(
     for message in detail["outbox"]:  # oldest first
         if message["kind"] == "status":
             statuses[message["context"]] = message
-    shown_verdicts = [_verdict(v, run_id) for v in detail["verdicts"]]
+    shown_verdicts = [_verdict(v) for v in detail["verdicts"]]
     jobs = [_job(row, history, waiting.get(row["job"]["id"]), can_write) for row in detail["jobs"]]
     return render(
         request,
