@@ -29,7 +29,7 @@ jobs:
     runs-on: cpu
     steps:
       - name: fetch data
-        run: echo "data ready"
+        run: seq 1 6000; echo "data ready"
   train:
     runs-on: cpu
     needs: prep
@@ -108,6 +108,17 @@ def test_a_run_page_follows_the_run_and_a_writer_reruns_a_job(
     target = warm.locator(".line", has_text="warming the cache")
     page.goto(f"{stack.url}/runs/{run_id}#{target.get_attribute('id')}")
     expect(page.locator(f"#{target.get_attribute('id')}")).to_be_visible()
+
+    # prep printed 6,000 lines: the page opened on the last 5,000; the earlier ones come
+    # on demand, into their step, in order.
+    prep = page.locator("section.job", has=page.locator("h2", has_text="prep"))
+    prep.locator("details.step summary").first.click()
+    prep.locator("a.earlier").click()
+    first_line = prep.locator("details.step .line").first
+    expect(first_line.locator("a.n")).to_have_text("1")
+    numbers = [int(n) for n in prep.locator(".line a.n").all_text_contents()]
+    assert numbers == list(range(1, len(numbers) + 1))
+    expect(prep.locator("a.earlier")).to_have_count(0)
 
     # A writer re-runs the job: a new attempt; the first one's log is still there.
     page.locator(f"#job-{job_id}").get_by_role("button", name="Re-run this job").click()

@@ -140,10 +140,19 @@ async def test_a_long_log_shows_its_tail_and_earlier_stretches_on_demand(site):
     assert earlier["href"] == f"/jobs/{job_id}/log?before=7000"
     stretches = []
     while earlier is not None:
-        part = BeautifulSoup((await site.client.get(earlier["href"])).text, "html.parser")
+        # The page's script asks for the bare lines, to put each in its step.
+        answer = await site.client.get(earlier["href"], headers={"x-labci-fragment": "1"})
+        assert not answer.text.startswith("<!doctype")
+        part = BeautifulSoup(answer.text, "html.parser")
         stretches.append([span.contents[-1] for span in part.select(".line")])
         earlier = part.select_one("a.earlier")
     assert stretches == [[f"n{n}" for n in range(2_000, 7_000)], [f"n{n}" for n in range(2_000)]]
+    # Followed without script, the link opens a page of its own, in the layout.
+    alone = soup_of(await site.client.get(f"/jobs/{job_id}/log?before=7000"))
+    assert alone.h1.get_text() == "fit: lines before 7001"
+    assert len(alone.select("pre.log .line")) == 5_000
+    assert alone.select_one("a.earlier")["href"] == f"/jobs/{job_id}/log?before=2000"
+    assert alone.find("a", string="back to the run")["href"] == f"/runs/{run_id}#job-{job_id}"
 
 
 async def test_the_header_links_the_forge_the_baseline_and_the_commits_other_runs(site):

@@ -124,10 +124,7 @@ async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) 
                     "runner": runner_names.get(job.runner_id or 0),
                     "steps": [s.model_dump() for s in steps],
                     "logs": [
-                        line.model_dump()
-                        for line in (
-                            logs[-shown:] if log_tail else logs[:shown]
-                        )
+                        line.model_dump() for line in (logs[-shown:] if log_tail else logs[:shown])
                     ],
                     "logs_truncated": len(logs) > shown,
                     "metrics": metrics.get(job.id or 0, {}),

@@ -14,17 +14,17 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..api.deps import Ctx, RowId
-from ..auth.policies import READ_JOB, policy
+from ..auth.policies import READ_JOB, Access, policy
 from ..context import ServerContext
 from ..db.models import TERMINAL_JOB_STATES, LogLine
 from ..db.queries import jobs as job_queries
 from ..errors import BadRequest, NotFound
-from .templating import TEMPLATES
+from .templating import TEMPLATES, render
 
 router = APIRouter()
 LINES = TEMPLATES.env.get_template("log_lines.html")
@@ -99,14 +99,22 @@ async def log_stream(
 
 RAW_CHUNK_LINES = 5000
 EARLIER_LINES = 5000
+# Sent by the run page's script when it fetches earlier lines to put in their steps.
+FRAGMENT_HEADER = "x-labci-fragment"
 
 
-@router.get("/jobs/{job_id}/log", dependencies=policy(READ_JOB), response_class=HTMLResponse)
+@router.get("/jobs/{job_id}/log", response_class=HTMLResponse)
 async def earlier_lines(
-    job_id: RowId, sc: Ctx, before: Annotated[int, Query(ge=0, le=2**31 - 1)]
+    job_id: RowId,
+    request: Request,
+    sc: Ctx,
+    access: Annotated[Access, Depends(READ_JOB)],
+    before: Annotated[int, Query(ge=0, le=2**31 - 1)],
 ) -> HTMLResponse:
     """The EARLIER_LINES lines of the current attempt before seq `before`, as the run page
-    shows them, headed by the control for the stretch before those."""
+    shows them, headed by the control for the stretch before those: the bare lines for the
+    page's script (it asks with FRAGMENT_HEADER), a page of their own for a browser that
+    followed the link without script."""
     async with sc.sessions() as session:
         job = await job_queries.get_job(session, job_id)
         if job is None:
@@ -115,7 +123,18 @@ async def earlier_lines(
             session, job_id=job_id, attempt=job.attempt, before_seq=before, limit=EARLIER_LINES
         )
     head = earlier_html(job_id, lines[0].seq) if lines and lines[0].seq > 0 else ""
-    return HTMLResponse(head + lines_html(job_id, lines))
+    if request.headers.get(FRAGMENT_HEADER) == "1":
+        return HTMLResponse(head + lines_html(job_id, lines))
+    return render(
+        request,
+        "log_page.html",
+        access.principal,
+        title=f"{job.job_key}: lines before {before + 1}",
+        job=job,
+        before=before,
+        earlier=lines[0].seq if lines and lines[0].seq > 0 else None,
+        lines=[line.model_dump() for line in lines],
+    )
 
 
 @router.get("/jobs/{job_id}/log.txt", dependencies=policy(READ_JOB))

@@ -136,7 +136,7 @@ document.addEventListener("click", async (event) => {
   if (!link) return;
   event.preventDefault();
   const section = link.closest("section.job");
-  const answer = await fetch(link.href, { headers: { accept: "text/html" } });
+  const answer = await fetch(link.href, { headers: { "x-labci-fragment": "1" } });
   if (!answer.ok) return;
   const next = place(section, await answer.text(), true);
   if (next) link.replaceWith(next);
