@@ -3,27 +3,16 @@ run, an unknown address and a malformed filter, as a browser and as a script ask
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from bs4 import BeautifulSoup
-
-from helpers.server import test_settings
-from labci_server.app import create_app
-from labci_server.db.migrate import upgrade
 
 BROWSER = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 
 @pytest.fixture
-async def client(database_url, redis_url) -> AsyncIterator[httpx.AsyncClient]:
-    await upgrade(database_url)
-    app = create_app(test_settings(database_url, redis_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
-            yield c
+def client(site) -> httpx.AsyncClient:
+    return site.client
 
 
 @pytest.mark.parametrize(

@@ -5,16 +5,12 @@ can break out of, change points listed, and a private repository as hidden as it
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from bs4 import BeautifulSoup
 
 from helpers.history import add_measured_run
-from helpers.server import test_settings
-from labci_server.app import create_app
-from labci_server.db.migrate import upgrade
 from labci_server.db.models import Repository
 
 BROWSER = {"accept": "text/html"}
@@ -22,14 +18,9 @@ PATH = "/repos/octo/exp/metrics/history?workflow=train&job=fit&metric=acc"
 
 
 @pytest.fixture
-async def client(database_url, redis_url) -> AsyncIterator[httpx.AsyncClient]:
-    await upgrade(database_url)
-    app = create_app(test_settings(database_url, redis_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
-            c.app = app  # type: ignore[attr-defined]
-            yield c
+def client(site) -> httpx.AsyncClient:
+    site.client.app = site.app  # type: ignore[attr-defined]
+    return site.client
 
 
 async def repository(client, name: str, *, private: bool = False) -> int:

@@ -3,7 +3,6 @@ item 5): its table, its collapsed sections, and nothing a pull request could smu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +10,6 @@ import httpx
 import pytest
 from bs4 import BeautifulSoup
 
-from helpers.server import test_settings
-from labci_server.app import create_app
-from labci_server.db.migrate import upgrade
 from labci_server.db.models import Event, Repository, Run
 from labci_server.db.queries.outbox import save_pull_request_comment
 
@@ -78,13 +74,8 @@ class Lab:
 
 
 @pytest.fixture
-async def lab(database_url, redis_url) -> AsyncIterator[Lab]:
-    await upgrade(database_url)
-    app = create_app(test_settings(database_url, redis_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
-            yield Lab(c, app.state.context.sessions)
+def lab(site) -> Lab:
+    return Lab(site.client, site.sessions)
 
 
 async def test_the_comment_is_rendered_as_github_would_and_nothing_more(lab: Lab):
