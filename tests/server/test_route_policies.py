@@ -203,7 +203,9 @@ REQUESTS: dict[tuple[str, str], Builder] = {
         "POST", f"/api/v1/runs/{fx.runs[k]}/approve", {}, also_allowed=(409,)
     ),
     ("POST", "/runs/{run_id}/cancel"): lambda fx, k: Call("POST", f"/runs/{fx.runs[k]}/cancel", {}),
-    ("POST", "/runs/{run_id}/rerun"): lambda fx, k: Call("POST", f"/runs/{fx.runs[k]}/rerun", {}),
+    ("POST", "/runs/{run_id}/rerun"): lambda fx, k: Call(
+        "POST", f"/runs/{fx.runs[k]}/rerun", {}, also_allowed=(409,)
+    ),
     ("POST", "/runners/{action}"): lambda fx, k: Call(
         "POST", "/runners/drain", {"name": "nobody"}, also_allowed=(404,)
     ),

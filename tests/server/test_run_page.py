@@ -281,6 +281,15 @@ async def test_writers_rerun_a_job_or_the_run_and_find_the_earlier_attempts_log(
     assert "attempt 2" in section.get_text()
     assert section.select_one("p.reason").get_text() == "re-run requested by boss"
     assert section.select_one("form.rerun") is None  # going again: nothing to re-run yet
+    again = await site.client.post(f"/runs/{run_id}/rerun", data={"context": context},
+                                   headers={**writer, **HTML})  # fmt: skip
+    assert again.status_code == 409  # pressed twice: one re-run, and the page says why
+    assert "nothing to re-run in run" in again.text
+    assert "labci/t/fit is still going" in again.text
+    unknown = await site.client.post(f"/runs/{run_id}/rerun", data={"context": "labci/t/nope"},
+                                     headers=writer)  # fmt: skip
+    assert unknown.status_code == 404
+    assert "has no check 'labci/t/nope'" in unknown.text
     old = section.find("a", string="attempt 1's log")
     raw = await site.client.get(old["href"])
     assert raw.text == "Traceback: out of memory\n"

@@ -16,6 +16,7 @@ from ..context import ServerContext
 from ..db.models import TERMINAL_JOB_STATES
 from ..db.queries.repositories import find_repository
 from ..db.queries.runs import forget_results, get_run, jobs_of_run, newest_run_with_context
+from ..errors import NotFound
 from ..forge.outbox import enqueue_status
 from ..queue import kick_outbox, kick_scheduler
 from ..scheduling.retry import back_to_pending
@@ -54,14 +55,19 @@ async def rerun_of_run(
     sc: ServerContext, run_id: int, *, contexts: list[str] | None, who: str
 ) -> list[str]:
     """Start again the run's `contexts` (None: every one of its checks) whose jobs have all
-    ended (the run page's re-run buttons); returns the contexts started, in order."""
+    ended (the run page's re-run buttons); returns the contexts started, in order. A
+    context the run does not have is NotFound."""
     reason = f"re-run requested by {who}"
     async with sc.sessions() as session, session.begin():
         run = await get_run(session, run_id, for_update=True)
         if run is None:
             return []
         rows = await jobs_of_run(session, run.id or 0)
-        wanted = contexts if contexts is not None else list(dict.fromkeys(r.context for r in rows))
+        known = list(dict.fromkeys(r.context for r in rows))
+        unknown = [c for c in contexts or [] if c not in known]
+        if unknown:
+            raise NotFound(f"run {run_id} has no check {unknown[0]!r}")
+        wanted = contexts if contexts is not None else known
         run_url = sc.run_url(run.id)
         started = []
         for context in wanted:

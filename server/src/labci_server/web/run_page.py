@@ -27,7 +27,7 @@ from ..db.queries.repositories import get_repository
 from ..db.queries.runs import get_run, jobs_of_run
 from ..db.queries.verdicts import verdicts_of_runs
 from ..db.queries.visible import visible_runs
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..planning.approval import approve_run
 from ..results.cancel import cancel_run_by_id
 from ..results.comment_render import METRIC_HEADERS, decision_footer, metric_cells
@@ -269,8 +269,13 @@ async def rerun_button(
 ) -> RedirectResponse:
     """The run page's re-run buttons: one job's check (`context`: the job and its repeats,
     which are judged together) or, without it, every check of the run. Checks still going
-    are left alone; a run whose checks all still go is shown as it is."""
-    await rerun_of_run(
+    are left alone; when that leaves nothing to start, the answer is 409 with the reason."""
+    started = await rerun_of_run(
         sc, run_id, contexts=[context] if context else None, who=access.principal.name
     )
+    if not started:
+        raise Conflict(
+            f"nothing to re-run in run {run_id}: "
+            + (f"{context} is still going" if context else "its checks are still going")
+        )
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
