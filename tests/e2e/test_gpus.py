@@ -66,5 +66,5 @@ def test_jobs_are_pinned_to_the_gpus_the_scheduler_assigned(stack, github):
     assert first["record"]["commit"] == sha
 
     page = httpx.get(f"{stack.url}/runs/{run['run']['id']}", timeout=10).text
-    assert "<h3>Record</h3>" in page
-    assert "NVIDIA A100-SXM4-80GB" in page
+    assert "<summary>Reproducibility record</summary>" in page
+    assert "NVIDIA A100-SXM4-80GB 80 GB (gpu " in page  # the record in words

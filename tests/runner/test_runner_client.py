@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 from typing import Any
 
 import httpx
@@ -71,6 +72,7 @@ async def test_heartbeat_sends_running_jobs_and_returns_cancellations() -> None:
         "running": [{"job_id": 5, "attempt": 2}, {"job_id": 6, "attempt": 1}],
         "slots": 2,
         "labels": ["cpu"],
+        "version": version("labci-runner"),  # the runners page shows it
     }
 
 

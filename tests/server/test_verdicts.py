@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bs4 import BeautifulSoup
 from test_planning import push_event
 
 from helpers.gitrepo import TestRepo, make_repo
@@ -541,12 +542,16 @@ async def test_the_run_page_shows_the_verdict_and_the_api_no_badge_token(
             ) as c:
                 page = (await c.get(f"/runs/{job.run_id}")).text
                 detail = (await c.get(f"/api/v1/runs/{job.run_id}")).json()
-    assert "labci/train/fit <span class='failure'>failure</span>" in page
-    assert f"Baseline: base commit {base[:7]}" in page
-    assert "<td>acc ↑</td><td>0.912</td><td>0.85</td>" in page
-    assert "<td>regressed</td>" in page
-    assert "noise from 4 base-branch results" in page
-    assert f"/compare?with={job.run_id}'>compare with the baseline run</a>" in page
+    soup = BeautifulSoup(page, "html.parser")
+    section = soup.select_one('section.verdict[data-context="labci/train/fit"]')
+    assert section.h2.get_text(" ", strip=True) == "labci/train/fit failure"
+    assert f"Baseline: base commit {base[:7]}" in section.get_text()
+    acc = section.select_one("table.verdict tr.regressed")
+    assert [td.get_text() for td in acc.find_all("td")][:3] == ["acc ↑", "0.912", "0.85"]
+    assert "regressed" in [td.get_text() for td in acc.find_all("td")]
+    assert "noise from 4 base-branch results" in section.get_text()
+    compare = section.find("a", string="compare with the baseline run")
+    assert compare["href"].endswith(f"/compare?with={job.run_id}")
     (verdict,) = [v for v in detail["verdicts"] if v["context"] == "labci/train/fit"]
     assert verdict["state"] == "failure"
     assert verdict["metrics"][0]["name"] == "acc"
