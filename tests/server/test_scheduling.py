@@ -13,7 +13,7 @@ from helpers.server import server_context, test_settings
 from labci_server.db.models import Runner
 from labci_server.db.queries import jobs as job_queries
 from labci_server.db.queries.runs import runs_for_commit
-from labci_server.errors import NotFound
+from labci_server.errors import Forbidden, NotFound
 from labci_server.planning.planner import plan_event
 from labci_server.scheduling.reconciler import reconcile
 from labci_server.scheduling.runners import (
@@ -245,23 +245,30 @@ def test_jobs_go_to_runners_that_can_take_them(needs, runners, expected):
 
 
 async def test_a_drained_runner_gets_no_new_job_until_resumed(tmp_path, database_url, redis_url):
-    """An administrator's drain (`labci runners drain`, the runners page): the runner keeps
+    """An administrator's drain (`labci runners drain`, the runners page): a job queued on
+    the runner and not yet fetched goes back to pending (a new attempt); the runner keeps
     heartbeating and gets nothing new; the waiting job says why; resumed, it gets the job."""
     repo = make_repo(tmp_path)
     sha = repo.commit({".labci/many.yml": WORKFLOW})
     async with server_context(test_settings(database_url, redis_url)) as sc:
         answer = await registered_runner(sc, ["self-hosted", "cpu"], 1)
-        assert await drain_runner(sc.sessions, "r", drain=True, by="boss") == 1
         event_id = await store_event(sc, push_event(repo.bare, sha, "d"))
         await plan_event(sc, event_id or 0)
+        assert await schedule_jobs(sc) == 1  # job a, queued on the runner, not fetched
+        assert await drain_runner(sc.sessions, "r", drain=True, by="boss") == (1, 1)
         await heartbeat(sc, token=answer["runner_token"], running=[], slots=1, labels=["cpu"])
         assert await schedule_jobs(sc) == 0
         async with sc.sessions() as session:
             (run,) = await runs_for_commit(session, sha)
             jobs = await job_queries.jobs_of_runs(session, [run.id or 0])
             why = await why_waiting(session, run, jobs, lease_s=sc.settings.lease_s)
-        assert why[jobs[0].id or 0] == "no online runner with [cpu] (1 drained)"
-        assert await drain_runner(sc.sessions, "r", drain=False, by="boss") == 1
+        first = jobs[0]
+        assert (first.state, first.attempt, first.runner_id) == ("pending", 2, None)
+        assert first.reason == "runner r was drained by boss"
+        assert why[first.id or 0] == "no online runner with [cpu] (1 drained)"
+        with pytest.raises(Forbidden):  # the runner's fetch of attempt 1 is refused
+            await fetch_job(sc, token=answer["runner_token"], job_id=first.id or 0, attempt=1)
+        assert await drain_runner(sc.sessions, "r", drain=False, by="boss") == (1, 0)
         assert await schedule_jobs(sc) == 1
         with pytest.raises(NotFound):
             await drain_runner(sc.sessions, "nobody", drain=True, by="boss")

@@ -212,10 +212,13 @@ def cmd_runners_drain(settings: Settings, args: argparse.Namespace) -> int:
 
     drain = args.runners_command == "drain"
     by = getpass.getuser()
-    count = on_database(settings, lambda s: drain_runner(s, args.name, drain=drain, by=by))
+    count, released = on_database(
+        settings, lambda s: drain_runner(s, args.name, drain=drain, by=by)
+    )
     if drain:
         print(f"runner {args.name} drained ({count} registration(s)): it finishes its jobs "
-              "and gets no new one until `labci runners resume`")  # fmt: skip
+              "and gets no new one until `labci runners resume`; "
+              f"{released} job(s) queued on it go to other runners")  # fmt: skip
     else:
         print(f"runner {args.name} resumed ({count} registration(s)): it gets new jobs again")
     return 0

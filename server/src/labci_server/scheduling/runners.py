@@ -30,6 +30,7 @@ from ..tokens import (
     hash_token,
     new_token,
 )
+from .retry import back_to_pending
 from .runner_acl import create_runner_user, drop_runner_users
 
 RUNNER_QUEUE_PREFIX = "labci:runner:"
@@ -101,9 +102,13 @@ async def revoke_runner(sessions: Any, name: str, *, redis: Redis | None = None)
     return len(found)
 
 
-async def drain_runner(sessions: Any, name: str, *, drain: bool, by: str) -> int:
+async def drain_runner(sessions: Any, name: str, *, drain: bool, by: str) -> tuple[int, int]:
     """Drain (`drain`) or resume every runner called `name` (`labci runners drain|resume`,
-    the runners page): a drained runner keeps running its jobs and gets no new one."""
+    the runners page): a drained runner finishes the jobs it has started and gets no new
+    one. Jobs queued on it that it has not fetched yet go back to pending for another
+    runner (a new attempt: its fetch of the old one is refused). Returns (runners, jobs
+    handed back)."""
+    released = 0
     async with sessions() as session, session.begin():
         found = [r for r in await runners_named(session, name) if r.revoked_at is None]
         if not found:
@@ -112,7 +117,15 @@ async def drain_runner(sessions: Any, name: str, *, drain: bool, by: str) -> int
             runner.drained_at = time.time() if drain else None
             runner.drained_by = by if drain else None
             session.add(runner)
-    return len(found)
+            if not drain:
+                continue
+            for held in await job_queries.active_jobs(session, runner_id=runner.id):
+                job = await job_queries.get_job(session, held.id or 0, for_update=True)
+                if job is None or job.state != "queued" or job.job_token_hash is not None:
+                    continue  # started, or being fetched: it finishes here
+                back_to_pending(session, job, reason=f"runner {name} was drained by {by}")
+                released += 1
+    return len(found), released
 
 
 async def heartbeat(

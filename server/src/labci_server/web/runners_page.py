@@ -22,6 +22,7 @@ from ..db.queries.jobs import active_jobs
 from ..db.queries.runners import all_runners
 from ..db.queries.runs import runs_by_id
 from ..errors import NotFound
+from ..queue import kick_scheduler
 from ..scheduling.runners import drain_runner, revoke_runner_with_acl
 from .runs_list import ago
 from .templating import render
@@ -119,5 +120,9 @@ async def runner_action(
     if action == "revoke":
         await revoke_runner_with_acl(sc.settings, sc.sessions, name)
     else:
-        await drain_runner(sc.sessions, name, drain=action == "drain", by=access.principal.name)
+        _, released = await drain_runner(
+            sc.sessions, name, drain=action == "drain", by=access.principal.name
+        )
+        if released:
+            await kick_scheduler(sc.redis)  # its queued jobs go to other runners now
     return RedirectResponse("/runners", status_code=303)
