@@ -366,3 +366,25 @@ async def test_a_run_of_many_chatty_jobs_opens_on_each_jobs_share_of_the_page(si
         assert (
             page.select_one(f"#job-{job_id} a.earlier")["href"] == f"/jobs/{job_id}/log?before=500"
         )
+
+
+async def test_the_pages_refresh_reads_no_log_line_or_only_one_jobs(site):
+    """The page's script refreshes its parts every few seconds: `?lines=none` reads no log
+    line (a big run's refresh stays small), `?job=J` only the job that moved on."""
+    async with site.sessions() as session, session.begin():
+        run = await add_run(session)
+        ids = []
+        for key in ("a", "b"):
+            job = await add_job(session, run, key)
+            session.add(Step(job_id=job.id or 0, attempt=1, index=0, name="go", status="running"))
+            await job_queries.add_log_lines(session, job_id=job.id or 0, attempt=1,
+                                            lines=lines(f"{key}1", f"{key}2"))  # fmt: skip
+            ids.append(job.id)
+        run_id = run.id
+    bare = soup_of(await site.client.get(f"/runs/{run_id}?lines=none"))
+    assert bare.select("pre.log .line") == []
+    assert len(bare.select("details.step")) == 2  # the steps, their states and durations
+    one = soup_of(await site.client.get(f"/runs/{run_id}?job={ids[1]}"))
+    assert [ln.contents[-1] for ln in one.select("pre.log .line")] == ["b1", "b2"]
+    assert one.select_one(f"#job-{ids[1]}")["data-stream"].endswith("?after=1")
+    assert (await site.client.get(f"/runs/{run_id}?lines=all")).status_code == 422

@@ -75,7 +75,9 @@ async def outbox_listing(sc: ServerContext, *, status: str, limit: int) -> list[
     ]
 
 
-async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) -> dict[str, Any]:
+async def run_detail(
+    sc: ServerContext, run_id: int, *, log_tail: bool = False, log_jobs: set[int] | None = None
+) -> dict[str, Any]:
     """A run with everything about it; each job's first MAX_LOG_LINES_SHOWN log lines, or
     with `log_tail` its last ones (the page: where a failure prints; fewer each when the
     run has many jobs, see PAGE_LOG_LINES), and whether there are more."""
@@ -104,7 +106,9 @@ async def run_detail(sc: ServerContext, run_id: int, *, log_tail: bool = False) 
             steps = await job_queries.steps_of_job(session, job_id=job.id or 0, attempt=job.attempt)
             # One row past the cap says whether there are more: a million-line job is not
             # read into memory to show its first 5,000 lines.
-            if log_tail:
+            if log_jobs is not None and job.id not in log_jobs:
+                logs = []  # the page refreshing its parts needs no lines
+            elif log_tail:
                 logs = await job_queries.log_lines_before(
                     session,
                     job_id=job.id or 0,

@@ -11,10 +11,10 @@ what is live: a reload shows the same."""
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ..api.deps import Ctx, RowId
@@ -175,9 +175,18 @@ def _other_run(run: Run, verdicts: list[ContextVerdict]) -> dict[str, Any]:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 async def run_page(
-    run_id: RowId, request: Request, sc: Ctx, access: Annotated[Access, Depends(READ_RUN)]
+    run_id: RowId,
+    request: Request,
+    sc: Ctx,
+    access: Annotated[Access, Depends(READ_RUN)],
+    lines: Annotated[Literal["none"] | None, Query()] = None,
+    job: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> HTMLResponse:
-    detail = await run_detail(sc, run_id, log_tail=True)
+    """The run's page. The page's script refreshes its parts with `?lines=none` (no log
+    line is read: a big run's refresh costs a few small queries) and a job that ended with
+    `?job=J` (only that job's lines)."""
+    only = set() if lines == "none" else ({job} if job is not None else None)
+    detail = await run_detail(sc, run_id, log_tail=True, log_jobs=only)
     async with sc.sessions() as session:
         run = await get_run(session, run_id)
         repo = await get_repository(session, run.repository_id) if run else None

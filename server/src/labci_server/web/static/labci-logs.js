@@ -152,20 +152,26 @@ function showLinkedLine() {
   line.scrollIntoView({ block: "center" });
 }
 
-// The page as the server has it now: the head, statuses, verdicts and graph replaced; a
-// job section replaced when its job has moved on and no stream is filling it (what the
-// reader opened, typed or ticked is kept).
+async function fetched(query) {
+  const answer = await fetch(`${location.pathname}?${query}`, { headers: { accept: "text/html" } });
+  if (!answer.ok) return null;
+  return new DOMParser().parseFromString(await answer.text(), "text/html");
+}
+
+// The page as the server has it now, read without log lines (a big run's refresh stays
+// small): the head, statuses, verdicts and graph replaced; a job section replaced, with its
+// lines, when its job has moved on and no stream is filling it (what the reader opened,
+// typed or ticked is kept).
 async function refresh() {
-  const answer = await fetch(location.pathname, { headers: { accept: "text/html" } });
-  if (!answer.ok) return;
-  const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+  const fresh = await fetched("lines=none");
+  if (!fresh) return;
   for (const selector of ["#run-head", "table.statuses", "#verdicts", "svg.graph"]) {
     const now = document.querySelector(selector);
     const then = fresh.querySelector(selector);
     if (now && then) now.replaceWith(document.adoptNode(then));
   }
   for (const section of document.querySelectorAll("section.job")) {
-    const then = fresh.getElementById(section.id);
+    let then = fresh.getElementById(section.id);
     if (!then) continue;
     if (section.source) {
       // Still filling from its stream: only its headline and why it waits move on.
@@ -176,6 +182,9 @@ async function refresh() {
       continue;
     }
     if (then.dataset.state === section.dataset.state && !then.dataset.stream) continue;
+    const whole = await fetched(`job=${section.dataset.job}`);
+    then = whole && whole.getElementById(section.id);
+    if (!then) continue;
     const opened = new Set(
       [...section.querySelectorAll("details.step[open]")].map((d) => d.dataset.step),
     );
