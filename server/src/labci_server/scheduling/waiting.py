@@ -7,6 +7,7 @@ waits for a free slot behind the jobs ahead of it."""
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,6 +33,8 @@ async def why_waiting(
     if run.approval == "awaiting":
         return found | {job.id or 0: "waiting for a maintainer's approval" for job in pending}
     runners = await online_runners(session, seen_after=time.time() - lease_s)
+    # One query for every place: the queue up to this run's newest pending job.
+    queue = await job_queries.queue_up_to(session, max(job.id or 0 for job in pending))
     for job in pending:
         labels = ", ".join(job.runs_on)
         kind = job_needs(job)
@@ -55,10 +58,10 @@ async def why_waiting(
         if gpus and not any(len(healthy_gpu_ids(r)) >= gpus for r in able):
             found[job.id or 0] = f"no online runner with {what} has {gpus} healthy GPUs"
             continue
-        ahead = await job_queries.pending_ahead_of(session, job.id or 0)
+        place = bisect_left(queue, job.id or 0) + 1
         found[job.id or 0] = (
             f"waiting for a free runner with {what} ({len(able)} online); "
-            f"{ahead + 1}{_ordinal(ahead + 1)} in the queue"
+            f"{place}{_ordinal(place)} in the queue"
         )
     return found
 

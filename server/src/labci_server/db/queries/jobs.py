@@ -255,17 +255,17 @@ async def busy_slots_of_runner(session: AsyncSession, runner_id: int) -> int:
     return int((await session.exec(stmt)).one())
 
 
-async def pending_ahead_of(session: AsyncSession, job_id: int) -> int:
-    """How many jobs the scheduler considers before `job_id` (pending, not awaiting
-    approval, older: it takes them in id order)."""
+async def queue_up_to(session: AsyncSession, job_id: int) -> list[int]:
+    """The ids of the jobs the scheduler considers up to `job_id`, in its order (pending,
+    not awaiting approval, oldest first): a job's place in the queue is its index here."""
     stmt = (
-        select(func.count())
-        .select_from(Job)
+        select(Job.id)
         .join(Run, col(Run.id) == col(Job.run_id))
         .where(
             Job.state == "pending",
-            col(Job.id) < job_id,
+            col(Job.id) <= job_id,
             or_(col(Run.approval).is_(None), Run.approval != "awaiting"),
         )
+        .order_by(col(Job.id))
     )
-    return int((await session.exec(stmt)).one())
+    return [job for job in (await session.exec(stmt)).all() if job is not None]
