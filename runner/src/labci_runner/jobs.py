@@ -53,10 +53,14 @@ JobKey = tuple[int, int]
 
 @dataclass
 class RunningJob:
-    """A job attempt in flight: the task to cancel, and why it was cancelled."""
+    """A job attempt in flight: the task to cancel, and why it was cancelled. Once its
+    final report is on its way (`reporting`), nothing cancels it: a heartbeat answered
+    just after the server recorded the job's end says "cancel" (the job is no longer
+    running there), and cancelling then would cut the report the server already has."""
 
     task: asyncio.Task[object]
     stop_reason: StopReason | None = None
+    reporting: bool = False
 
 
 class RunningJobs:
@@ -98,7 +102,7 @@ class RunningJobs:
 
     def stop(self, key: JobKey, reason: StopReason) -> bool:
         entry = self._jobs.get(key)
-        if entry is None or entry.task.done():
+        if entry is None or entry.task.done() or entry.reporting:
             return False
         entry.stop_reason = entry.stop_reason or reason
         entry.task.cancel()
@@ -189,6 +193,7 @@ async def _run_attempt(
         _announce(assignment.job_id, assignment.attempt, f"released: {released}", redactor)
         return "released"
     except asyncio.CancelledError:
+        entry.reporting = True  # the hand-back or the report below is not cut either
         if entry.stop_reason == "shutdown":
             # Handed back, never reported: the server runs it again as a new attempt.
             await _hand_back(channel, "the runner was stopped before the job finished")
@@ -205,6 +210,7 @@ async def _run_attempt(
         # Redacted before the cut, which could otherwise leave a secret's prefix.
         why = assignment.redactor.redact(f"runner error: {type(exc).__name__}: {exc}")
         report = Report("error", why[:300])
+    entry.reporting = True
     await _complete(channel, report, started)
     return report.outcome
 
