@@ -139,7 +139,7 @@ async def test_events_we_do_not_act_on_are_ignored(client, event):
     assert (await table_counts(client))["events"] == 0
 
 
-@pytest.mark.parametrize("action", ["closed", "edited", "labeled", "assigned"], ids=str)
+@pytest.mark.parametrize("action", ["edited", "labeled", "assigned"], ids=str)
 async def test_pull_request_actions_we_do_not_act_on(client, action):
     payload = pull_request_payload(
         action, "octo", "exp", "https://x.invalid/o/e.git", 3, "feat", SHA_B, "main", SHA_A
@@ -352,3 +352,89 @@ async def test_a_nul_in_a_signed_delivery_is_a_400_and_stores_nothing(client):
     assert response.status_code == 400
     assert "NUL" in response.json()["error"]
     assert (await table_counts(client))["events"] == 0
+
+
+async def test_closing_a_pull_request_or_deleting_a_branch_cancels_its_unfinished_runs(client):
+    """Issue 14, item 6: a closed pull request's runs (any head) and a deleted branch's push
+    runs are cancelled with the reason in their statuses; its events not planned yet never
+    will be; a delivery seen again cancels nothing more."""
+    from labci_server.db.models import Job, Run
+    from labci_server.db.queries.events import event_by_delivery
+    from labci_server.db.queries.outbox import messages_for_commit
+    from labci_server.db.queries.runs import jobs_of_run
+    from labci_spec import Job as JobSpec
+    from labci_spec import JobInstance
+
+    job_spec = JobSpec.model_validate({"id": "fit", "runs-on": ["cpu"], "steps": [{"run": "x"}]})
+    spec = JobInstance(workflow="train", job_id="fit", key="fit", group="fit", job=job_spec)
+    sessions = client.app.state.context.sessions
+    opened = pull_request_payload(
+        "opened", "octo", "exp", "https://x.invalid/o/e.git", 3, "feat", SHA_B, "main", SHA_A
+    )
+    body, headers = delivery("pull_request", opened, delivery_id="pr-opened")
+    assert (await client.post("/webhooks/github", content=body, headers=headers)).status_code == 202
+    async with sessions() as session, session.begin():
+        event = await event_by_delivery(session, "pr-opened")
+        runs = {}
+        for key, pr, trigger, branch in (("pr", 3, "pull_request", "feat"),
+                                         ("other-pr", 4, "pull_request", "x"),
+                                         ("push", None, "push", "feat")):  # fmt: skip
+            run = Run(event_id=event.id, repository_id=event.repository_id, workflow_path=key,
+                      workflow_name="train", commit_sha=SHA_B, trigger=trigger, branch=branch,
+                      pr_number=pr, state="running", dedupe_key=key)  # fmt: skip
+            session.add(run)
+            await session.flush()
+            session.add(Job(run_id=run.id, job_key="fit", context=f"labci/train/{key}",
+                            spec=spec.model_dump(mode="json", by_alias=True), runs_on=["cpu"],
+                            timeout_s=60, state="running"))  # fmt: skip
+            runs[key] = run.id
+    closed = copy.deepcopy(opened)
+    closed["action"] = "closed"
+    body, headers = delivery("pull_request", closed, delivery_id="pr-closed")
+    answer = await client.post("/webhooks/github", content=body, headers=headers)
+    assert answer.status_code == 202
+    assert answer.json() == {"ended": "pull request #3 was closed", "cancelled_runs": [runs["pr"]]}
+    async with sessions() as session:
+        (job,) = await jobs_of_run(session, runs["pr"])
+        run = await session.get(Run, runs["pr"])
+        event = await event_by_delivery(session, "pr-opened")
+        statuses = {m.context: m for m in await messages_for_commit(
+            session, repository_id=event.repository_id, commit_sha=SHA_B)}  # newest last  # fmt: skip
+    assert (run.state, run.conclusion, run.dedupe_key) == ("finished", "cancelled", None)
+    assert (job.state, job.reason) == ("cancelled", "pull request #3 was closed")
+    assert (event.state, event.error) == ("superseded", "pull request #3 was closed")
+    assert "pull request #3 was closed" in statuses["labci/train/pr"].description
+    again = copy.deepcopy(closed)
+    again["pull_request"]["merged"] = True
+    body, headers = delivery("pull_request", again, delivery_id="pr-merged")
+    answer = await client.post("/webhooks/github", content=body, headers=headers)
+    assert answer.json() == {"ended": "pull request #3 was merged", "cancelled_runs": []}
+
+    gone = push_payload("octo", "exp", "https://x.invalid/o/e.git", "refs/heads/feat", SHA_B,
+                        "0" * 40)  # fmt: skip
+    gone["deleted"] = True
+    body, headers = delivery("push", gone, delivery_id="feat-deleted")
+    answer = await client.post("/webhooks/github", content=body, headers=headers)
+    assert answer.json() == {"ended": "branch feat was deleted", "cancelled_runs": [runs["push"]]}
+    async with sessions() as session:
+        assert (await session.get(Run, runs["other-pr"])).state == "running"  # another PR's
+
+
+def test_githubs_own_closed_and_deleted_examples_end_work():
+    from gidgethub.sansio import Event
+
+    from labci_server.webhooks.github import ended_work
+
+    closed = [p for p in load_examples("pull_request") if p["action"] == "closed"]
+    deleted_tags = [p for p in load_examples("push") if p.get("deleted")]
+    assert closed
+    assert deleted_tags
+    for payload in closed:
+        ended = ended_work(Event(payload, event="pull_request", delivery_id="x"))
+        how = "merged" if payload["pull_request"]["merged"] else "closed"
+        assert ended is not None
+        assert ended.reason == f"pull request #{payload['number']} was {how}"
+        assert ended.pr_number == payload["number"]
+    for payload in deleted_tags:  # GitHub's examples delete tags only: no run is a tag's
+        assert payload["ref"].startswith("refs/tags/")
+        assert ended_work(Event(payload, event="push", delivery_id="x")) is None

@@ -12,8 +12,9 @@ from ..context import ServerContext
 from ..errors import ConfigError, LabciError
 from ..forge.facts import refresh_named
 from ..http.signed_body import read_verified_body
+from ..results.cancel import cancel_moot_runs
 from ..webhooks.approval_comments import approval_comment_delivery
-from ..webhooks.github import repository_change, to_new_event, verify_delivery
+from ..webhooks.github import ended_work, repository_change, to_new_event, verify_delivery
 from ..webhooks.gitlocal import check_repository, hook_repository, to_local_event
 from ..webhooks.ingest import store_event
 from ..webhooks.reruns import check_run_delivery
@@ -67,6 +68,17 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
         if isinstance(names, str):
             return JSONResponse({"ignored": names}, status_code=202)
         return JSONResponse({"repositories": await refresh_named(sc, "github", names)}, 202)
+    ended = ended_work(event)
+    if ended is not None:
+        cancelled = await cancel_moot_runs(
+            sc,
+            provider="github",
+            repo_full_name=ended.repo_full_name,
+            reason=ended.reason,
+            pr_number=ended.pr_number,
+            branch=ended.branch,
+        )
+        return JSONResponse({"ended": ended.reason, "cancelled_runs": cancelled}, 202)
     new = to_new_event(event)
     if isinstance(new, str):
         return JSONResponse({"ignored": new}, status_code=202)

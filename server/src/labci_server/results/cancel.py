@@ -1,4 +1,5 @@
-"""Stopping runs: by an operator (`labci cancel`), or superseded by a pull request's new head.
+"""Stopping runs: by an operator (`labci cancel`), superseded by a pull request's new head,
+or moot because their pull request was closed or their branch deleted.
 
 Every unfinished job of the run becomes `cancelled` at once, with the reason, and the run
 is settled in one go, so dependents read "cancelled" too rather than "blocked". A job a
@@ -13,7 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
 from ..db.models import TERMINAL_JOB_STATES, Run
-from ..db.queries.runs import get_run, jobs_of_run
+from ..db.queries.events import mark_event, unplanned_events_of
+from ..db.queries.repositories import find_repository
+from ..db.queries.runs import get_run, jobs_of_run, unfinished_runs_of
 from ..errors import NotFound
 from ..queue import kick_outbox, kick_scheduler
 from .ingest import mark_terminal, settle_run
@@ -42,3 +45,41 @@ async def cancel_run_by_id(sc: ServerContext, run_id: int, *, reason: str) -> in
     await kick_outbox(sc.redis)
     await kick_scheduler(sc.redis)
     return stopped
+
+
+async def cancel_moot_runs(
+    sc: ServerContext,
+    *,
+    provider: str,
+    repo_full_name: str,
+    reason: str,
+    pr_number: int | None = None,
+    branch: str | None = None,
+) -> list[int]:
+    """A pull request closed (`pr_number`) or a branch deleted (`branch`): its unfinished
+    runs are cancelled with `reason` (each status says it), and its events not planned
+    yet never will be. Returns the runs cancelled; a delivery seen again finds none."""
+    cancelled = []
+    async with sc.sessions() as session, session.begin():
+        repo = await find_repository(session, provider=provider, full_name=repo_full_name)
+        if repo is None:
+            return []
+        scope = {"repository_id": repo.id or 0, "pr_number": pr_number, "branch": branch}
+        for event in await unplanned_events_of(session, **scope):
+            if await mark_event(
+                session, event.id or 0, from_state="received", to_state="superseded"
+            ):
+                event.error = reason
+                session.add(event)
+        for found in await unfinished_runs_of(session, **scope):
+            run = await get_run(session, found.id or 0, for_update=True)
+            if run is None or run.state == "finished":
+                continue
+            run.dedupe_key = None  # a reopened pull request is planned again
+            session.add(run)
+            await cancel_run(session, run, reason=reason, run_url=sc.run_url(run.id))
+            cancelled.append(run.id or 0)
+    if cancelled:
+        await kick_outbox(sc.redis)
+        await kick_scheduler(sc.redis)
+    return cancelled

@@ -101,6 +101,31 @@ def _facts(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class EndedWork:
+    """A delivery that makes runs moot: a pull request closed, or a branch deleted."""
+
+    repo_full_name: str
+    reason: str
+    pr_number: int | None = None
+    branch: str | None = None
+
+
+def ended_work(event: GitHubEvent) -> EndedWork | None:
+    data = event.data
+    if event.event == "pull_request" and data.get("action") == "closed":
+        pr = data.get("pull_request") or {}
+        number = _number(data.get("number") or pr.get("number"))
+        how = "merged" if pr.get("merged") else "closed"
+        return EndedWork(_repo(data)[0], f"pull request #{number} was {how}", pr_number=number)
+    if event.event == "push" and (data.get("deleted") or data.get("after") == NULL_SHA):
+        ref = str(data.get("ref") or "")
+        if ref.startswith("refs/heads/"):
+            branch = ref.removeprefix("refs/heads/")
+            return EndedWork(_repo(data)[0], f"branch {branch} was deleted", branch=branch)
+    return None
+
+
 def _push(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:
     ref = str(data["ref"])
     if not ref.startswith("refs/heads/"):

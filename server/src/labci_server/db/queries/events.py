@@ -77,3 +77,19 @@ async def newer_head_of_pull_request(
         Event.commit_sha != sha,
     )
     return (await session.exec(stmt.order_by(col(Event.id).desc()))).first()
+
+
+async def unplanned_events_of(
+    session: AsyncSession,
+    *,
+    repository_id: int,
+    pr_number: int | None = None,
+    branch: str | None = None,
+) -> list[Event]:
+    """Events of a pull request (or pushes to a branch) not planned yet."""
+    stmt = select(Event).where(Event.repository_id == repository_id, Event.state == "received")
+    if pr_number is not None:
+        stmt = stmt.where(Event.kind == "pull_request", Event.pr_number == pr_number)
+    else:
+        stmt = stmt.where(Event.kind == "push", Event.branch == branch)
+    return list((await session.exec(stmt)).all())

@@ -134,3 +134,19 @@ async def forget_results(
             col(ContextVerdict.run_id) == run_id, col(ContextVerdict.context) == context
         )
     )
+
+
+async def unfinished_runs_of(
+    session: AsyncSession,
+    *,
+    repository_id: int,
+    pr_number: int | None = None,
+    branch: str | None = None,
+) -> list[Run]:
+    """Unfinished runs of a pull request (any head), or of the pushes to a branch."""
+    stmt = select(Run).where(Run.repository_id == repository_id, Run.state != "finished")
+    if pr_number is not None:
+        stmt = stmt.where(Run.pr_number == pr_number, Run.trigger == "pull_request")
+    else:
+        stmt = stmt.where(Run.branch == branch, Run.trigger == "push")
+    return list((await session.exec(stmt.order_by(col(Run.id)))).all())
