@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -133,11 +134,28 @@ def test_runners_drain_and_resume_from_the_command_line(database_url):
     asyncio.run(upgrade(database_url))
     asyncio.run(runners(add=True))
     env = {"PATH": "/usr/bin:/bin", "LABCI_DATABASE_URL": database_url, "USER": "boss"}
+    listed = labci("runners", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    head, row = listed.stdout.splitlines()
+    assert head.split() == [
+        "NAME",
+        "STATE",
+        "LABELS",
+        "EXECUTORS",
+        "VERSION",
+        "SLOTS",
+        "GPUS",
+        "SEEN",
+    ]
+    assert row.split() == ["lab-gpu-1", "offline", "gpu", "process", "-", "0/1", "-", "never"]
     drained = labci("runners", "drain", "lab-gpu-1", env=env)
     assert drained.returncode == 0, drained.stderr
     assert "drained (1 registration(s))" in drained.stdout
     (runner,) = asyncio.run(runners())
     assert runner.drained_at is not None
+    assert "offline (drained)" in labci("runners", "list", env=env).stdout
+    (as_json,) = json.loads(labci("runners", "list", "--json", env=env).stdout)
+    assert (as_json["name"], as_json["drained_by"]) == ("lab-gpu-1", "boss")
     resumed = labci("runners", "resume", "lab-gpu-1", env=env)
     assert "resumed" in resumed.stdout
     assert asyncio.run(runners())[0].drained_at is None

@@ -275,6 +275,7 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("GET", "/"): lambda fx, k: Call("GET", "/"),
     ("GET", "/runs"): lambda fx, k: Call("GET", "/runs?state=finished"),
     ("GET", "/runners"): lambda fx, k: Call("GET", "/runners"),
+    ("GET", "/api/v1/runners"): lambda fx, k: Call("GET", "/api/v1/runners"),
     ("GET", "/runs/{run_id}"): lambda fx, k: Call("GET", f"/runs/{fx.runs[k]}"),
     ("GET", "/runs/{run_id}/compare"): lambda fx, k: Call(
         "GET", f"/runs/{fx.runs[k]}/compare?with={fx.runs['public']}"

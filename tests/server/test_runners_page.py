@@ -74,7 +74,26 @@ async def test_runners_their_jobs_and_gpus(database_url, redis_url):
         async with httpx.AsyncClient(transport=transport, base_url="http://labci.test") as c:
             page = await c.get("/runners", headers={**bearer(token), "accept": "text/html"})
             anonymous = await c.get("/runners")
+            api = await c.get("/api/v1/runners", headers=bearer(token))
+            api_anonymous = await c.get("/api/v1/runners")
     assert anonymous.status_code == 401
+    assert api_anonymous.status_code == 401
+    # The API has the page's rows (issue 14 item 1: for the web UI and scripts).
+    listed = {row["name"]: row for row in api.json()}
+    assert list(listed) == ["lab-cpu-2", "lab-gpu-1", "old-box"]
+    gpu_box = listed["lab-gpu-1"]
+    assert (gpu_box["state"], gpu_box["busy"], gpu_box["slots"]) == ("online", 2, 2)
+    assert gpu_box["executors"] == ["docker", "process"]
+    assert gpu_box["version"] == "0.1.0"
+    held = [(j["key"], j["run_id"]) for j in gpu_box["jobs"]]
+    assert sorted(held, key=str) == [
+        ("fit (octo/open)", open_run),
+        (None, None),
+    ]  # private: nameless
+    assert gpu_box["gpus"][0]["job"]["key"] == "fit (octo/open)"
+    assert gpu_box["gpus"][0]["utilization_pct"] == 87
+    assert listed["old-box"]["state"] == "revoked"
+    assert "octo/secret" not in api.text
     assert page.status_code == 200
     soup = BeautifulSoup(page.text, "html.parser")
     rows = {tr["data-runner"]: tr for tr in soup.select("table.runners tbody tr")}

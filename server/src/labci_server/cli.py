@@ -14,7 +14,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli_people import add_people_commands, cmd_runners_drain, cmd_runners_revoke
+from .cli_people import (
+    add_people_commands,
+    cmd_runners_drain,
+    cmd_runners_list,
+    cmd_runners_revoke,
+)
 from .cli_secrets import add_secrets_commands
 from .errors import ConfigError, LabciError
 
@@ -345,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = runners.add_parser("revoke", help="revoke a runner: its token answers 401")
     revoke.add_argument("name")
     revoke.set_defaults(func=cmd_runners_revoke)
+    listing = runners.add_parser(
+        "list", help="every runner: state, labels, executors, version, slots, GPUs, last heartbeat"
+    )
+    listing.add_argument("--json", action="store_true", help="the rows as JSON")
+    listing.set_defaults(func=cmd_runners_list)
     for verb, about in (
         ("drain", "drain a runner: it finishes its jobs and gets no new one"),
         ("resume", "resume a drained runner: it gets new jobs again"),

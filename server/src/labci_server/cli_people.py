@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -204,6 +205,37 @@ def cmd_runners_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
     count = on_database(settings, lambda s: revoke_runner_with_acl(settings, s, args.name))
     print(f"runner {args.name} revoked ({count} registration(s)); its token answers 401 now")
+    return 0
+
+
+def cmd_runners_list(settings: Settings, args: argparse.Namespace) -> int:
+    from .scheduling.runner_listing import runner_rows
+
+    rows = on_database(settings, lambda s: runner_rows(s, lease_s=settings.lease_s, visible=None))
+    if args.json:
+        print(json.dumps([row.as_json() for row in rows], indent=2))
+        return 0
+    if not rows:
+        print("no runners yet: `labci runners token` makes a registration token")
+        return 0
+    now = time.time()
+    table = [("NAME", "STATE", "LABELS", "EXECUTORS", "VERSION", "SLOTS", "GPUS", "SEEN")]
+    for row in rows:
+        state = row.state + (" (drained)" if row.drained_at and row.state != "revoked" else "")
+        gpus = ", ".join(
+            f"{g.get('id')}:{g.get('model') or 'GPU'}"
+            + ("" if g.get("healthy", True) else " unhealthy")
+            + (" held" if g.get("job") else "")
+            for g in row.gpus
+        )
+        seen = f"{now - row.last_heartbeat_at:.0f} s ago" if row.last_heartbeat_at else "never"
+        table.append((row.name, state, ",".join(row.labels), ",".join(row.executors) or "-",
+                      row.version or "-", f"{row.busy}/{row.slots}", gpus or "-", seen))  # fmt: skip
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
     return 0
 
 

@@ -9,9 +9,19 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 
 from ..auth.permissions import readable_repository_ids
-from ..auth.policies import LISTING, PUBLIC, READ_JOB, READ_RUN, SERVER_ADMIN, Access, policy
+from ..auth.policies import (
+    LISTING,
+    PUBLIC,
+    READ_JOB,
+    READ_RUN,
+    SERVER_ADMIN,
+    SIGNED_IN,
+    Access,
+    policy,
+)
 from ..results.artifacts import artifact_download
 from ..results.views import outbox_listing, run_detail, run_overview
+from ..scheduling.runner_listing import runner_rows
 from .deps import Ctx, RowId, clamp
 
 router = APIRouter()
@@ -42,6 +52,15 @@ async def list_runs(
 @router.get("/api/v1/runs/{run_id}", dependencies=policy(READ_RUN))
 async def get_run(run_id: RowId, sc: Ctx) -> dict[str, Any]:
     return await run_detail(sc, run_id)
+
+
+@router.get("/api/v1/runners")
+async def runners(sc: Ctx, access: Annotated[Access, Depends(SIGNED_IN)]) -> list[dict[str, Any]]:
+    """Every runner (the runners page's rows): state, drain, labels, executors, version,
+    slots, the jobs it holds (a repository's you cannot read without its name) and GPUs."""
+    visible = await readable_repository_ids(sc, access.principal)
+    rows = await runner_rows(sc.sessions, lease_s=sc.settings.lease_s, visible=visible)
+    return [row.as_json() for row in rows]
 
 
 @router.get("/api/v1/outbox", dependencies=policy(SERVER_ADMIN))

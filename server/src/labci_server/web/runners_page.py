@@ -9,7 +9,8 @@ the reader cannot read is shown as held, without its name or link."""
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -17,12 +18,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from ..api.deps import Ctx
 from ..auth.permissions import readable_repository_ids
 from ..auth.policies import SERVER_ADMIN, SIGNED_IN, Access
-from ..db.models import Job, Runner
-from ..db.queries.jobs import active_jobs
-from ..db.queries.runners import all_runners
-from ..db.queries.runs import runs_by_id
 from ..errors import NotFound
 from ..queue import kick_scheduler
+from ..scheduling.runner_listing import runner_rows
 from ..scheduling.runners import drain_runner, revoke_runner_with_acl
 from .runs_list import ago
 from .templating import render
@@ -30,70 +28,29 @@ from .templating import render
 router = APIRouter()
 
 
-def runner_state(runner: Runner, now: float, lease_s: float) -> str:
-    if runner.revoked_at is not None:
-        return "revoked"
-    seen = runner.last_heartbeat_at
-    # Offline after a lease without a heartbeat: its jobs are reaped then.
-    return "online" if seen is not None and now - seen <= lease_s else "offline"
-
-
-def executors(runner: Runner) -> str:
-    kinds = [name for name, able in sorted((runner.capabilities or {}).items()) if able]
-    return ", ".join({"host": "process", "container": "docker"}.get(k, k) for k in kinds) or "—"
-
-
 @router.get("/runners", response_class=HTMLResponse)
 async def runners_page(
     request: Request, sc: Ctx, access: Annotated[Access, Depends(SIGNED_IN)]
 ) -> HTMLResponse:
-    visible = await readable_repository_ids(sc, access.principal)
     now = time.time()
-    async with sc.sessions() as session:
-        runners = await all_runners(session)
-        held = await active_jobs(session)
-        runs = await runs_by_id(session, {job.run_id for job in held})
-    jobs_of: dict[int, list[Job]] = {}
-    for job in held:
-        if job.runner_id is not None:
-            jobs_of.setdefault(job.runner_id, []).append(job)
-
-    def shown(job: Job) -> dict[str, Any]:
-        run = runs.get(job.run_id)
-        readable = run is not None and (visible is None or run.repository_id in visible)
-        return {
-            "id": job.id,
-            "key": job.job_key if readable else None,
-            "run_id": job.run_id if readable else None,
-            "state": job.state,
+    rows = [
+        {
+            **asdict(row),
+            "jobs": row.jobs,
+            "gpus": row.gpus,
+            "executors": ", ".join(row.executors) or "—",
+            "seen": ago(row.last_heartbeat_at, now) if row.last_heartbeat_at else "never",
+            "drained_ago": ago(row.drained_at, now) if row.drained_at else None,
+            "drained_by": row.drained_by if row.drained_at is not None else None,
+            "driver": row.driver_version,
+            "cuda": row.cuda_version,
         }
-
-    rows = []
-    for runner in runners:
-        mine = jobs_of.get(runner.id or 0, [])
-        holder = {gpu: shown(job) for job in mine for gpu in job.gpu_ids or []}
-        inventory = runner.gpus or {}
-        rows.append(
-            {
-                "name": runner.name,
-                "state": runner_state(runner, now, sc.settings.lease_s),
-                "drained_by": runner.drained_by if runner.drained_at is not None else None,
-                "drained_ago": ago(runner.drained_at, now) if runner.drained_at else None,
-                "seen": ago(runner.last_heartbeat_at, now) if runner.last_heartbeat_at else "never",
-                "labels": runner.labels,
-                "executors": executors(runner),
-                "version": runner.version,
-                "slots": runner.slots,
-                "busy": len(mine),
-                "jobs": [shown(job) for job in mine],
-                "gpus": [
-                    {**gpu, "job": holder.get(str(gpu.get("id")))}
-                    for gpu in inventory.get("gpus") or []
-                ],
-                "driver": inventory.get("driver_version"),
-                "cuda": inventory.get("cuda_version"),
-            }
+        for row in await runner_rows(
+            sc.sessions,
+            lease_s=sc.settings.lease_s,
+            visible=await readable_repository_ids(sc, access.principal),
         )
+    ]
     return render(
         request,
         "runners.html",
