@@ -1,10 +1,12 @@
 """A step's output as lines (`LineSplitter`, both executors): whole across any chunking,
-cut once over the cap, and a progress bar's redrawings merged as a terminal shows them, so
-a bar that redraws for hours keeps its final state instead of being cut at the cap."""
+cut once over the cap, and a progress bar's earlier drawings dropped, so a bar that
+redraws for hours keeps its final state instead of being cut at the cap, and a secret in a
+drawing is never left half-overwritten where the redactor would miss it."""
 
 from __future__ import annotations
 
-from labci_runner.executors.lines import TRUNCATED_MARK, LineSplitter, merged
+from labci_runner.executors.lines import TRUNCATED_MARK, LineSplitter, last_drawings
+from labci_runner.redact import Redactor
 
 
 def test_a_line_is_never_split_where_a_chunk_ends() -> None:
@@ -23,14 +25,28 @@ def test_a_line_over_the_cap_is_cut_even_when_it_ends_in_a_later_chunk() -> None
     assert got == ["xxxxxxxxyy" + TRUNCATED_MARK, "next"]
 
 
-def test_redrawings_merge_as_a_terminal_shows_them() -> None:
-    assert merged(b"\r 10%|#   |\r 50%|##  |\r100%|####|") == b" 50%|##  |\r100%|####|"
-    # A shorter drawing leaves the end of the longer one before it, as on a terminal.
-    assert merged(b"downloading 1000 files\rdone\rok") == b"doneloading 1000 files\rok"
-    assert merged(b"plain") == b"plain"
-    assert merged(b"one\rtwo") == b"one\rtwo"  # one carriage return: nothing to merge
-    # Each drawing is whole text: a multi-byte bar character survives the merge.
-    assert merged("\r█░\r██\r███".encode()) == "██\r███".encode()
+def test_only_the_last_whole_drawing_and_the_tail_are_kept() -> None:
+    assert last_drawings(b"\r 10%|#   |\r 50%|##  |\r100%|####|") == b" 50%|##  |\r100%|####|"
+    assert last_drawings(b"plain") == b"plain"
+    assert last_drawings(b"one\rtwo") == b"one\rtwo"  # one carriage return: nothing to drop
+    assert last_drawings(b"abc\r\r") == b"abc\r"  # an empty drawing is no drawing
+    assert last_drawings("\r█░\r██\r███".encode()) == "██\r███".encode()
+
+
+def test_a_secret_in_a_redrawn_line_is_still_redacted_whole() -> None:
+    """A shorter drawing over a longer one shows part of it on a terminal; the runner never
+    builds that view (the redactor would not know the part), it keeps whole drawings."""
+    redactor = Redactor(["SECRETVALUE99"])
+    for chunks in (
+        [b"SECRETVALUE99 10%\r", b"AB 50%\r", b"100%\n"],
+        [b"SECRETVALUE99 10%\rAB 50%\n"],
+        [b"x\rSECRETVALUE99\rAB\n"],
+    ):
+        lines = LineSplitter(1024)
+        sent = [redactor.redact(line) for chunk in chunks for line in lines.feed(chunk)]
+        assert len(sent) == 1
+        assert "VALUE99" not in sent[0], sent
+        assert "SECRET" not in sent[0], sent
 
 
 def test_a_bar_redrawn_far_past_the_cap_keeps_its_last_drawing() -> None:
@@ -38,7 +54,7 @@ def test_a_bar_redrawn_far_past_the_cap_keeps_its_last_drawing() -> None:
     got = []
     for n in range(10_001):  # ~200 KB of redrawing without a newline
         got += lines.feed(f"\r{n / 100:6.2f}% |{'█' * (n // 1000)}".encode())
-        assert len(lines.buffer) < 200  # one drawing and the last, never more
+        assert len(lines.buffer) < 200  # the last whole drawing and the tail, never more
     got += lines.feed(b"\ntrained\n") + lines.close()
     assert len(got) == 2
     bar, after = got

@@ -388,3 +388,17 @@ async def test_the_pages_refresh_reads_no_log_line_or_only_one_jobs(site):
     assert [ln.contents[-1] for ln in one.select("pre.log .line")] == ["b1", "b2"]
     assert one.select_one(f"#job-{ids[1]}")["data-stream"].endswith("?after=1")
     assert (await site.client.get(f"/runs/{run_id}?lines=all")).status_code == 422
+
+
+async def test_a_runners_absurd_times_do_not_break_the_page(site):
+    async with site.sessions() as session, session.begin():
+        run = await add_run(session, state="finished")
+        job = await add_job(session, run, "fit", state="success",
+                            record={"started_at": 1e300, "finished_at": 1e301})  # fmt: skip
+        line = {"seq": 0, "step": 0, "stream": "stdout", "text": "x", "ts": 1e20}
+        await job_queries.add_log_lines(session, job_id=job.id or 0, attempt=1, lines=[line])
+        run_id = run.id
+    page = soup_of(await site.client.get(f"/runs/{run_id}"))
+    assert page.select_one("pre.log .line")["data-t"] == "?"
+    record = dict(texts(tr.find_all(["th", "td"])) for tr in page.select("table.record tr"))
+    assert record["started"] == "1e+300"

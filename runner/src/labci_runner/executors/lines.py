@@ -7,10 +7,12 @@ printed in two writes still arrives whole, and is redacted whole.
 
 A progress bar (tqdm, pip, curl) redraws itself with carriage returns and may print no
 newline for hours: kept as is, its one "line" would pass the limit, be cut, and lose the
-bar's final state. So the drawings before the last carriage return are merged as a
-terminal would show them (each overwrites the one before from the line's start), and the
-line stays about one drawing long. What is stored still carries the last `\r`: the page
-shows the line as a terminal would, and the raw log replays it as one."""
+bar's final state. So only the last whole drawing before the last carriage return is kept
+with what follows it, and the line stays about two drawings long. Drawings are dropped,
+never merged: a merge (a shorter drawing over a longer one, as a terminal shows it) could
+leave part of a secret that the redactor, which sees only what is sent, no longer
+recognises. The page shows what is kept as a terminal would (`web/terminal.py`, on the
+server, after redaction)."""
 
 from __future__ import annotations
 
@@ -30,10 +32,10 @@ class LineSplitter:
             raw = bytes(self.buffer[:end])
             del self.buffer[: end + 1]
             if not self.discarding:
-                lines.append(self._line(merged(raw)))
+                lines.append(self._line(last_drawings(raw)))
             self.discarding = False
         if b"\r" in self.buffer:
-            self.buffer = bytearray(merged(bytes(self.buffer)))
+            self.buffer = bytearray(last_drawings(bytes(self.buffer)))
         if len(self.buffer) > self.max:
             if not self.discarding:
                 lines.append(self._line(bytes(self.buffer)))
@@ -43,7 +45,7 @@ class LineSplitter:
 
     def close(self) -> list[str]:
         rest, self.buffer = bytes(self.buffer), bytearray()
-        return [self._line(merged(rest))] if rest and not self.discarding else []
+        return [self._line(last_drawings(rest))] if rest and not self.discarding else []
 
     def _line(self, raw: bytes) -> str:
         if len(raw) > self.max:
@@ -51,19 +53,15 @@ class LineSplitter:
         return decode(raw)
 
 
-def merged(raw: bytes) -> bytes:
-    """`raw` with every drawing before its last carriage return merged into one, as a
-    terminal shows them; the last `\\r` and what follows it are kept as they are (the tail
-    may still be arriving, and may end inside a character)."""
-    if raw.count(b"\r") < 2:
+def last_drawings(raw: bytes) -> bytes:
+    """`raw` with every drawing before its last whole one dropped: that drawing, the last
+    carriage return and what follows it (the tail may still be arriving, and may end
+    inside a character). Empty drawings (`\\r\\r`) do not count."""
+    parts = raw.split(b"\r")
+    if len(parts) < 3:
         return raw
-    last = raw.rfind(b"\r")
-    shown = ""
-    # Whole drawings only: a carriage return is never inside a UTF-8 character, so each
-    # piece before the last one decodes alone.
-    for part in raw[:last].decode("utf-8", errors="replace").split("\r"):
-        shown = part + shown[len(part) :]
-    return shown.encode() + raw[last:]
+    whole = [part for part in parts[:-1] if part]
+    return (whole[-1] if whole else b"") + b"\r" + parts[-1]
 
 
 def decode(raw: bytes) -> str:

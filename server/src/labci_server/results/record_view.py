@@ -15,7 +15,10 @@ Shown = Callable[[Any], str]
 def _when(value: Any) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return _plain(value)
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
+    except (OverflowError, ValueError, OSError):  # a runner's bad value: shown, not a 500
+        return _plain(value)
 
 
 def _pairs(value: Any) -> str:

@@ -20,6 +20,10 @@ def as_terminal_shows(text: str) -> str:
 
 
 def clock(ts: float) -> str:
-    """A line's time of day (UTC, to the millisecond), shown when timestamps are on."""
-    whole = int(ts)
-    return time.strftime("%H:%M:%S", time.gmtime(whole)) + f".{int((ts - whole) * 1000):03d}"
+    """A line's time of day (UTC, to the millisecond), shown when timestamps are on; "?"
+    for a time no clock can show (a runner's bad value must not break the page)."""
+    try:
+        whole = int(ts)
+        return time.strftime("%H:%M:%S", time.gmtime(whole)) + f".{int((ts - whole) * 1000):03d}"
+    except (OverflowError, ValueError, OSError):
+        return "?"

@@ -70,7 +70,7 @@ function place(section, html, atStart) {
     else box.append(...lines);
     render(box);
   }
-  applySearch(section);
+  if (section.querySelector(".log-search")?.value.trim()) applySearch(section);
   return template.content.querySelector("a.earlier");
 }
 
@@ -162,7 +162,26 @@ async function fetched(query) {
 // small): the head, statuses, verdicts and graph replaced; a job section replaced, with its
 // lines, when its job has moved on and no stream is filling it (what the reader opened,
 // typed or ticked is kept).
-async function refresh() {
+// One refresh at a time: the timer and every stream's end ask for one, and a burst (a run
+// of many jobs cancelled at once) is one refresh and, if asked again meanwhile, one more.
+let refreshing = null;
+let again = false;
+function refresh() {
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
+  refreshing = refreshOnce().finally(() => {
+    refreshing = null;
+    if (again) {
+      again = false;
+      refresh();
+    }
+  });
+  return refreshing;
+}
+
+async function refreshOnce() {
   const fresh = await fetched("lines=none");
   if (!fresh) return;
   for (const selector of ["#run-head", "table.statuses", "#verdicts", "svg.graph"]) {
@@ -172,7 +191,7 @@ async function refresh() {
   }
   for (const section of document.querySelectorAll("section.job")) {
     let then = fresh.getElementById(section.id);
-    if (!then) continue;
+    if (!then || !section.isConnected) continue;
     if (section.source) {
       // Still filling from its stream: only its headline and why it waits move on.
       section.querySelector("h2").replaceWith(document.adoptNode(then.querySelector("h2")));
@@ -184,7 +203,7 @@ async function refresh() {
     if (then.dataset.state === section.dataset.state && !then.dataset.stream) continue;
     const whole = await fetched(`job=${section.dataset.job}`);
     then = whole && whole.getElementById(section.id);
-    if (!then) continue;
+    if (!then || !section.isConnected || section.source) continue;
     const opened = new Set(
       [...section.querySelectorAll("details.step[open]")].map((d) => d.dataset.step),
     );
