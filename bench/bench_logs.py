@@ -15,6 +15,7 @@ SQLite otherwise. Run: `uv run python bench/bench_logs.py [--lines N] [--events 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -27,10 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_loop import percentile, standin_process  # noqa: E402
+from bench_loop import bench_redis, percentile, standin_process  # noqa: E402
 
 from forge_standin import create_bare_repo, push_payload  # noqa: E402
-from helpers.services import EmbeddedRedisServer  # noqa: E402
 from helpers.stack import Stack  # noqa: E402
 from helpers.waiting import wait_until  # noqa: E402
 
@@ -86,14 +86,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as held:
         root = Path(tmp)
-        redis_url = os.environ.get("LABCI_REDIS_URL")
-        embedded = None
-        if not redis_url:
-            embedded = EmbeddedRedisServer(root)
-            embedded.start()
-            redis_url = embedded.url
+        redis_url = held.enter_context(bench_redis(root))
         (root / "repos").mkdir()
         (root / "stack").mkdir()
         database_url = os.environ.get("LABCI_TEST_DATABASE_URL") or f"sqlite:///{root / 'b.db'}"
@@ -120,8 +115,6 @@ def main() -> None:
                     print(f"  event {i + 1}/{args.events}: {shown}", file=sys.stderr)
             finally:
                 stack.stop_all()
-                if embedded:
-                    embedded.stop()
     direct = direct_s(args.lines, args.events)
     figures: dict[str, object] = {
         "lines": args.lines,

@@ -47,6 +47,21 @@ jobs:
 
 
 @contextlib.contextmanager
+def bench_redis(root: Path) -> Iterator[str]:
+    """LABCI_REDIS_URL, or an embedded redis-server under `root` while the benchmark runs."""
+    url = os.environ.get("LABCI_REDIS_URL")
+    if url:
+        yield url
+        return
+    embedded = EmbeddedRedisServer(root)
+    embedded.start()
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
+@contextlib.contextmanager
 def standin_process(repos: Path) -> Iterator[str]:
     """The GitHub stand-in in a process of its own, like the real forge."""
     port = free_port()
@@ -123,15 +138,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as held:
         root = Path(os.environ.get("BENCH_KEEP") or tmp)
         root.mkdir(parents=True, exist_ok=True)
-        redis_url = os.environ.get("LABCI_REDIS_URL")
-        embedded = None
-        if not redis_url:
-            embedded = EmbeddedRedisServer(root)
-            embedded.start()
-            redis_url = embedded.url
+        redis_url = held.enter_context(bench_redis(root))
         (root / "repos").mkdir()
         (root / "stack").mkdir()
         with standin_process(root / "repos") as github_url:
@@ -156,8 +166,6 @@ def main() -> None:
                     )
             finally:
                 stack.stop_all()
-                if embedded:
-                    embedded.stop()
     direct = direct_true_s(args.events)
     to_start = [s[0] for s in samples]
     to_finish = [s[1] for s in samples]

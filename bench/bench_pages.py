@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -30,9 +31,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_loop import percentile  # noqa: E402
+from bench_loop import bench_redis, percentile  # noqa: E402
 
-from helpers.services import EmbeddedRedisServer  # noqa: E402
 from helpers.stack import Stack  # noqa: E402
 from labci_server.db.engine import make_engine, make_sessionmaker  # noqa: E402
 from labci_server.db.migrate import upgrade  # noqa: E402
@@ -110,14 +110,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as held:
         root = Path(tmp)
-        redis_url = os.environ.get("LABCI_REDIS_URL")
-        embedded = None
-        if not redis_url:
-            embedded = EmbeddedRedisServer(root)
-            embedded.start()
-            redis_url = embedded.url
+        redis_url = held.enter_context(bench_redis(root))
         (root / "stack").mkdir()
         database_url = os.environ.get("LABCI_TEST_DATABASE_URL") or f"sqlite:///{root / 'b.db'}"
         run_id = asyncio.run(seed(database_url, args.jobs, args.lines))
@@ -147,8 +142,6 @@ def main() -> None:
                     thread.join()
         finally:
             stack.stop_all()
-            if embedded:
-                embedded.stop()
     figures: dict[str, object] = {
         "jobs": args.jobs,
         "lines": args.jobs * args.lines,
