@@ -12,7 +12,7 @@ from test_scheduling import WORKFLOW, registered_runner
 from helpers.gitrepo import make_repo
 from helpers.server import test_settings
 from labci_server.db.engine import make_engine, make_sessionmaker
-from labci_server.db.models import OutboxMessage
+from labci_server.db.models import OutboxMessage, Runner
 from labci_server.db.queries import jobs as job_queries
 from labci_server.planning.planner import plan_event
 from labci_server.scheduling.scheduler import schedule_jobs
@@ -33,6 +33,8 @@ async def test_metrics_show_queues_outbox_runners_and_durations(tmp_path, databa
     async for client in open_client(test_settings(database_url, redis_url)):
         sc = client.app.state.context
         await registered_runner(sc, ["self-hosted", "cpu"], 2)
+        async with sc.sessions() as session, session.begin():  # registered, never online
+            session.add(Runner(name="gpu-off", labels=["gpu"], token_hash="off"))
         await plan_event(sc, await store_event(sc, push_event(repo.bare, sha, "d")) or 0)
         await schedule_jobs(sc)  # a and b queued on runner "r"; c (cpu) and g (gpu) pending
         async with sc.sessions() as session, session.begin():

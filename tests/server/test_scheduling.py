@@ -15,6 +15,7 @@ from labci_server.db.queries import jobs as job_queries
 from labci_server.db.queries.runs import runs_for_commit
 from labci_server.errors import Forbidden, NotFound
 from labci_server.planning.planner import plan_event
+from labci_server.scheduling.placement import Room, best_fit
 from labci_server.scheduling.reconciler import reconcile
 from labci_server.scheduling.runners import (
     create_registration_token,
@@ -23,7 +24,8 @@ from labci_server.scheduling.runners import (
     heartbeat,
     register_runner,
 )
-from labci_server.scheduling.scheduler import pick_runner, schedule_jobs
+from labci_server.scheduling.scheduler import schedule_jobs
+from labci_server.scheduling.shapes import Shape
 from labci_server.scheduling.waiting import why_waiting
 from labci_server.webhooks.ingest import store_event
 
@@ -53,8 +55,15 @@ R2 = Runner(id=2, name="gpu-box", labels=["self-hosted", "cpu", "gpu"], slots=1,
     ],
 )
 def test_pick_runner(runs_on, free, expected):
-    runner = pick_runner(runs_on, [R1, R2], free)
+    runner = pick(runs_on, [R1, R2], free)
     assert (runner.id if runner else None) == expected
+
+
+def pick(runs_on, runners, free, *, needs="host"):
+    """The runner `best_fit` gives a job with these labels, given each runner's free slots."""
+    rooms = [Room(runner=r, slots=free.get(r.id, 0)) for r in runners]
+    chosen = best_fit(Shape(labels=tuple(runs_on), needs=needs), rooms)
+    return chosen.runner if chosen else None
 
 
 WORKFLOW = """\
@@ -88,10 +97,9 @@ async def test_jobs_go_to_runner_queues_up_to_slots(tmp_path, database_url, redi
         assert await schedule_jobs(sc) == 0  # slots are full; the gpu job has no runner
         queued = await sc.redis.zrange(runner["queue_name"], 0, -1)
         async with sc.sessions() as session:
-            states = {
-                j.job_key: (j.state, j.runner_id)
-                for j in await job_queries.jobs_of_runs(session, [1])
-            }
+            rows = await job_queries.jobs_of_runs(session, [1])
+            states = {j.job_key: (j.state, j.runner_id) for j in rows}
+            reasons = {j.job_key: j.reason for j in rows}
         raw = await sc.redis.get(f"arq:job:{queued[0].decode()}")
     queue = runner["queue_name"]
     assert sorted(q.decode() for q in queued) == [f"{queue}:job-1-1", f"{queue}:job-2-1"]
@@ -99,8 +107,9 @@ async def test_jobs_go_to_runner_queues_up_to_slots(tmp_path, database_url, redi
         "a": ("queued", runner["runner_id"]),
         "b": ("queued", runner["runner_id"]),
         "c": ("pending", None),
-        "g": ("pending", None),
+        "g": ("error", None),  # no registered runner could ever take it: it fails at once
     }
+    assert reasons["g"] == "cannot be placed: no runner with [gpu]"
     message = json.loads(raw)  # JSON on the wire, never pickle
     assert message["f"] == "run_job"
     assert message["a"] == [1, 1]
@@ -164,7 +173,8 @@ async def test_fetched_but_never_started_job_is_reaped(tmp_path, database_url, r
             job.lease_expires_at = time.time() - 1
             session.add(job)
         await heartbeat(sc, token=runner["runner_token"], running=[], slots=1, labels=["cpu"])
-        await reconcile(sc)
+        await reconcile(sc)  # reaps, and kicks the scheduler loop, whose pass is this one:
+        await schedule_jobs(sc)
         async with sc.sessions() as session:
             job = await job_queries.get_job(session, 1)
     assert (job.attempt, job.state, job.runner_id) == (2, "queued", runner["runner_id"])
@@ -240,7 +250,7 @@ DOCKER_ONLY = Runner(
     ids=["container-to-docker", "host-to-process", "engine-down-waits", "no-host-runner"],
 )
 def test_jobs_go_to_runners_that_can_take_them(needs, runners, expected):
-    runner = pick_runner(["cpu"], runners, {3: 1, 4: 1}, needs=needs)
+    runner = pick(["cpu"], runners, {3: 1, 4: 1}, needs=needs)
     assert (runner.id if runner else None) == expected
 
 
@@ -261,7 +271,7 @@ async def test_a_drained_runner_gets_no_new_job_until_resumed(tmp_path, database
         async with sc.sessions() as session:
             (run,) = await runs_for_commit(session, sha)
             jobs = await job_queries.jobs_of_runs(session, [run.id or 0])
-            why = await why_waiting(session, run, jobs, lease_s=sc.settings.lease_s)
+            why = await why_waiting(session, run, jobs, settings=sc.settings)
         first = jobs[0]
         assert (first.state, first.attempt, first.runner_id) == ("pending", 2, None)
         assert first.reason == "runner r was drained by boss"

@@ -380,6 +380,7 @@ async def heartbeat_loop(settings: Settings, runtime: JobRuntime) -> None:
                 labels=settings.labels,
                 capabilities=capabilities,
                 gpus=gpus,
+                resources={"cpus": settings.cpus, "memory_bytes": settings.memory_bytes},
                 draining=runtime.running.draining,
             )
         except Exception as exc:  # a lost heartbeat is retried next beat, never fatal

@@ -203,6 +203,7 @@ class ServerClient:
         labels: list[str],
         capabilities: dict[str, bool] | None = None,
         gpus: dict[str, Any] | None = None,
+        resources: dict[str, Any] | None = None,
         draining: bool = False,
     ) -> list[tuple[int, int]]:
         """Renew the leases of `running`; return the (job_id, attempt) pairs to cancel.
@@ -217,6 +218,8 @@ class ServerClient:
             body["capabilities"] = capabilities
         if gpus is not None:
             body["gpus"] = gpus
+        if resources is not None:
+            body["resources"] = resources
         if draining:
             body["draining"] = True
         response = await send_with_retries(

@@ -129,6 +129,18 @@ class Settings(BaseSettings):
         validation_alias="LABCI_RUNNER_JOB_MEMORY",
         description="Memory (e.g. 4G) of a container job whose workflow states no resources.memory.",
     )
+    cpus: float = Field(
+        default_factory=lambda: float(os.cpu_count() or 1),
+        gt=0,
+        validation_alias="LABCI_RUNNER_CPUS",
+        description="CPUs jobs may use in all; the server places jobs' resources.cpus within it (default: the machine's).",
+    )
+    memory_bytes: Annotated[int, BeforeValidator(parse_size)] = Field(
+        default_factory=lambda: _machine_memory(),
+        gt=0,
+        validation_alias="LABCI_RUNNER_MEMORY",
+        description="Memory (e.g. 64G) jobs may use in all; the server places jobs' resources.memory within it (default: the machine's).",
+    )
     pids_limit: int = Field(
         default=4096,
         gt=0,
@@ -290,6 +302,14 @@ class Settings(BaseSettings):
     @property
     def cache_root(self) -> Path:
         return (self.cache_dir or self.workdir / "cache").expanduser()
+
+
+def _machine_memory() -> int:
+    """The machine's physical memory in bytes (1 GiB where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 1024**3
 
 
 def _default_container_user() -> str:

@@ -96,9 +96,23 @@ async def kick_bisections(redis: ArqRedis) -> None:
         await redis.enqueue_job("advance_bisections", _job_id=BISECTIONS_JOB_ID)
 
 
+# Scheduling passes are coalesced: a kick leaves one mark on this list (never more), and a
+# worker's scheduler loop, blocked on it, runs one pass per mark it takes. However many
+# kicks arrive during a pass, one more pass follows it; none is lost, none piles up.
+SCHEDULE_WAKE_KEY = "labci:wake:schedule"
+
+
 async def kick_scheduler(redis: ArqRedis) -> None:
     with unless_redis_is_down("scheduler kick"):
-        await redis.enqueue_job("schedule_jobs")
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(SCHEDULE_WAKE_KEY, b"1")
+            pipe.ltrim(SCHEDULE_WAKE_KEY, 0, 0)
+            await pipe.execute()
+
+
+async def wait_for_scheduler_kick(redis: ArqRedis, *, timeout_s: float) -> bool:
+    """Block until a kick (True) or `timeout_s` (False): the scheduler loop's wait."""
+    return await redis.blpop([SCHEDULE_WAKE_KEY], timeout=timeout_s) is not None
 
 
 async def run_job_known(redis: ArqRedis, job_id: int, attempt: int, queue_name: str) -> bool:

@@ -81,6 +81,27 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         3, description="Attempts per job before a lost runner fails it for good."
     )
+    priority_default_branch: int = Field(
+        1,
+        description="Queue priority of jobs from pushes to a repository's default branch and of "
+        "baseline measurements; a higher priority is placed first (pull request checks have 0).",
+    )
+    priority_manual: int = Field(
+        1,
+        description="Queue priority of manual runs (`labci run`, workflow_dispatch, re-runs from "
+        "the run page keep their run's).",
+    )
+    queue_timeout_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Longest a job may wait for a runner; then it errors with the reason it waited.",
+    )
+    repository_max_jobs: int = Field(
+        0,
+        ge=0,
+        description="Jobs of one repository queued or running at once; 0: no limit. "
+        "`labci repos job-limit` sets one repository's.",
+    )
     poll_delay_s: float = Field(
         0.02, description="How often the server worker polls its arq queue when idle."
     )

@@ -28,7 +28,15 @@ from .forge.outbox import deliver_due
 from .forge.registry import build_forges
 from .planning.orphans import take_back_bisections, take_back_plans
 from .planning.planner import plan_event
-from .queue import SERVER_QUEUE, connect, deserialize, kick_outbox, serialize
+from .queue import (
+    SERVER_QUEUE,
+    connect,
+    deserialize,
+    kick_outbox,
+    kick_scheduler,
+    serialize,
+    wait_for_scheduler_kick,
+)
 from .redis_outage import REDIS_DOWN, Outage, OutlastingWorker, with_outage
 from .scheduling.reconciler import reconcile, repair_leases
 from .scheduling.scheduler import schedule_jobs
@@ -73,6 +81,23 @@ async def check_worker(settings: Settings) -> tuple[bool, str]:
     return True, f"worker alive: {record.decode(errors='replace')}"
 
 
+async def scheduler_loop(sc: ServerContext) -> None:
+    """Scheduling passes, each woken by a kick (queue.kick_scheduler: a job pending, a
+    slot freed, a runner joined), else every reaper interval as a safety net. Kicks during
+    a pass cost one more pass, never one each: 200 idle runners heartbeating cannot queue
+    up passes faster than they run."""
+    while True:
+        try:
+            await wait_for_scheduler_kick(sc.redis, timeout_s=sc.settings.reaper_interval_s)
+            await schedule_jobs(sc)
+        except REDIS_DOWN as exc:  # rare: the worker's pools wait for Redis (redis_outage.py)
+            log.warning("scheduling pass stopped: Redis unreachable (%s)", exc)
+            await asyncio.sleep(1.0)
+        except Exception:  # noqa: BLE001 — a failed pass is logged; the next one retries
+            log.exception("scheduling pass failed")
+            await asyncio.sleep(1.0)
+
+
 async def plan_event_task(ctx: dict[str, Any], event_id: int) -> int:
     sc: ServerContext = ctx["labci"]
     try:
@@ -87,13 +112,15 @@ async def plan_event_task(ctx: dict[str, Any], event_id: int) -> int:
             await mark_event(session, event_id, from_state="received", to_state="failed")
         return 0
     if run_ids:
-        await schedule_jobs(sc)
+        await kick_scheduler(sc.redis)
         await kick_outbox(sc.redis)
     return len(run_ids)
 
 
 async def schedule_jobs_task(ctx: dict[str, Any]) -> int:
-    return await schedule_jobs(ctx["labci"])
+    """A scheduling request queued by an older server: now a kick of the scheduler loop."""
+    await kick_scheduler(ctx["labci"].redis)
+    return 0
 
 
 async def advance_bisections_task(ctx: dict[str, Any]) -> int:
@@ -136,6 +163,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> OutlastingWorker:
             log.warning("took back the bisection pass a stopped worker left in progress")
         if not burst:
             ctx["loops"] = [
+                asyncio.create_task(scheduler_loop(sc)),
                 asyncio.create_task(
                     _every(settings.reaper_interval_s, lambda: reconcile(sc), "reconcile")
                 ),

@@ -69,6 +69,7 @@ async def heartbeat(
         labels=body.labels,
         capabilities=capabilities,
         gpus=body.gpus,
+        resources=body.resources.model_dump() if body.resources else None,
         draining=body.draining,
         version=body.version,
     )

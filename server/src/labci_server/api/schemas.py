@@ -34,6 +34,13 @@ class Capabilities(BaseModel):
     untrusted: bool = False
 
 
+class RunnerResources(BaseModel):
+    """The machine's size for jobs: what jobs' `resources.cpus` and `memory` are placed in."""
+
+    cpus: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
+    memory_bytes: int = Field(gt=0, le=2**62)
+
+
 class HeartbeatRequest(BaseModel):
     running: list[RunningJob] = Field(default_factory=list, max_length=256)
     slots: int = Field(1, ge=1, le=256)
@@ -42,6 +49,7 @@ class HeartbeatRequest(BaseModel):
     # GPU inventory: {"gpus": [{"id", "model", "memory_mib", "uuid", "healthy", "problem"}],
     # "driver_version", "cuda_version", "source", "problems"}
     gpus: dict[str, Any] | None = None
+    resources: RunnerResources | None = None
     # The runner is stopping: it renews its running jobs' leases but takes no new job.
     draining: bool = False
     # labci-runner's version (shown on the runners page).

@@ -59,6 +59,9 @@ class Repository(SQLModel, table=True):
     # Bisection runs that may start per day (`labci repos bisect-budget`); None: the
     # server's LABCI_BISECT_RUNS_PER_DAY, 0: no bisection.
     bisect_runs_per_day: int | None = None
+    # Jobs of this repository queued or running at once (`labci repos job-limit`); None:
+    # the server's LABCI_REPOSITORY_MAX_JOBS, 0 there: no limit.
+    max_jobs: int | None = None
     created_at: float = Field(default_factory=now_s)
 
 
@@ -124,7 +127,26 @@ class Run(SQLModel, table=True):
 
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
-    __table_args__ = (UniqueConstraint("run_id", "job_key"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "job_key"),
+        # The scheduler's queue (scheduling/queue_index.py): partial, so finished jobs
+        # cost nothing.
+        sa.Index(
+            "ix_jobs_pending_queue",
+            "shape",
+            "repository_id",
+            "priority",
+            "id",
+            postgresql_where=sa.text("state = 'pending'"),
+            sqlite_where=sa.text("state = 'pending'"),
+        ),
+        sa.Index(
+            "ix_jobs_pending_since",
+            "pending_since",
+            postgresql_where=sa.text("state = 'pending'"),
+            sqlite_where=sa.text("state = 'pending'"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="runs.id", index=True)
     job_key: str  # the instance: "train (0, adam)"
@@ -146,6 +168,15 @@ class Job(SQLModel, table=True):
     job_token_hash: str | None = Field(default=None, index=True)
     lease_expires_at: float | None = None
     reason: str | None = Field(default=None, sa_column=Column(Text))
+    # Set by the scheduler when it first sees the job pending (None: not indexed yet):
+    # what it needs from a runner (scheduling/shapes.py), its priority, its repository
+    # (for the round robin between repositories) and since when it waits.
+    shape: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    repository_id: int | None = None
+    pending_since: float | None = None
+    # A `concurrency:` group (GitHub Actions' semantics), expanded at planning.
+    concurrency_group: str | None = None
     created_at: float = Field(default_factory=now_s)
     queued_at: float | None = None
     started_at: float | None = None
@@ -225,6 +256,9 @@ class Runner(SQLModel, table=True):
     drained_at: float | None = None
     drained_by: str | None = None
     version: str | None = None  # labci-runner's, as its heartbeats say
+    # The machine's size for jobs, as its heartbeats say: {"cpus": 16, "memory_bytes": …};
+    # None (an older runner): CPUs and memory are not checked on it.
+    resources: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     last_heartbeat_at: float | None = None
     created_at: float = Field(default_factory=now_s)
 

@@ -4,7 +4,8 @@ Each pass: re-enqueue planning for events stuck in `received`; judge again verdi
 wait for a baseline measurement which has ended; re-enqueue `queued` jobs
 that Redis lost (flush, restart without persistence); return unstarted jobs of runners
 that went silent to `pending`; retry or fail `running` jobs whose lease expired; then
-schedule whatever is pending, and queue a pass over the bisections under way.
+end the waits that outlasted `queue_timeout`; then kick the scheduler (a safety net: its
+own loop also runs a pass every reaper interval) and queue a pass over the bisections.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from ..db.queries import jobs as job_queries
 from ..db.queries.events import unplanned_events
 from ..db.queries.runners import online_runners
 from ..db.queries.runs import get_run
-from ..queue import enqueue_plan, enqueue_run_job, kick_outbox, run_job_known
+from ..queue import enqueue_plan, enqueue_run_job, kick_outbox, kick_scheduler, run_job_known
 from ..results.publish import rejudge_awaiting
 from .retry import back_to_pending, retry_or_fail
-from .scheduler import schedule_jobs
+from .scheduler import end_long_waits
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ async def reconcile(sc: ServerContext) -> None:
     await requeue_lost_jobs(sc, now)
     await release_jobs_of_silent_runners(sc, now)
     await reap_expired_leases(sc, now)
-    await schedule_jobs(sc)
+    await end_long_waits(sc, now)
+    await kick_scheduler(sc.redis)
     await wake_bisections(sc)
 
 

@@ -21,6 +21,9 @@ def back_to_pending(session: AsyncSession, job: Job, *, reason: str) -> None:
     job.gpu_ids = None
     job.started_at = None
     job.reason = reason
+    job.record = None  # the record is the attempt's: the next one brings its own
+    job.shape = None  # indexed again by the next scheduling pass, waiting from then
+    job.pending_since = None
     session.add(job)
 
 

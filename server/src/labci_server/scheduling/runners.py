@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
-from ..db.models import Job, RegistrationToken, Runner
+from ..db.models import TERMINAL_JOB_STATES, Job, RegistrationToken, Runner
 from ..db.queries import jobs as job_queries
 from ..db.queries.events import get_event
 from ..db.queries.repositories import get_repository
@@ -137,6 +137,7 @@ async def heartbeat(
     labels: list[str],
     capabilities: dict[str, bool] | None = None,
     gpus: dict[str, Any] | None = None,
+    resources: dict[str, Any] | None = None,
     draining: bool = False,
     version: str | None = None,
 ) -> dict[str, Any]:
@@ -146,7 +147,7 @@ async def heartbeat(
     cancel = []
     async with sc.sessions() as session, session.begin():
         runner = await authenticate_runner(session, token)
-        runner.last_heartbeat_at = None if draining else now
+        before = _placement_facts(runner, now, sc.settings.lease_s)
         runner.slots = max(1, slots)
         runner.labels = labels or runner.labels
         if capabilities is not None:
@@ -155,6 +156,13 @@ async def heartbeat(
             runner.gpus = gpus
         if version is not None:
             runner.version = version
+        if resources is not None:
+            runner.resources = resources
+        runner.last_heartbeat_at = None if draining else now
+        # A pass is asked for only when the runner has news for the scheduler (it came
+        # online, or changed what it can take): jobs finishing kick one already, and an
+        # idle fleet's heartbeats must not keep the scheduler busy.
+        changed = _placement_facts(runner, now, sc.settings.lease_s) != before
         session.add(runner)
         for job_id, attempt in sorted(running):
             # Never wait for a job's lock here: a completion holding it (run, then job,
@@ -166,6 +174,8 @@ async def heartbeat(
             )
             if job is None and await job_queries.get_job(session, job_id) is not None:
                 continue  # being finished right now; the next heartbeat sees the outcome
+            if job is not None and _reported_by(job, runner, attempt):
+                continue  # its own final report ended it: the runner is finishing, not late
             if (
                 job is None
                 or job.runner_id != runner.id
@@ -176,10 +186,40 @@ async def heartbeat(
                 continue
             job.lease_expires_at = now + sc.settings.lease_s
             session.add(job)
-        has_pending = bool(await job_queries.pending_jobs(session, limit=1))
+        has_pending = changed and bool(await job_queries.pending_jobs(session, limit=1))
     if has_pending and len(running) < slots and not draining and runner.drained_at is None:
         await kick_scheduler(sc.redis)
     return {"cancel": cancel, "lease_s": sc.settings.lease_s}
+
+
+def _placement_facts(runner: Runner, now: float, lease_s: float) -> tuple[Any, ...]:
+    """What the scheduler reads of a runner: online or not, and what it can take."""
+    online = runner.last_heartbeat_at is not None and runner.last_heartbeat_at > now - lease_s
+    gpus = [
+        (g.get("id"), g.get("healthy", True), g.get("memory_mib"))
+        for g in (runner.gpus or {}).get("gpus") or []
+        if isinstance(g, dict)
+    ]
+    return (
+        online,
+        runner.slots,
+        list(runner.labels),
+        dict(runner.capabilities or {}),
+        gpus,
+        dict(runner.resources or {}),
+    )
+
+
+def _reported_by(job: Job, runner: Runner, attempt: int) -> bool:
+    """Whether `runner`'s own final report for `attempt` ended the job (it stored the
+    record); a job the server ended (cancelled, reaped) has no record of that attempt."""
+    return (
+        job.runner_id == runner.id
+        and job.attempt == attempt
+        and job.state in TERMINAL_JOB_STATES
+        and job.state != "cancelled"
+        and job.record is not None
+    )
 
 
 async def fetch_job(

@@ -1,8 +1,9 @@
 """Why a job waits, in words, with its place in the queue (the run page): a job should
 never wait silently. What the scheduler checks, asked of the runners as they are now: one
 online with all its labels (and a Docker engine, for a container job; one that isolates
-untrusted code, for a fork's), with enough healthy GPUs; if there is such a runner, the job
-waits for a free slot behind the jobs ahead of it."""
+untrusted code, for a fork's) that is big enough for what it declares; if there is such a
+runner, the job waits for room behind the jobs ahead of it (of its shape: the jobs that
+compete for the same runners), or for its repository's job limit."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db.models import Job, Run
 from ..db.queries import jobs as job_queries
+from ..db.queries import queue as queue_queries
 from ..db.queries.runners import online_runners
-from .gpus import gpus_wanted, healthy_gpu_ids
-from .scheduler import job_needs
+from ..settings import Settings
+from .placement import can_run, could_ever_run
+from .shapes import Shape, shape_of
 
 
 async def why_waiting(
-    session: AsyncSession, run: Run, jobs: list[Job], *, lease_s: float
+    session: AsyncSession, run: Run, jobs: list[Job], *, settings: Settings
 ) -> dict[int, str]:
     """For each of `jobs` still waiting to be placed, why, by id."""
     found: dict[int, str] = {}
@@ -32,38 +35,77 @@ async def why_waiting(
         return found
     if run.approval == "awaiting":
         return found | {job.id or 0: "waiting for a maintainer's approval" for job in pending}
-    runners = await online_runners(session, seen_after=time.time() - lease_s)
-    # One query for every place: the queue up to this run's newest pending job.
-    queue = await job_queries.queue_up_to(session, max(job.id or 0 for job in pending))
+    runners = await online_runners(session, seen_after=time.time() - settings.lease_s)
+    places = await _places(session, pending)
+    limit_note = await _limit_note(session, run, settings)
     for job in pending:
-        labels = ", ".join(job.runs_on)
-        kind = job_needs(job)
-        able = [
-            r
-            for r in runners
-            if set(job.runs_on) <= set(r.labels)
-            and (r.capabilities or {}).get(kind, kind == "host")
-            and (run.trusted or (r.capabilities or {}).get("untrusted", False))
-        ]
-        what = f"[{labels}]" + (" that runs containers" if kind == "container" else "")
-        if not run.trusted:
+        shape = shape_of(job, trusted=run.trusted)
+        labels = f"[{', '.join(shape.labels)}]"
+        what = labels + (" that runs containers" if shape.needs == "container" else "")
+        if not shape.trusted:
             what += " that isolates untrusted code"
-        gpus = gpus_wanted(job)
+        able = [r for r in runners if can_run(r, shape)]
         drained = [r for r in able if r.drained_at is not None]
         able = [r for r in able if r.drained_at is None]
         if not able:
             also = f" ({len(drained)} drained)" if drained else ""
             found[job.id or 0] = f"no online runner with {what}{also}"
             continue
-        if gpus and not any(len(healthy_gpu_ids(r)) >= gpus for r in able):
-            found[job.id or 0] = f"no online runner with {what} has {gpus} healthy GPUs"
+        able = [r for r in able if could_ever_run(r, shape)]
+        if not able:
+            found[job.id or 0] = f"no online runner with {_sized(shape, what)}"
             continue
-        place = bisect_left(queue, job.id or 0) + 1
+        place = places[job.id or 0]
         found[job.id or 0] = (
             f"waiting for a free runner with {what} ({len(able)} online); "
-            f"{place}{_ordinal(place)} in the queue"
+            f"{place}{_ordinal(place)} in the queue" + limit_note
         )
     return found
+
+
+def _sized(shape: Shape, what: str) -> str:
+    described = shape.describe()
+    labels = f"[{', '.join(shape.labels)}]"
+    return what + described[len(labels) :]
+
+
+async def _places(session: AsyncSession, pending: list[Job]) -> dict[int, int]:
+    """Each job's place among the pending jobs the scheduler takes before it: of its shape,
+    by priority then age (a job not indexed yet: among all, by age)."""
+    places: dict[int, int] = {}
+    unindexed = [job for job in pending if job.shape is None]
+    if unindexed:
+        # One query for every place: the queue up to this run's newest pending job.
+        queue = await job_queries.queue_up_to(session, max(job.id or 0 for job in unindexed))
+        for job in unindexed:
+            places[job.id or 0] = bisect_left(queue, job.id or 0) + 1
+    by_shape: dict[str, list[Job]] = {}
+    for job in pending:
+        if job.shape is not None:
+            by_shape.setdefault(job.shape, []).append(job)
+    for shape, jobs in by_shape.items():
+        order = await queue_queries.queue_order(
+            session,
+            shape=shape,
+            min_priority=min(j.priority for j in jobs),
+            up_to=max(j.id or 0 for j in jobs),
+        )
+        for job in jobs:
+            places[job.id or 0] = bisect_left(order, (-job.priority, job.id or 0)) + 1
+    return places
+
+
+async def _limit_note(session: AsyncSession, run: Run, settings: Settings) -> str:
+    limits = await queue_queries.repository_limits(session, {run.repository_id})
+    limit = limits.get(run.repository_id)
+    if limit is None:
+        limit = settings.repository_max_jobs or None
+    if limit is None:
+        return ""
+    active = (await queue_queries.active_by_repository(session)).get(run.repository_id, 0)
+    if active < limit:
+        return ""
+    return f"; the repository has {active} jobs queued or running, its limit"
 
 
 def _ordinal(n: int) -> str:

@@ -201,7 +201,7 @@ async def run_page(
         ]
         verdicts = await verdicts_of_runs(session, [run_id] + [r.id or 0 for r in same_commit])
         waiting = await why_waiting(
-            session, run, await jobs_of_run(session, run_id), lease_s=sc.settings.lease_s
+            session, run, await jobs_of_run(session, run_id), settings=sc.settings
         )
     by_run: dict[int, list[ContextVerdict]] = {}
     for verdict in verdicts:

@@ -24,6 +24,20 @@ async def get_runner(
     return (await session.exec(stmt.execution_options(populate_existing=True))).first()
 
 
+async def lock_runners(session: AsyncSession, ids: list[int]) -> list[Runner]:
+    """The runners `ids`, their rows locked in id order (no deadlock between two passes)."""
+    if not ids:
+        return []
+    stmt = (
+        select(Runner)
+        .where(col(Runner.id).in_(sorted(ids)))
+        .order_by(col(Runner.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.exec(stmt)).all())
+
+
 async def online_runners(session: AsyncSession, *, seen_after: float) -> list[Runner]:
     stmt = (
         select(Runner)

@@ -1,0 +1,62 @@
+"""the fleet: each pending job indexed by what it needs from a runner (its shape), its
+priority and repository, and since when it waits; runners' CPUs and memory; a
+repository's limit on jobs at once
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-05 21:40:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+TEXT = sqlmodel.sql.sqltypes.AutoString
+
+
+def upgrade() -> None:
+    op.add_column("jobs", sa.Column("shape", sa.Text(), nullable=True))
+    op.add_column("jobs", sa.Column("priority", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("jobs", sa.Column("repository_id", sa.Integer(), nullable=True))
+    op.add_column("jobs", sa.Column("pending_since", sa.Float(), nullable=True))
+    op.add_column("jobs", sa.Column("concurrency_group", TEXT(), nullable=True))
+    # The scheduler reads pending jobs only through these: by shape and repository in
+    # queue order, and the ones not indexed yet. Partial, so finished jobs cost nothing.
+    op.create_index(
+        "ix_jobs_pending_queue",
+        "jobs",
+        ["shape", "repository_id", "priority", "id"],
+        postgresql_where=sa.text("state = 'pending'"),
+        sqlite_where=sa.text("state = 'pending'"),
+    )
+    op.create_index(
+        "ix_jobs_pending_since",
+        "jobs",
+        ["pending_since"],
+        postgresql_where=sa.text("state = 'pending'"),
+        sqlite_where=sa.text("state = 'pending'"),
+    )
+    op.add_column("runners", sa.Column("resources", sa.JSON(), nullable=True))
+    op.add_column("repositories", sa.Column("max_jobs", sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("repositories") as batch:
+        batch.drop_column("max_jobs")
+    with op.batch_alter_table("runners") as batch:
+        batch.drop_column("resources")
+    op.drop_index("ix_jobs_pending_since", table_name="jobs")
+    op.drop_index("ix_jobs_pending_queue", table_name="jobs")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("concurrency_group")
+        batch.drop_column("pending_since")
+        batch.drop_column("repository_id")
+        batch.drop_column("priority")
+        batch.drop_column("shape")

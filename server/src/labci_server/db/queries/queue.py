@@ -1,0 +1,159 @@
+"""The scheduler's reads of the queue: pending jobs by shape and repository, in queue order.
+
+Every read here goes through the partial indexes on pending jobs (`ix_jobs_pending_queue`,
+`ix_jobs_pending_since`), so its cost follows what it returns, not the length of the queue.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..models import Job, Repository, Run
+
+
+async def unindexed_pending(
+    session: AsyncSession, *, limit: int = 2000
+) -> list[tuple[Job, Run, str | None]]:
+    """Pending jobs the scheduler has not indexed yet, with their run and their repository's
+    default branch; jobs of runs that wait for a maintainer's approval stay out."""
+    stmt = (
+        select(Job, Run, Repository.default_branch)
+        .join(Run, col(Run.id) == col(Job.run_id))
+        .join(Repository, col(Repository.id) == col(Run.repository_id))
+        .where(
+            col(Job.state) == "pending",
+            col(Job.shape).is_(None),
+            or_(col(Run.approval).is_(None), col(Run.approval) != "awaiting"),
+        )
+        .order_by(col(Job.id))
+        .limit(limit)
+    )
+    return [(job, run, branch) for job, run, branch in (await session.exec(stmt)).all()]
+
+
+async def index_job(
+    session: AsyncSession,
+    job_id: int,
+    *,
+    shape: str,
+    priority: int,
+    repository_id: int,
+    pending_since: float,
+) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.state) == "pending", col(Job.shape).is_(None))
+        .values(
+            shape=shape,
+            priority=priority,
+            repository_id=repository_id,
+            pending_since=pending_since,
+        )
+    )
+
+
+async def pending_summary(session: AsyncSession) -> list[tuple[str, int, int, int]]:
+    """(shape, repository, jobs, highest priority) of the indexed pending jobs."""
+    stmt = (
+        select(Job.shape, Job.repository_id, func.count(), func.max(Job.priority))
+        .where(col(Job.state) == "pending", col(Job.shape).is_not(None))
+        .group_by(col(Job.shape), col(Job.repository_id))
+    )
+    return [
+        (shape or "", repo or 0, count, top or 0)
+        for shape, repo, count, top in (await session.exec(stmt)).all()
+    ]
+
+
+async def queue_heads(
+    session: AsyncSession, *, shape: str, repository_id: int, limit: int
+) -> list[Job]:
+    """The first `limit` pending jobs of one shape and repository: highest priority first,
+    then oldest."""
+    stmt = (
+        select(Job)
+        .where(
+            col(Job.state) == "pending",
+            col(Job.shape) == shape,
+            col(Job.repository_id) == repository_id,
+        )
+        .order_by(col(Job.priority).desc(), col(Job.id))
+        .limit(limit)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def pending_of_shape(session: AsyncSession, shape: str, *, limit: int = 500) -> list[Job]:
+    stmt = (
+        select(Job)
+        .where(col(Job.state) == "pending", col(Job.shape) == shape)
+        .order_by(col(Job.id))
+        .limit(limit)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def active_by_repository(session: AsyncSession) -> dict[int, int]:
+    """Queued and running jobs per repository: what a repository's limit counts, and what
+    the round robin between repositories evens out."""
+    stmt = (
+        select(Run.repository_id, func.count())
+        .select_from(Job)
+        .join(Run, col(Run.id) == col(Job.run_id))
+        .where(col(Job.state).in_(["queued", "running"]))
+        .group_by(col(Run.repository_id))
+    )
+    return {repo: count for repo, count in (await session.exec(stmt)).all()}
+
+
+async def repository_limits(session: AsyncSession, ids: set[int]) -> dict[int, int | None]:
+    if not ids:
+        return {}
+    stmt = select(Repository.id, Repository.max_jobs).where(col(Repository.id).in_(sorted(ids)))
+    return {repo or 0: limit for repo, limit in (await session.exec(stmt)).all()}
+
+
+async def waiting_since_before(
+    session: AsyncSession, before: float, *, limit: int = 500
+) -> list[Job]:
+    """Pending jobs that have waited since before `before` (for `queue_timeout`)."""
+    stmt = (
+        select(Job)
+        .where(col(Job.state) == "pending", col(Job.pending_since) < before)
+        .order_by(col(Job.pending_since))
+        .limit(limit)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def lock_repositories(session: AsyncSession, ids: set[int]) -> None:
+    """Lock the rows of repositories with a job limit (in id order): two passes placing
+    their jobs at once would each count the other's as not there yet."""
+    stmt = (
+        select(Repository.id)
+        .where(col(Repository.id).in_(sorted(ids)))
+        .order_by(col(Repository.id))
+        .with_for_update()
+    )
+    await session.exec(stmt)
+
+
+async def queue_order(
+    session: AsyncSession, *, shape: str, min_priority: int, up_to: int
+) -> list[tuple[int, int]]:
+    """(−priority, id) of the pending jobs of `shape` that go before any job of priority
+    ≥ `min_priority` and id ≤ `up_to`, in the scheduler's order: a job's place is its
+    index here."""
+    stmt = (
+        select(Job.priority, Job.id)
+        .where(
+            col(Job.state) == "pending",
+            col(Job.shape) == shape,
+            col(Job.priority) >= min_priority,
+            or_(col(Job.priority) > min_priority, col(Job.id) <= up_to),
+        )
+        .order_by(col(Job.priority).desc(), col(Job.id))
+    )
+    return [(-priority, job_id or 0) for priority, job_id in (await session.exec(stmt)).all()]
