@@ -102,3 +102,33 @@ async def test_a_revoked_runner_gets_401_everywhere(tmp_path, database_url, redi
             await fetch_job(sc, token=runner["runner_token"], job_id=1, attempt=1)
         with pytest.raises(Unauthorized):
             await heartbeat(sc, token=runner["runner_token"], running=[], slots=1, labels=[])
+
+
+async def test_a_heartbeat_never_cancels_a_job_its_runner_just_reported(
+    tmp_path, database_url, redis_url
+):
+    """Issue 14 item 6: the runner's heartbeat, sent while its final report is on its way,
+    still lists the job. The server has recorded the job finished by that very report, so
+    it must not answer "cancel" (the runner would cancel itself mid-report). A job the
+    server ended (cancelled) is cancelled on the runner as before."""
+    repo = make_repo(tmp_path)
+    sha = repo.commit({".labci/many.yml": WORKFLOW})
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        runner, token1, _token2 = await _two_jobs(sc, repo, sha)
+        for job_id, token in ((1, token1), (2, _token2)):
+            await mark_started(sc, job_id=job_id, attempt=1, token=token)
+        await complete_job(
+            sc, job_id=1, attempt=1, token=token1, outcome="failure", reason="exit 1",
+            metrics=None, metrics_error=None,
+        )  # fmt: skip
+        answer = await heartbeat(
+            sc, token=runner["runner_token"], running=[(1, 1), (2, 1)], slots=2,
+            labels=["self-hosted", "cpu"],
+        )  # fmt: skip
+        assert answer["cancel"] == []
+        await cancel_run_by_id(sc, 1, reason="cancelled by boss")
+        answer = await heartbeat(
+            sc, token=runner["runner_token"], running=[(1, 1), (2, 1)], slots=2,
+            labels=["self-hosted", "cpu"],
+        )  # fmt: skip
+        assert answer["cancel"] == [{"job_id": 2, "attempt": 1}]

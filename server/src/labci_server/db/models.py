@@ -62,6 +62,9 @@ class Repository(SQLModel, table=True):
     # Jobs of this repository queued or running at once (`labci repos job-limit`); None:
     # the server's LABCI_REPOSITORY_MAX_JOBS, 0 there: no limit.
     max_jobs: int | None = None
+    # When the scheduler last placed one of its jobs: the round robin between
+    # repositories serves the one served least recently first.
+    last_placed_at: float | None = None
     created_at: float = Field(default_factory=now_s)
 
 
@@ -175,6 +178,7 @@ class Job(SQLModel, table=True):
     priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     repository_id: int | None = None
     pending_since: float | None = None
+    max_parallel: int | None = None  # its matrix's `strategy.max-parallel`
     # A `concurrency:` group (GitHub Actions' semantics), expanded at planning.
     concurrency_group: str | None = None
     created_at: float = Field(default_factory=now_s)

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..db.models import Job, Runner
-from .gpus import held_gpu_ids
-from .shapes import Shape, format_bytes, shape_of
+from .shapes import Shape, format_bytes, shape_from, shape_of
 
 
 @dataclass
@@ -98,35 +97,69 @@ def _size(runner: Runner, name: str) -> float | None:
     return float(value)
 
 
-def rooms(runners: Sequence[Runner], active: Iterable[Job]) -> dict[int, Room]:
-    """The room of each runner given the jobs that hold its slots, GPUs, CPUs and memory."""
-    active = list(active)
-    held = held_gpu_ids(active)
+@dataclass(frozen=True)
+class Held:
+    """What one queued or running job holds on its runner."""
+
+    runner_id: int
+    gpu_ids: tuple[str, ...]
+    shape: Shape
+
+
+def held_from_rows(
+    rows: Iterable[tuple[int, list[str], str | None, dict[str, Any] | None]],
+) -> list[Held]:
+    """`Held` records of (runner, GPU ids, shape key, spec) rows (queue_queries.held)."""
+    return [
+        Held(
+            runner_id,
+            tuple(gpu_ids),
+            Shape.from_key(key) if key else shape_from(spec or {}, [], trusted=True),
+        )
+        for runner_id, gpu_ids, key, spec in rows
+    ]
+
+
+def held_by(jobs: Iterable[Job]) -> list[Held]:
+    """`Held` records of job rows (their shape: indexed, else read from their spec)."""
+    return [
+        Held(
+            job.runner_id,
+            tuple(job.gpu_ids or ()),
+            Shape.from_key(job.shape) if job.shape else shape_of(job, trusted=True),
+        )
+        for job in jobs
+        if job.runner_id is not None
+    ]
+
+
+def rooms(runners: Sequence[Runner], held: Iterable[Held]) -> dict[int, Room]:
+    """The room of each runner given what its queued and running jobs hold."""
+    held = list(held)
+    gpus_held: dict[int, set[str]] = {}
+    for h in held:
+        gpus_held.setdefault(h.runner_id, set()).update(h.gpu_ids)
     found: dict[int, Room] = {}
     for runner in runners:
         cpus = _size(runner, "cpus")
         memory = _size(runner, "memory_bytes")
+        taken = gpus_held.get(runner.id or 0, set())
         found[runner.id or 0] = Room(
             runner=runner,
             slots=runner.slots,
-            gpus=[
-                g
-                for g in gpu_inventory(runner, healthy_only=True)
-                if g.id not in held.get(runner.id or 0, ())
-            ],
+            gpus=[g for g in gpu_inventory(runner, healthy_only=True) if g.id not in taken],
             cpus=cpus,
             memory_bytes=int(memory) if memory is not None else None,
         )
-    for job in active:
-        room = found.get(job.runner_id or 0)
+    for h in held:
+        room = found.get(h.runner_id)
         if room is None:
             continue
-        shape = shape_of(job, trusted=True)
         room.slots -= 1
         if room.cpus is not None:
-            room.cpus -= shape.cpus
+            room.cpus -= h.shape.cpus
         if room.memory_bytes is not None:
-            room.memory_bytes -= shape.memory_bytes
+            room.memory_bytes -= h.shape.memory_bytes
     return found
 
 

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
-from ..db.models import Job, Run, Runner
+from ..db.models import Run, Runner
 from ..db.queries import jobs as job_queries
 from ..db.queries import queue as queue_queries
 from ..db.queries.runners import all_runners, lock_runners
@@ -40,8 +39,9 @@ from ..db.queries.runs import get_run
 from ..queue import enqueue_run_job, kick_outbox
 from ..results.ingest import finish_job
 from ..settings import Settings
-from .placement import Room, best_fit, never_placeable, rooms
-from .shapes import Shape, shape_of
+from .order import Assignment, Candidate, Queued, at_max_parallel, plan_assignments
+from .placement import Room, held_from_rows, never_placeable, rooms
+from .shapes import Shape, max_parallel_of, shape_of
 from .waiting import why_waiting
 
 log = logging.getLogger(__name__)
@@ -50,26 +50,12 @@ log = logging.getLogger(__name__)
 INDEX_BATCH = 2000
 
 
-@dataclass
-class Candidate:
-    job: Job
-    shape: Shape
-    rank: int  # its place in its repository's queue of this shape
-
-
-@dataclass
-class Assignment:
-    job: Job
-    shape: Shape
-    runner: Runner
-
-
 def priority_of(run: Run, default_branch: str | None, settings: Settings) -> int:
     """Pull request checks 0; pushes to the default branch (and baseline measurements on
     it) and manual runs as configured."""
     if run.trigger == "workflow_dispatch":
         return settings.priority_manual
-    if run.trigger in ("push", "baseline") and run.branch == (default_branch or run.branch):
+    if run.trigger in ("push", "baseline") and default_branch and run.branch == default_branch:
         return settings.priority_default_branch
     return 0
 
@@ -85,6 +71,7 @@ async def index_new_pending(sc: ServerContext, now: float) -> int:
                 priority=priority_of(run, default_branch, sc.settings),
                 repository_id=run.repository_id,
                 pending_since=now,
+                max_parallel=max_parallel_of(job),
             )
     return len(found)
 
@@ -105,7 +92,7 @@ async def schedule_jobs(sc: ServerContext) -> int:
             and r.last_heartbeat_at is not None
             and r.last_heartbeat_at > now - sc.settings.lease_s
         ]
-        room = rooms(online, await job_queries.active_jobs(session))
+        room = rooms(online, held_from_rows(await queue_queries.held(session)))
         shapes = {key: Shape.from_key(key) for key, _, _, _ in summary}
         impossible = {
             key: why for key, shape in shapes.items() if (why := never_placeable(shape, registered))
@@ -115,18 +102,28 @@ async def schedule_jobs(sc: ServerContext) -> int:
             for key, shape in shapes.items()
             if key not in impossible
         }
-        candidates = await _queue_heads(sc.settings, session, summary, shapes, fitting)
+        candidates = await _queue_heads(session, summary, shapes, fitting)
+        assignments: list[Assignment] = []
+        if candidates:
+            repos = {c.job.repository_id or 0 for c in candidates}
+            facts = await queue_queries.repository_queue_facts(session, repos)
+            capped = {c.job.run_id for c in candidates if c.job.max_parallel is not None}
+            assignments = plan_assignments(
+                candidates,
+                fitting,
+                active_by_repository=await queue_queries.active_by_repository(session),
+                last_served={repo: placed for repo, (_, placed) in facts.items()},
+                limits={repo: _limit(sc.settings, limit) for repo, (limit, _) in facts.items()},
+                groups=await job_queries.active_jobs_by_group(session, capped),
+            )
     if impossible:
         await fail_never_placeable(sc, impossible)
-    if not candidates:
+    if not assignments:
         return 0
-    async with sc.sessions() as session:
-        assignments = await _assign(sc.settings, session, candidates, room)
     return await _claim_and_enqueue(sc, assignments, now)
 
 
 async def _queue_heads(
-    settings: Settings,
     session: AsyncSession,
     summary: list[tuple[str, int, int, int]],
     shapes: dict[str, Shape],
@@ -134,50 +131,17 @@ async def _queue_heads(
 ) -> list[Candidate]:
     """The jobs worth considering now: per (shape, repository), as many heads of its queue
     as the runners that fit the shape have slots (never the whole queue)."""
-    found: list[Candidate] = []
+    wanted = []
     for key, repository_id, _count, _top in summary:
         places = sum(r.slots for r in fitting.get(key, ()))
-        if places <= 0:
-            continue
-        heads = await queue_queries.queue_heads(
-            session, shape=key, repository_id=repository_id, limit=places
-        )
-        found += [Candidate(job, shapes[key], rank) for rank, job in enumerate(heads)]
-    return found
-
-
-async def _assign(
-    settings: Settings, session: AsyncSession, candidates: list[Candidate], room: dict[int, Room]
-) -> list[Assignment]:
-    by_repository = await queue_queries.active_by_repository(session)
-    limits = await queue_queries.repository_limits(
-        session, {c.job.repository_id or 0 for c in candidates}
-    )
-    groups = await job_queries.active_jobs_by_group(
-        session, {c.job.run_id for c in candidates if _max_parallel(c.job) is not None}
-    )
-
-    def order(c: Candidate) -> tuple[int, int, int]:
-        repo = c.job.repository_id or 0
-        return (-c.job.priority, by_repository.get(repo, 0) + c.rank, c.job.id or 0)
-
-    assignments: list[Assignment] = []
-    for candidate in sorted(candidates, key=order):
-        job, repo = candidate.job, candidate.job.repository_id or 0
-        limit = _limit(settings, limits.get(repo))
-        if limit is not None and by_repository.get(repo, 0) >= limit:
-            continue
-        group = (job.run_id, job.workflow_job)
-        if _at_max_parallel(job, groups.get(group, 0)):
-            continue
-        chosen = best_fit(candidate.shape, room.values())
-        if chosen is None:
-            continue
-        chosen.take(candidate.shape)
-        by_repository[repo] = by_repository.get(repo, 0) + 1
-        groups[group] = groups.get(group, 0) + 1
-        assignments.append(Assignment(job, candidate.shape, chosen.runner))
-    return assignments
+        if places > 0:
+            wanted.append((key, repository_id, places))
+    heads = await queue_queries.queue_heads(session, wanted)
+    return [
+        Candidate(job, shapes[key], key, rank)
+        for (key, _), jobs in heads.items()
+        for rank, job in enumerate(jobs)
+    ]
 
 
 def _limit(settings: Settings, repository_limit: int | None) -> int | None:
@@ -188,25 +152,24 @@ def _limit(settings: Settings, repository_limit: int | None) -> int | None:
 
 
 async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], now: float) -> int:
-    """Claim in one transaction: the runs of capped matrix jobs, then the limited
-    repositories' active jobs, then the runners' rows are locked (the order completions
-    and heartbeats take them in), and the room is recounted under the locks — concurrent
+    """Claim in one transaction: the rows of the runs of capped matrix jobs, then of the
+    repositories (their limits, when they were served), then of the runners are locked
+    (runs first, as completions take them), and the room is recounted under the locks — concurrent
     passes work from snapshots and must not give a runner more than it has, nor one GPU to
     two jobs."""
     if not assignments:
         return 0
-    claimed: list[tuple[Job, Runner]] = []
+    claimed: list[tuple[Queued, Runner]] = []
     async with sc.sessions() as session, session.begin():
-        capped_runs = sorted({a.job.run_id for a in assignments if _max_parallel(a.job)})
+        capped_runs = sorted({a.job.run_id for a in assignments if a.job.max_parallel})
         for run_id in capped_runs:
             await get_run(session, run_id, for_update=True)
         groups = await job_queries.active_jobs_by_group(session, set(capped_runs))
-        limited = {a.job.repository_id or 0 for a in assignments}
-        limits = await queue_queries.repository_limits(session, limited)
+        repos = {a.job.repository_id or 0 for a in assignments}
+        await queue_queries.lock_repositories(session, repos)
+        limits = await queue_queries.repository_limits(session, repos)
         limits = {repo: _limit(sc.settings, limit) for repo, limit in limits.items()}
         limits = {repo: limit for repo, limit in limits.items() if limit is not None}
-        if limits:
-            await queue_queries.lock_repositories(session, set(limits))
         by_repository = await queue_queries.active_by_repository(session) if limits else {}
         runner_ids = sorted({a.runner.id or 0 for a in assignments})
         locked = [
@@ -214,14 +177,14 @@ async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], n
             for r in await lock_runners(session, runner_ids)
             if r.revoked_at is None and r.drained_at is None
         ]
-        active = await job_queries.active_jobs_of_runners(session, runner_ids)
-        room = rooms(locked, active)
+        held = held_from_rows(await queue_queries.held(session, runner_ids=runner_ids))
+        room = rooms(locked, held)
         for a in assignments:
             repo = a.job.repository_id or 0
             if repo in limits and by_repository.get(repo, 0) >= limits[repo]:
                 continue
             group = (a.job.run_id, a.job.workflow_job)
-            if _at_max_parallel(a.job, groups.get(group, 0)):
+            if at_max_parallel(a.job, groups.get(group, 0)):
                 continue
             runner_room = room.get(a.runner.id or 0)
             if runner_room is None or not runner_room.fits(a.shape):
@@ -238,6 +201,10 @@ async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], n
                 by_repository[repo] = by_repository.get(repo, 0) + 1
                 groups[group] = groups.get(group, 0) + 1
                 claimed.append((a.job, a.runner))
+        # In placing order, a microsecond apart: the repository served last in this pass
+        # is the one served last by the round robin's next pass.
+        served = {job.repository_id or 0: now + i * 1e-6 for i, (job, _) in enumerate(claimed)}
+        await queue_queries.mark_placed(session, served)
     for job, runner in claimed:
         await enqueue_run_job(
             sc.redis, job_id=job.id or 0, attempt=job.attempt, queue_name=runner.queue_name
@@ -271,18 +238,6 @@ async def fail_never_placeable(sc: ServerContext, reasons: dict[str, str]) -> in
         log.warning("failed %d job(s) no registered runner could ever take", failed)
         await kick_outbox(sc.redis)
     return failed
-
-
-def _max_parallel(job: Job) -> int | None:
-    strategy = job.spec.get("job", {}).get("strategy") or {}
-    limit = strategy.get("max-parallel")
-    return limit if isinstance(limit, int) else None
-
-
-def _at_max_parallel(job: Job, active: int) -> bool:
-    """`strategy.max-parallel`: at most that many instances of a matrix job run at once."""
-    limit = _max_parallel(job)
-    return limit is not None and active >= limit
 
 
 async def end_long_waits(sc: ServerContext, now: float) -> int:

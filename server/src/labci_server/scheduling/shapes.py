@@ -9,12 +9,12 @@ canonical JSON, indexed) when the scheduler first sees it.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from ..db.models import Job
-from .gpus import gpus_wanted
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,9 @@ class Shape:
             separators=(",", ":"),
         )
 
-    @classmethod
-    def from_key(cls, key: str) -> Shape:
-        labels, needs, trusted, gpus, gpu_memory, cpus, memory = json.loads(key)
-        return cls(tuple(labels), needs, trusted, gpus, gpu_memory, float(cpus), memory)
+    @staticmethod
+    def from_key(key: str) -> Shape:
+        return _from_key(key)
 
     def describe(self) -> str:
         """`[gpu, a100] and ≥ 4 GPUs of ≥ 40 GiB`: what a runner must have."""
@@ -64,22 +63,43 @@ class Shape:
         return text
 
 
+@functools.lru_cache(maxsize=4096)
+def _from_key(key: str) -> Shape:
+    """Cached: a pass reads the same few keys on thousands of rows."""
+    labels, needs, trusted, gpus, gpu_memory, cpus, memory = json.loads(key)
+    return Shape(tuple(labels), needs, trusted, gpus, gpu_memory, float(cpus), memory)
+
+
 def job_needs(job: Job) -> str:
     """What kind of runner a job needs: "container" when it names an image."""
     return "container" if (job.spec.get("job") or {}).get("container") else "host"
 
 
 def shape_of(job: Job, *, trusted: bool) -> Shape:
-    resources: dict[str, Any] = (job.spec.get("job") or {}).get("resources") or {}
+    return shape_from(job.spec, job.runs_on, trusted=trusted)
+
+
+def shape_from(spec: dict[str, Any], runs_on: list[str], *, trusted: bool) -> Shape:
+    """The shape of a job from its stored spec (a planned JobInstance) and labels."""
+    job: dict[str, Any] = spec.get("job") or {}
+    resources: dict[str, Any] = job.get("resources") or {}
+    gpus = resources.get("gpus", 0)
     return Shape(
-        labels=tuple(dict.fromkeys(job.runs_on)),  # as written: messages quote them
-        needs=job_needs(job),
+        labels=tuple(dict.fromkeys(runs_on)),  # as written: messages quote them
+        needs="container" if job.get("container") else "host",
         trusted=trusted,
-        gpus=gpus_wanted(job),
+        gpus=gpus if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus > 0 else 0,
         gpu_memory_bytes=_whole(resources.get("gpu-memory")),
         cpus=float(_number(resources.get("cpus"))),
         memory_bytes=_whole(resources.get("memory")),
     )
+
+
+def max_parallel_of(job: Job) -> int | None:
+    """`strategy.max-parallel` of the job's matrix, if it has one."""
+    strategy = (job.spec.get("job") or {}).get("strategy") or {}
+    limit = strategy.get("max-parallel")
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
 
 
 def format_bytes(size: int) -> str:

@@ -6,7 +6,10 @@ Every read here goes through the partial indexes on pending jobs (`ix_jobs_pendi
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, update
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, func, or_, union_all, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,6 +44,7 @@ async def index_job(
     priority: int,
     repository_id: int,
     pending_since: float,
+    max_parallel: int | None,
 ) -> None:
     await session.exec(  # type: ignore[call-overload]
         update(Job)
@@ -50,6 +54,7 @@ async def index_job(
             priority=priority,
             repository_id=repository_id,
             pending_since=pending_since,
+            max_parallel=max_parallel,
         )
     )
 
@@ -67,13 +72,39 @@ async def pending_summary(session: AsyncSession) -> list[tuple[str, int, int, in
     ]
 
 
+@dataclass(frozen=True)
+class QueuedJob:
+    """A pending job as the scheduler reads it: the columns, not the row (a pass reads
+    hundreds; building ORM objects with their JSON specs would cost most of the pass)."""
+
+    id: int
+    run_id: int
+    workflow_job: str
+    attempt: int
+    priority: int
+    repository_id: int
+    max_parallel: int | None
+
+
 async def queue_heads(
-    session: AsyncSession, *, shape: str, repository_id: int, limit: int
-) -> list[Job]:
-    """The first `limit` pending jobs of one shape and repository: highest priority first,
-    then oldest."""
-    stmt = (
-        select(Job)
+    session: AsyncSession, wanted: list[tuple[str, int, int]]
+) -> dict[tuple[str, int], list[QueuedJob]]:
+    """For each (shape, repository, limit) of `wanted`, the first `limit` pending jobs of that
+    shape and repository, highest priority first, then oldest: one statement, each of its
+    parts an index range scan."""
+    if not wanted:
+        return {}
+    parts = [
+        select(
+            Job.id,
+            Job.run_id,
+            Job.workflow_job,
+            Job.attempt,
+            Job.priority,
+            Job.repository_id,
+            Job.max_parallel,
+            Job.shape,
+        )
         .where(
             col(Job.state) == "pending",
             col(Job.shape) == shape,
@@ -81,8 +112,38 @@ async def queue_heads(
         )
         .order_by(col(Job.priority).desc(), col(Job.id))
         .limit(limit)
-    )
-    return list((await session.exec(stmt)).all())
+        .subquery()
+        for shape, repository_id, limit in wanted
+    ]
+    stmt = union_all(*(select(part) for part in parts))
+    found: dict[tuple[str, int], list[QueuedJob]] = {}
+    rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
+    for job_id, run_id, name, attempt, priority, repo, cap, shape in rows:
+        job = QueuedJob(job_id or 0, run_id, name, attempt, priority, repo or 0, cap)
+        found.setdefault((shape, repo or 0), []).append(job)
+    for heads in found.values():
+        heads.sort(key=lambda j: (-j.priority, j.id))
+    return found
+
+
+async def held(
+    session: AsyncSession, *, runner_ids: list[int] | None = None
+) -> list[tuple[int, list[str], str | None, dict[str, Any] | None]]:
+    """(runner, GPU ids, shape, spec) of the queued and running jobs (of `runner_ids`):
+    what holds the runners' room. The spec is read only of jobs never indexed (placed
+    before the index existed); the shape says the rest."""
+    stmt = select(
+        Job.runner_id,
+        Job.gpu_ids,
+        Job.shape,
+        case((col(Job.shape).is_(None), col(Job.spec)), else_=None),
+    ).where(col(Job.state).in_(["queued", "running"]), col(Job.runner_id).is_not(None))
+    if runner_ids is not None:
+        stmt = stmt.where(col(Job.runner_id).in_(runner_ids))
+    return [
+        (runner or 0, gpus or [], shape, spec)
+        for runner, gpus, shape, spec in (await session.exec(stmt)).all()
+    ]
 
 
 async def pending_of_shape(session: AsyncSession, shape: str, *, limit: int = 500) -> list[Job]:
@@ -109,10 +170,33 @@ async def active_by_repository(session: AsyncSession) -> dict[int, int]:
 
 
 async def repository_limits(session: AsyncSession, ids: set[int]) -> dict[int, int | None]:
+    """Each repository's own job limit (None: the server's)."""
+    return {
+        repo: limit for repo, (limit, _) in (await repository_queue_facts(session, ids)).items()
+    }
+
+
+async def repository_queue_facts(
+    session: AsyncSession, ids: set[int]
+) -> dict[int, tuple[int | None, float]]:
+    """(job limit, when a job was last placed) of each repository."""
     if not ids:
         return {}
-    stmt = select(Repository.id, Repository.max_jobs).where(col(Repository.id).in_(sorted(ids)))
-    return {repo or 0: limit for repo, limit in (await session.exec(stmt)).all()}
+    stmt = select(Repository.id, Repository.max_jobs, Repository.last_placed_at).where(
+        col(Repository.id).in_(sorted(ids))
+    )
+    return {
+        repo or 0: (limit, placed or 0.0)
+        for repo, limit, placed in (await session.exec(stmt)).all()
+    }
+
+
+async def mark_placed(session: AsyncSession, served: dict[int, float]) -> None:
+    """Record when each repository last had a job placed (in id order: no deadlock)."""
+    for repo, at in sorted(served.items()):
+        await session.exec(  # type: ignore[call-overload]
+            update(Repository).where(col(Repository.id) == repo).values(last_placed_at=at)
+        )
 
 
 async def waiting_since_before(
@@ -129,8 +213,8 @@ async def waiting_since_before(
 
 
 async def lock_repositories(session: AsyncSession, ids: set[int]) -> None:
-    """Lock the rows of repositories with a job limit (in id order): two passes placing
-    their jobs at once would each count the other's as not there yet."""
+    """Lock the repositories' rows (in id order) for a claim: two passes placing jobs of a
+    limited repository at once would each count the other's as not there yet."""
     stmt = (
         select(Repository.id)
         .where(col(Repository.id).in_(sorted(ids)))

@@ -1,6 +1,6 @@
 """the fleet: each pending job indexed by what it needs from a runner (its shape), its
 priority and repository, and since when it waits; runners' CPUs and memory; a
-repository's limit on jobs at once
+repository's limit on jobs at once, and when it last had a job placed (the round robin)
 
 Revision ID: 0011
 Revises: 0010
@@ -26,6 +26,7 @@ def upgrade() -> None:
     op.add_column("jobs", sa.Column("priority", sa.Integer(), nullable=False, server_default="0"))
     op.add_column("jobs", sa.Column("repository_id", sa.Integer(), nullable=True))
     op.add_column("jobs", sa.Column("pending_since", sa.Float(), nullable=True))
+    op.add_column("jobs", sa.Column("max_parallel", sa.Integer(), nullable=True))
     op.add_column("jobs", sa.Column("concurrency_group", TEXT(), nullable=True))
     # The scheduler reads pending jobs only through these: by shape and repository in
     # queue order, and the ones not indexed yet. Partial, so finished jobs cost nothing.
@@ -45,10 +46,12 @@ def upgrade() -> None:
     )
     op.add_column("runners", sa.Column("resources", sa.JSON(), nullable=True))
     op.add_column("repositories", sa.Column("max_jobs", sa.Integer(), nullable=True))
+    op.add_column("repositories", sa.Column("last_placed_at", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("repositories") as batch:
+        batch.drop_column("last_placed_at")
         batch.drop_column("max_jobs")
     with op.batch_alter_table("runners") as batch:
         batch.drop_column("resources")
@@ -56,6 +59,7 @@ def downgrade() -> None:
     op.drop_index("ix_jobs_pending_queue", table_name="jobs")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("concurrency_group")
+        batch.drop_column("max_parallel")
         batch.drop_column("pending_since")
         batch.drop_column("repository_id")
         batch.drop_column("priority")
