@@ -250,3 +250,37 @@ async def test_two_racing_schedulers_enqueue_a_job_once(tmp_path, database_url, 
         queued = await sc.redis.zrange("labci:runner:cpu-1", 0, -1)
     assert sum(placed) == 4
     assert sorted(q.decode() for q in queued) == [f"labci:runner:cpu-1:job-{i}-1" for i in ids]
+
+
+def test_job_limit_command_sets_and_clears_a_repository_limit(database_url):
+    from test_cli import labci
+
+    from labci_server.db.engine import make_engine, make_sessionmaker
+    from labci_server.db.migrate import upgrade
+    from labci_server.db.queries.repositories import ensure_repository
+
+    async def limit() -> int | None:
+        engine = make_engine(database_url)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            found = await ensure_repository(
+                session, provider="github", full_name="octo/exp", clone_url="https://x"
+            )
+        await engine.dispose()
+        return found.max_jobs
+
+    asyncio.run(upgrade(database_url))
+    assert asyncio.run(limit()) is None
+    env = {"PATH": "/usr/bin:/bin", "LABCI_DATABASE_URL": database_url}
+    done = labci("repos", "job-limit", "octo/exp", "4", env=env)
+    assert (done.returncode, done.stdout) == (
+        0,
+        "octo/exp: at most 4 jobs queued or running at once\n",
+    )
+    assert asyncio.run(limit()) == 4
+    back = labci("repos", "job-limit", "octo/exp", "default", env=env)
+    assert back.stdout == "octo/exp: no limit on jobs at once (the server's)\n"
+    assert asyncio.run(limit()) is None
+    wrong = labci("repos", "job-limit", "octo/exp", "many", env=env)
+    assert wrong.returncode != 0
+    assert "the limit is a number of jobs (0: none at all) or 'default', not 'many'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr

@@ -160,6 +160,32 @@ def cmd_repos_bisect_budget(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+def cmd_repos_job_limit(settings: Settings, args: argparse.Namespace) -> int:
+    from .db.queries.queue import set_job_limit
+
+    if args.jobs == "default":
+        limit = None
+    elif args.jobs.isdigit():
+        limit = int(args.jobs)
+    else:
+        raise BadRequest(
+            f"the limit is a number of jobs (0: none at all) or 'default', not {args.jobs!r}"
+        )
+
+    async def change(sessions: accounts.Sessions) -> None:
+        repo = await accounts.find_repository_named(sessions, args.repo)
+        async with sessions() as session, session.begin():
+            await set_job_limit(session, repository_id=repo.id or 0, limit=limit)
+
+    on_database(settings, change)
+    if limit is None:
+        server = settings.repository_max_jobs
+        print(f"{args.repo}: {server or 'no limit on'} jobs at once (the server's)")
+    else:
+        print(f"{args.repo}: at most {limit} jobs queued or running at once")
+    return 0
+
+
 def _runs(text: str) -> int:
     if not text.isdigit():
         raise BadRequest(
@@ -367,6 +393,14 @@ def _add_repos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     budget.add_argument("repo")
     budget.add_argument("runs", help="a number of runs, or 'default'")
     budget.set_defaults(func=cmd_repos_bisect_budget)
+    limit = repos.add_parser(
+        "job-limit",
+        help="how many of the repository's jobs may be queued or running at once "
+        "(default: LABCI_REPOSITORY_MAX_JOBS; 0 holds all its jobs back)",
+    )
+    limit.add_argument("repo")
+    limit.add_argument("jobs", help="a number of jobs, or 'default'")
+    limit.set_defaults(func=cmd_repos_job_limit)
 
 
 def _add_tokens(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -241,3 +241,10 @@ async def queue_order(
         .order_by(col(Job.priority).desc(), col(Job.id))
     )
     return [(-priority, job_id or 0) for priority, job_id in (await session.exec(stmt)).all()]
+
+
+async def set_job_limit(session: AsyncSession, *, repository_id: int, limit: int | None) -> None:
+    """`labci repos job-limit`: the repository's own limit (None: the server's)."""
+    await session.exec(  # type: ignore[call-overload]
+        update(Repository).where(col(Repository.id) == repository_id).values(max_jobs=limit)
+    )
