@@ -126,7 +126,8 @@ def test_runners_drain_and_resume_from_the_command_line(database_url):
         engine = make_engine(database_url)
         async with make_sessionmaker(engine)() as session, session.begin():
             if add:
-                session.add(Runner(name="lab-gpu-1", labels=["gpu"], token_hash="t"))
+                session.add(Runner(name="lab-gpu-1", labels=["gpu"], token_hash="t",
+                                   resources={"cpus": 16, "memory_bytes": 64 * 2**30}))  # fmt: skip
             found = await all_runners(session)
         await engine.dispose()
         return found
@@ -144,10 +145,14 @@ def test_runners_drain_and_resume_from_the_command_line(database_url):
         "EXECUTORS",
         "VERSION",
         "SLOTS",
+        "SIZE",
         "GPUS",
         "SEEN",
     ]
-    assert row.split() == ["lab-gpu-1", "offline", "gpu", "process", "-", "0/1", "-", "never"]
+    assert row.split() == [
+        "lab-gpu-1", "offline", "gpu", "process", "-", "0/1", "16", "CPUs", "·", "64", "GiB",
+        "-", "never",
+    ]  # fmt: skip
     drained = labci("runners", "drain", "lab-gpu-1", env=env)
     assert drained.returncode == 0, drained.stderr
     assert "drained (1 registration(s))" in drained.stdout
@@ -163,3 +168,8 @@ def test_runners_drain_and_resume_from_the_command_line(database_url):
     assert unknown.returncode != 0
     assert "no active runner named 'nobody'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+    removed = labci("runners", "remove", "lab-gpu-1", env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert "removed (1 registration(s))" in removed.stdout
+    assert asyncio.run(runners()) == []
+    assert "no runners yet" in labci("runners", "list", env=env).stdout

@@ -122,7 +122,7 @@ async def test_runners_their_jobs_and_gpus(database_url, redis_url):
     assert cells("old-box")[1].startswith("revoked")
 
 
-async def test_administrators_drain_resume_and_revoke_runners_from_the_page(site):
+async def test_administrators_drain_resume_revoke_and_remove_runners_from_the_page(site):
     async with site.sessions() as session, session.begin():
         session.add(Runner(name="lab-cpu-1", labels=["cpu"], token_hash="a",
                            last_heartbeat_at=time.time()))  # fmt: skip
@@ -158,7 +158,12 @@ async def test_administrators_drain_resume_and_revoke_runners_from_the_page(site
                                    headers=boss)).status_code == 303  # fmt: skip
     tr = await row()
     assert tr.select_one(".badge").get_text() == "revoked"
-    assert buttons(tr) == []
+    assert buttons(tr) == ["Remove"]
+    assert (await site.client.post("/runners/remove", data={"name": "lab-cpu-1"},
+                                   headers=boss)).status_code == 303  # fmt: skip
+    assert await row() is None  # off the list, in the API too
+    listed = (await site.client.get("/api/v1/runners", headers=boss)).json()
+    assert "lab-cpu-1" not in [r["name"] for r in listed]
     unknown = await site.client.post("/runners/drain", data={"name": "nobody"}, headers=boss)
     assert unknown.status_code == 404
     bad = await site.client.post("/runners/reboot", data={"name": "lab-cpu-1"}, headers=boss)

@@ -347,11 +347,17 @@ def build_parser() -> argparse.ArgumentParser:
     runners.add_parser("token", help="print a single-use runner registration token").set_defaults(
         func=cmd_runners_token
     )
-    revoke = runners.add_parser("revoke", help="revoke a runner: its token answers 401")
-    revoke.add_argument("name")
-    revoke.set_defaults(func=cmd_runners_revoke)
+    for verb, about in (
+        ("revoke", "revoke a runner: its token answers 401"),
+        ("remove", "revoke a runner and take it off the list; jobs only it could take fail"),
+    ):
+        command = runners.add_parser(verb, help=about)
+        command.add_argument("name")
+        command.set_defaults(func=cmd_runners_revoke)
     listing = runners.add_parser(
-        "list", help="every runner: state, labels, executors, version, slots, GPUs, last heartbeat"
+        "list",
+        help="every runner: state, labels, executors, version, slots, CPUs and memory, GPUs, "
+        "last heartbeat",
     )
     listing.add_argument("--json", action="store_true", help="the rows as JSON")
     listing.set_defaults(func=cmd_runners_list)

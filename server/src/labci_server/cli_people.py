@@ -229,8 +229,15 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_runners_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from .scheduling.runners import revoke_runner_with_acl
 
-    count = on_database(settings, lambda s: revoke_runner_with_acl(settings, s, args.name))
-    print(f"runner {args.name} revoked ({count} registration(s)); its token answers 401 now")
+    remove = args.runners_command == "remove"
+    count = on_database(
+        settings, lambda s: revoke_runner_with_acl(settings, s, args.name, remove=remove)
+    )
+    if remove:
+        print(f"runner {args.name} removed ({count} registration(s)): its token answers 401, "
+              "it is no longer listed, and jobs only it could take fail")  # fmt: skip
+    else:
+        print(f"runner {args.name} revoked ({count} registration(s)); its token answers 401 now")
     return 0
 
 
@@ -245,7 +252,7 @@ def cmd_runners_list(settings: Settings, args: argparse.Namespace) -> int:
         print("no runners yet: `labci runners token` makes a registration token")
         return 0
     now = time.time()
-    table = [("NAME", "STATE", "LABELS", "EXECUTORS", "VERSION", "SLOTS", "GPUS", "SEEN")]
+    table = [("NAME", "STATE", "LABELS", "EXECUTORS", "VERSION", "SLOTS", "SIZE", "GPUS", "SEEN")]
     for row in rows:
         state = row.state + (" (drained)" if row.drained_at and row.state != "revoked" else "")
         gpus = ", ".join(
@@ -255,8 +262,10 @@ def cmd_runners_list(settings: Settings, args: argparse.Namespace) -> int:
             for g in row.gpus
         )
         seen = f"{now - row.last_heartbeat_at:.0f} s ago" if row.last_heartbeat_at else "never"
+        size = row.size() or "-"
         table.append((row.name, state, ",".join(row.labels), ",".join(row.executors) or "-",
-                      row.version or "-", f"{row.busy}/{row.slots}", gpus or "-", seen))  # fmt: skip
+                      row.version or "-", f"{row.busy}/{row.slots}", size, gpus or "-",
+                      seen))  # fmt: skip
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     for line in table:
         print(

@@ -255,6 +255,9 @@ class Runner(SQLModel, table=True):
     queue_name: str = ""
     # A revoked runner's token answers 401 everywhere.
     revoked_at: float | None = None
+    # Removed (`labci runners remove`): revoked, and no longer listed; its rows stay for
+    # the jobs it ran.
+    removed_at: float | None = None
     # Drained by an administrator: it keeps its jobs and heartbeats, and gets no new job
     # until it is resumed (maintenance, a driver update).
     drained_at: float | None = None

@@ -16,6 +16,7 @@ from ..db.models import Job, Runner
 from ..db.queries.jobs import active_jobs
 from ..db.queries.runners import all_runners
 from ..db.queries.runs import runs_by_id
+from .shapes import format_bytes
 
 
 def runner_state(runner: Runner, now: float, lease_s: float) -> str:
@@ -52,12 +53,23 @@ class RunnerRow:
     driver_version: str | None
     cuda_version: str | None
     last_heartbeat_at: float | None
+    cpus: float | None  # what jobs may use in all, as the heartbeats say (None: not said)
+    memory_bytes: int | None
     drained_at: float | None
     drained_by: str | None
     busy: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.busy = len(self.jobs)
+
+    def size(self) -> str:
+        """`16 CPUs · 64 GiB`: what the runner offers jobs."""
+        parts = []
+        if self.cpus:
+            parts.append(f"{self.cpus:g} CPUs")
+        if self.memory_bytes:
+            parts.append(format_bytes(self.memory_bytes))
+        return " · ".join(parts)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +125,8 @@ async def runner_rows(
                 driver_version=inventory.get("driver_version"),
                 cuda_version=inventory.get("cuda_version"),
                 last_heartbeat_at=runner.last_heartbeat_at,
+                cpus=(runner.resources or {}).get("cpus"),
+                memory_bytes=(runner.resources or {}).get("memory_bytes"),
                 drained_at=runner.drained_at,
                 drained_by=runner.drained_by,
             )

@@ -84,19 +84,25 @@ async def authenticate_runner(session: AsyncSession, token: str | None) -> Runne
     return runner
 
 
-async def revoke_runner(sessions: Any, name: str, *, redis: Redis | None = None) -> int:
+async def revoke_runner(
+    sessions: Any, name: str, *, redis: Redis | None = None, remove: bool = False
+) -> int:
     """Revoke every runner called `name` (`labci runners revoke`): their tokens answer 401
     from now on, and their queued jobs go back to the scheduler when their heartbeats stop.
-    With `redis` (LABCI_REDIS_RUNNER_ACL), their Redis users go too."""
+    With `redis` (LABCI_REDIS_RUNNER_ACL), their Redis users go too. `remove` (`labci
+    runners remove`) also takes them off the list; jobs only they could take then fail at
+    the next scheduling pass, with the reason."""
     async with sessions() as session, session.begin():
-        found = await runners_named(session, name)
+        found = [r for r in await runners_named(session, name) if r.removed_at is None]
         if not found:
             raise NotFound(f"no runner named {name!r}")
         for runner in found:
             if runner.revoked_at is None:
                 runner.revoked_at = time.time()
                 runner.last_heartbeat_at = None  # offline at once: nothing new is placed on it
-                session.add(runner)
+            if remove:
+                runner.removed_at = time.time()
+            session.add(runner)
     if redis is not None:
         await drop_runner_users(redis, [runner.queue_name for runner in found])
     return len(found)
@@ -289,12 +295,14 @@ async def _job_payload(sc: ServerContext, session: AsyncSession, job: Job) -> di
     }
 
 
-async def revoke_runner_with_acl(settings: Settings, sessions: Any, name: str) -> int:
+async def revoke_runner_with_acl(
+    settings: Settings, sessions: Any, name: str, *, remove: bool = False
+) -> int:
     """`revoke_runner`, dropping the runners' Redis users when the server makes them."""
     if not (settings.redis_runner_acl and settings.redis_url):
-        return await revoke_runner(sessions, name)
+        return await revoke_runner(sessions, name, remove=remove)
     redis = Redis.from_url(settings.redis_url)
     try:
-        return await revoke_runner(sessions, name, redis=redis)
+        return await revoke_runner(sessions, name, redis=redis, remove=remove)
     finally:
         await redis.aclose()

@@ -1,7 +1,7 @@
 """The runners page (issue 13, item 6): each runner's state and last heartbeat, labels,
 what it can run, slots in use, the jobs it holds, and each GPU with its model, memory,
-health and the job holding it; administrators drain, resume and revoke runners from it
-(the same as `labci runners drain|resume|revoke`).
+health and the job holding it; administrators drain, resume, revoke and remove runners from it
+(the same as `labci runners drain|resume|revoke|remove`).
 
 Runners serve every repository, so the page is for people signed in; a job of a repository
 the reader cannot read is shown as held, without its name or link."""
@@ -44,6 +44,7 @@ async def runners_page(
             "drained_by": row.drained_by if row.drained_at is not None else None,
             "driver": row.driver_version,
             "cuda": row.cuda_version,
+            "size": row.size(),
         }
         for row in await runner_rows(
             sc.sessions,
@@ -61,7 +62,7 @@ async def runners_page(
     )
 
 
-ACTIONS = ("drain", "resume", "revoke")
+ACTIONS = ("drain", "resume", "revoke", "remove")
 
 
 @router.post("/runners/{action}")
@@ -74,8 +75,9 @@ async def runner_action(
     """The runners page's buttons (a form with the session's CSRF token), for administrators."""
     if action not in ACTIONS:
         raise NotFound(f"no runner action {action!r}: {', '.join(ACTIONS)}")
-    if action == "revoke":
-        await revoke_runner_with_acl(sc.settings, sc.sessions, name)
+    if action in ("revoke", "remove"):
+        await revoke_runner_with_acl(sc.settings, sc.sessions, name, remove=action == "remove")
+        await kick_scheduler(sc.redis)  # jobs only it could take fail now
     else:
         _, released = await drain_runner(
             sc.sessions, name, drain=action == "drain", by=access.principal.name

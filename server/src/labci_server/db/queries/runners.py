@@ -62,8 +62,12 @@ async def registration_token_by_hash(
 
 
 async def all_runners(session: AsyncSession) -> list[Runner]:
-    """Every registered runner, revoked ones last, then by name."""
-    stmt = select(Runner).order_by(col(Runner.revoked_at).is_not(None), col(Runner.name))
+    """Every registered runner but the removed ones, revoked ones last, then by name."""
+    stmt = (
+        select(Runner)
+        .where(col(Runner.removed_at).is_(None))
+        .order_by(col(Runner.revoked_at).is_not(None), col(Runner.name))
+    )
     return list((await session.exec(stmt)).all())
 
 

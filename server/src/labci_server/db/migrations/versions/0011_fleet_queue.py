@@ -45,6 +45,7 @@ def upgrade() -> None:
         sqlite_where=sa.text("state = 'pending'"),
     )
     op.add_column("runners", sa.Column("resources", sa.JSON(), nullable=True))
+    op.add_column("runners", sa.Column("removed_at", sa.Float(), nullable=True))
     op.add_column("repositories", sa.Column("max_jobs", sa.Integer(), nullable=True))
     op.add_column("repositories", sa.Column("last_placed_at", sa.Float(), nullable=True))
 
@@ -54,6 +55,7 @@ def downgrade() -> None:
         batch.drop_column("last_placed_at")
         batch.drop_column("max_jobs")
     with op.batch_alter_table("runners") as batch:
+        batch.drop_column("removed_at")
         batch.drop_column("resources")
     op.drop_index("ix_jobs_pending_since", table_name="jobs")
     op.drop_index("ix_jobs_pending_queue", table_name="jobs")
