@@ -38,6 +38,7 @@ from .queue import (
     wait_for_scheduler_kick,
 )
 from .redis_outage import REDIS_DOWN, Outage, OutlastingWorker, with_outage
+from .scheduling.cron_runs import CHECK_INTERVAL_S, fire_due_schedules
 from .scheduling.reconciler import reconcile, repair_leases
 from .scheduling.scheduler import schedule_jobs
 from .settings import Settings
@@ -164,6 +165,9 @@ def make_worker(settings: Settings, *, burst: bool = False) -> OutlastingWorker:
         if not burst:
             ctx["loops"] = [
                 asyncio.create_task(scheduler_loop(sc)),
+                asyncio.create_task(
+                    _every(CHECK_INTERVAL_S, lambda: fire_due_schedules(sc), "schedules")
+                ),
                 asyncio.create_task(
                     _every(settings.reaper_interval_s, lambda: reconcile(sc), "reconcile")
                 ),

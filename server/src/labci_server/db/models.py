@@ -494,3 +494,21 @@ class Bisection(SQLModel, table=True):
     created_at: float = Field(default_factory=now_s)
     updated_at: float = Field(default_factory=now_s)
     finished_at: float | None = None
+
+
+class Schedule(SQLModel, table=True):
+    """One `on.schedule` cron of a workflow, as the default branch's newest commit that
+    labci planned says (scheduling/cron_runs.py). Each slot fires once: its event's
+    delivery id names the slot."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (UniqueConstraint("repository_id", "workflow_path", "cron"),)
+    id: int | None = Field(default=None, primary_key=True)
+    repository_id: int = Field(foreign_key="repositories.id")
+    workflow_path: str
+    cron: str
+    branch: str  # the default branch
+    commit_sha: str  # its head when last seen: what a scheduled run runs
+    next_at: float = Field(index=True)  # the next slot (UTC epoch seconds)
+    last_fired_at: float | None = None  # the last slot fired
+    updated_at: float = Field(default_factory=now_s)

@@ -42,6 +42,7 @@ from ..results.autobase import KIND as KIND_BASELINE
 from ..results.cancel import cancel_run
 from ..results.ingest import mark_terminal, settle_run
 from ..results.publish import rejudge_awaiting
+from ..scheduling.cron_runs import learn_schedules
 from .approval import held_for_approval
 from .dedupe import dedupe_key
 from .seeds import KIND as KIND_SEEDS
@@ -99,6 +100,16 @@ async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
         )
         if event.kind == "pull_request" and event.pr_number is not None:
             await _supersede(sc, session, event)
+        if event.kind == "push" and repo.default_branch and event.branch == repo.default_branch:
+            # As on GitHub, what is scheduled is what the default branch's files say.
+            await learn_schedules(
+                session,
+                repository_id=repo.id or 0,
+                branch=event.branch,
+                commit_sha=event.commit_sha,
+                seen_at=event.received_at,
+                workflows=selection.workflows,
+            )
         if event.kind == KIND_BASELINE:
             # A base without the workflow or job ends the pull requests' wait at once.
             await rejudge_awaiting(session, repository_id=event.repository_id, sha=event.commit_sha)
@@ -154,7 +165,9 @@ class _Selection:
 async def _select(sc: ServerContext, event: Event, repo: Repository) -> _Selection:
     forge = sc.forges[repo.provider]
     listing = await forge.read_workflow_files(repo, event.commit_sha)
-    only = event.workflow_path if event.kind in ("workflow_dispatch", "baseline") else None
+    only = (
+        event.workflow_path if event.kind in ("workflow_dispatch", "baseline", "schedule") else None
+    )
     workflows, broken = load_workflows(listing, only=only)
     changed = None
     if any(filters_need_changes(wf, event.kind) for wf in workflows):

@@ -51,10 +51,12 @@ INDEX_BATCH = 2000
 
 
 def priority_of(run: Run, default_branch: str | None, settings: Settings) -> int:
-    """Pull request checks 0; pushes to the default branch (and baseline measurements on
-    it) and manual runs as configured."""
+    """Pull request checks 0; pushes to the default branch (and baseline measurements and
+    scheduled runs on it) and manual runs as configured."""
     if run.trigger == "workflow_dispatch":
         return settings.priority_manual
+    if run.trigger == "schedule":
+        return settings.priority_default_branch
     if run.trigger in ("push", "baseline") and default_branch and run.branch == default_branch:
         return settings.priority_default_branch
     return 0

@@ -33,7 +33,9 @@ from ..settings import Settings
 from .keys import SETTING, load_keyring
 from .store import SERVER_SCOPE, repository_scope, where_kept
 
-TRUSTED_TRIGGERS: Final = frozenset({"push", "pull_request", "workflow_dispatch", "baseline"})
+TRUSTED_TRIGGERS: Final = frozenset(
+    {"push", "pull_request", "workflow_dispatch", "baseline", "schedule"}
+)
 SECRETS_CONTEXT: Final = "secrets"
 
 

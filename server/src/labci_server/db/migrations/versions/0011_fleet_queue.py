@@ -1,6 +1,7 @@
 """the fleet: each pending job indexed by what it needs from a runner (its shape), its
 priority and repository, and since when it waits; runners' CPUs and memory; a
-repository's limit on jobs at once, and when it last had a job placed (the round robin)
+repository's limit on jobs at once, and when it last had a job placed (the round robin); the
+schedules (`on.schedule`) read from default branches
 
 Revision ID: 0011
 Revises: 0010
@@ -48,9 +49,27 @@ def upgrade() -> None:
     op.add_column("runners", sa.Column("removed_at", sa.Float(), nullable=True))
     op.add_column("repositories", sa.Column("max_jobs", sa.Integer(), nullable=True))
     op.add_column("repositories", sa.Column("last_placed_at", sa.Float(), nullable=True))
+    op.create_table(
+        "schedules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("repository_id", sa.Integer(), nullable=False),
+        sa.Column("workflow_path", TEXT(), nullable=False),
+        sa.Column("cron", TEXT(), nullable=False),
+        sa.Column("branch", TEXT(), nullable=False),
+        sa.Column("commit_sha", TEXT(), nullable=False),
+        sa.Column("next_at", sa.Float(), nullable=False),
+        sa.Column("last_fired_at", sa.Float(), nullable=True),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(["repository_id"], ["repositories.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("repository_id", "workflow_path", "cron"),
+    )
+    op.create_index(op.f("ix_schedules_next_at"), "schedules", ["next_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_schedules_next_at"), table_name="schedules")
+    op.drop_table("schedules")
     with op.batch_alter_table("repositories") as batch:
         batch.drop_column("last_placed_at")
         batch.drop_column("max_jobs")
