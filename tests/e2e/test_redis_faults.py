@@ -283,8 +283,7 @@ def test_b7_redis_down_30_s_while_a_job_runs(redis_stacks, github, tmp_path):
     starts, gate = tmp_path / "starts.txt", tmp_path / "go"
     stack.start_server()
     stack.start_worker()
-    # Two slots and max-parallel 1: the second job stays pending, so that every heartbeat
-    # asks for a scheduler pass through Redis (a kick that must not fail the heartbeat).
+    # Two slots and max-parallel 1: the second job stays pending while the first runs.
     stack.start_runner("runner", slots=2)
     push(stack, github, {".labci/chatty.yml": CHATTY.format(starts=starts, gate=gate)}, "chatty")
 
@@ -302,10 +301,10 @@ def test_b7_redis_down_30_s_while_a_job_runs(redis_stacks, github, tmp_path):
     )
     during = len(stored_log(stack, first))
     wait_until(lambda: len(stored_log(stack, first)) >= during + 20, what="logs during the outage")
-    # The API's heartbeat asks for a scheduler pass: it cannot, and says so once.
-    wait_until(lambda: said(stack, "server", "unreachable"), what="the API to notice")
-    # A push during the outage is stored and answered 202; it waits in `received`.
+    # A push during the outage is stored and answered 202; it waits in `received`. The
+    # API cannot enqueue its planning, and says so once.
     push(stack, github, {".labci/late.yml": matrix_workflow("late", 1, starts)}, "late")
+    wait_until(lambda: said(stack, "server", "unreachable"), what="the API to notice")
     time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))  # the outage itself
     assert alive(stack, "server", "worker", "runner") == ["server", "worker", "runner"]
     assert [s for i, s, _, _ in job_states(stack) if i == first] == ["running"]

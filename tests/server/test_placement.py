@@ -131,6 +131,14 @@ def test_reasons_a_job_can_never_be_placed():
     sick = [runner(3, gpu=gpus(80, 80, unhealthy=(0, 1)))]
     assert never_placeable(Shape(("gpu",), gpus=2), sick) is None
     assert never_placeable(Shape(("gpu",), gpus=2), []) is None  # no fleet yet: no verdict
+    # Registered, no heartbeat yet: what it has is not known, so nothing is decided...
+    fresh = runner(4, labels=("gpu",))
+    assert never_placeable(Shape(("gpu",), gpus=1), [fresh]) is None
+    # ... until a heartbeat says its size and no GPUs.
+    fresh.resources = {"cpus": 8, "memory_bytes": 16 * GIB}
+    assert never_placeable(Shape(("gpu",), gpus=1), [fresh]) == (
+        "no runner with [gpu] and ≥ 1 GPU (the largest has 0 GPUs)"
+    )
 
 
 def test_a_job_without_gpus_keeps_off_gpu_machines():

@@ -187,7 +187,8 @@ def best_fit(shape: Shape, candidates: Iterable[Room]) -> Room | None:
 
 def could_ever_run(runner: Runner, shape: Shape) -> bool:
     """Whether the runner, empty, could take the job: labels and its size (all its GPUs,
-    healthy now or not). Capabilities are not asked: a Docker engine can come back."""
+    healthy now or not; what it has not said yet counts as enough). Capabilities are not
+    asked: a Docker engine can come back."""
     if not set(shape.labels) <= set(runner.labels):
         return False
     cpus, memory = _size(runner, "cpus"), _size(runner, "memory_bytes")
@@ -196,6 +197,10 @@ def could_ever_run(runner: Runner, shape: Shape) -> bool:
     if memory is not None and memory < shape.memory_bytes:
         return False
     if shape.gpus:
+        if runner.gpus is None and runner.resources is None:
+            # Registered, and no heartbeat has said what it has yet (each says its size,
+            # and its GPUs if it has any): it may have the GPUs.
+            return True
         gpus = gpu_inventory(runner, healthy_only=False)
         big = [
             g for g in gpus if g.memory_bytes is None or g.memory_bytes >= shape.gpu_memory_bytes
