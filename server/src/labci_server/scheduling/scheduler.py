@@ -65,16 +65,20 @@ def priority_of(run: Run, default_branch: str | None, settings: Settings) -> int
 async def index_new_pending(sc: ServerContext, now: float) -> int:
     async with sc.sessions() as session, session.begin():
         found = await queue_queries.unindexed_pending(session, limit=INDEX_BATCH)
-        for job, run, default_branch in found:
-            await queue_queries.index_job(
-                session,
-                job.id or 0,
-                shape=shape_of(job, trusted=run.trusted).key(),
-                priority=priority_of(run, default_branch, sc.settings),
-                repository_id=run.repository_id,
-                pending_since=now,
-                max_parallel=max_parallel_of(job),
-            )
+        await queue_queries.index_jobs(
+            session,
+            [
+                {
+                    "job_id": job.id or 0,
+                    "shape": shape_of(job, trusted=run.trusted).key(),
+                    "priority": priority_of(run, default_branch, sc.settings),
+                    "repo": run.repository_id,
+                    "since": now,
+                    "cap": max_parallel_of(job),
+                }
+                for job, run, default_branch in found
+            ],
+        )
     return len(found)
 
 

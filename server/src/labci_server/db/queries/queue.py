@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, or_, union_all, update
+from sqlalchemy import bindparam, case, func, or_, union_all, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,27 +36,29 @@ async def unindexed_pending(
     return [(job, run, branch) for job, run, branch in (await session.exec(stmt)).all()]
 
 
-async def index_job(
-    session: AsyncSession,
-    job_id: int,
-    *,
-    shape: str,
-    priority: int,
-    repository_id: int,
-    pending_since: float,
-    max_parallel: int | None,
-) -> None:
-    await session.exec(  # type: ignore[call-overload]
-        update(Job)
-        .where(col(Job.id) == job_id, col(Job.state) == "pending", col(Job.shape).is_(None))
+async def index_jobs(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Index pending jobs in one executemany: each row has `job_id`, `shape`, `priority`,
+    `repo`, `since` and `cap` (max-parallel). A job that left `pending` meanwhile is left
+    alone."""
+    if not rows:
+        return
+    table = Job.__table__  # type: ignore[attr-defined]
+    stmt = (
+        update(table)
+        .where(
+            table.c.id == bindparam("job_id"),
+            table.c.state == "pending",
+            table.c.shape.is_(None),
+        )
         .values(
-            shape=shape,
-            priority=priority,
-            repository_id=repository_id,
-            pending_since=pending_since,
-            max_parallel=max_parallel,
+            shape=bindparam("shape"),
+            priority=bindparam("priority"),
+            repository_id=bindparam("repo"),
+            pending_since=bindparam("since"),
+            max_parallel=bindparam("cap"),
         )
     )
+    await session.exec(stmt, params=rows)  # type: ignore[call-overload]
 
 
 async def pending_summary(session: AsyncSession) -> list[tuple[str, int, int, int]]:
