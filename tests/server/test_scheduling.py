@@ -282,3 +282,36 @@ async def test_a_drained_runner_gets_no_new_job_until_resumed(tmp_path, database
         assert await schedule_jobs(sc) == 1
         with pytest.raises(NotFound):
             await drain_runner(sc.sessions, "nobody", drain=True, by="boss")
+
+
+async def test_b10_a_silent_runners_queued_jobs_move_to_an_eligible_runner(
+    tmp_path, database_url, redis_url
+):
+    """B10: heartbeats stop for a runner holding a queued, unstarted job: within a reaper
+    cycle the job is a new attempt on an eligible runner, and off the silent one's queue."""
+    repo = make_repo(tmp_path)
+    sha = repo.commit(
+        {".labci/one.yml": "on: push\njobs:\n  a: {runs-on: cpu, steps: [{run: x}]}\n"}
+    )
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        dead = await registered_runner(sc, ["cpu"], 1)
+        await plan_event(sc, await store_event(sc, push_event(repo.bare, sha, "d")) or 0)
+        assert await schedule_jobs(sc) == 1
+        assert await sc.redis.zcard(dead["queue_name"]) == 1
+        async with sc.sessions() as session, session.begin():
+            silent = await session.get(Runner, dead["runner_id"])
+            silent.last_heartbeat_at = time.time() - 60  # its heartbeats stopped
+            session.add(silent)
+        alive = await registered_runner(sc, ["cpu"], 1)
+        await reconcile(sc)  # one reaper cycle, and the pass it kicks
+        assert await schedule_jobs(sc) == 1
+        async with sc.sessions() as session:
+            job = await job_queries.get_job(session, 1)
+        dead_queue = await sc.redis.zrange(dead["queue_name"], 0, -1)
+        alive_queue = await sc.redis.zrange(alive["queue_name"], 0, -1)
+        leftover = await sc.redis.exists(f"arq:job:{dead['queue_name']}:job-1-1")
+    assert (job.state, job.attempt, job.runner_id) == ("queued", 2, alive["runner_id"])
+    assert job.reason == "runner went silent before starting the job"
+    assert dead_queue == []
+    assert leftover == 0
+    assert [q.decode() for q in alive_queue] == [f"{alive['queue_name']}:job-1-2"]

@@ -115,6 +115,17 @@ async def wait_for_scheduler_kick(redis: ArqRedis, *, timeout_s: float) -> bool:
     return await redis.blpop([SCHEDULE_WAKE_KEY], timeout=timeout_s) is not None
 
 
+async def withdraw_run_job(redis: ArqRedis, *, job_id: int, attempt: int, queue_name: str) -> None:
+    """Take a job attempt off a runner's queue (its runner went silent before starting it,
+    and the attempt moved elsewhere): a runner that comes back does not find it there."""
+    arq_id = run_job_id(job_id, attempt, queue_name)
+    with unless_redis_is_down("withdrawal of a queued job"):
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(queue_name, arq_id)
+            pipe.delete(f"arq:job:{arq_id}")
+            await pipe.execute()
+
+
 async def run_job_known(redis: ArqRedis, job_id: int, attempt: int, queue_name: str) -> bool:
     """Whether Redis still knows the run_job message: queued, in progress, or finished."""
     arq_id = run_job_id(job_id, attempt, queue_name)

@@ -20,9 +20,16 @@ from ..context import ServerContext
 from ..db.models import Job
 from ..db.queries import jobs as job_queries
 from ..db.queries.events import unplanned_events
-from ..db.queries.runners import online_runners
+from ..db.queries.runners import get_runner, online_runners
 from ..db.queries.runs import get_run
-from ..queue import enqueue_plan, enqueue_run_job, kick_outbox, kick_scheduler, run_job_known
+from ..queue import (
+    enqueue_plan,
+    enqueue_run_job,
+    kick_outbox,
+    kick_scheduler,
+    run_job_known,
+    withdraw_run_job,
+)
 from ..results.publish import rejudge_awaiting
 from .retry import back_to_pending, retry_or_fail
 from .scheduler import end_long_waits
@@ -94,6 +101,10 @@ async def requeue_lost_jobs(sc: ServerContext, now: float) -> None:
 
 
 async def release_jobs_of_silent_runners(sc: ServerContext, now: float) -> None:
+    """B10: a runner whose heartbeats stopped holds queued jobs it never started; they go
+    back to the scheduler as new attempts (placed on an eligible runner by the pass this
+    kicks) and off the silent runner's queue."""
+    withdrawn: list[tuple[int, int, str]] = []
     async with sc.sessions() as session, session.begin():
         alive = {r.id for r in await online_runners(session, seen_after=now - sc.settings.lease_s)}
         for job in await job_queries.jobs_in_state(session, "queued", for_update=True):
@@ -103,7 +114,14 @@ async def release_jobs_of_silent_runners(sc: ServerContext, now: float) -> None:
                     job.runner_id,
                     job.id,
                 )
+                silent = await get_runner(session, job.runner_id or 0)
+                if silent is not None:
+                    withdrawn.append((job.id or 0, job.attempt, silent.queue_name))
                 back_to_pending(session, job, reason="runner went silent before starting the job")
+    for job_id, attempt, queue_name in withdrawn:
+        await withdraw_run_job(sc.redis, job_id=job_id, attempt=attempt, queue_name=queue_name)
+    if withdrawn:
+        await kick_scheduler(sc.redis)
 
 
 async def reap_expired_leases(sc: ServerContext, now: float) -> None:
