@@ -75,8 +75,8 @@ class Stack:
                 stderr=subprocess.STDOUT,
             )
 
-    def start_server(self) -> None:
-        self.spawn("server", "labci_server.cli", "serve")
+    def start_server(self, *args: str) -> None:
+        self.spawn("server", "labci_server.cli", "serve", *args)
         wait_until(self._healthy, what="labci serve to answer")
 
     def start_worker(self) -> None:

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -30,14 +31,28 @@ from .settings import Settings
 DEFAULT_STATE_DIR = ".labci-dev"
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a number of processes, 1 or more, not {text!r}")
+    return int(text)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from .settings import share_process_metrics
+
+    if args.workers > 1:
+        # Before prometheus_client is first imported (by the app, below): /metrics then
+        # sums the figures of every process, whichever answers.
+        share_process_metrics()
     import uvicorn
 
     from .app import create_app
     from .auth.sessions import with_session_secret
     from .db.migrate import upgrade
     from .http import serve_options
+    from .http.processes import bind, serve_forked
     from .secrets import check_secret_key
+    from .settings import share_process_metrics
 
     if settings.webhook_secret is None:
         raise ConfigError(
@@ -49,17 +64,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(upgrade(settings.database_url))
     settings = asyncio.run(with_session_secret(settings))
     asyncio.run(check_secret_key(settings))  # a wrong LABCI_SECRET_KEY stops it here
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        # Our root handler (LABCI_LOG_FORMAT) carries uvicorn's lines, the access log too.
-        log_config=None,
-        log_level="info",
-        access_log=True,
-        **serve_options(settings),
-    )
-    return 0
+
+    def run_one(sock: socket.socket | None = None) -> None:
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            # Our root handler (LABCI_LOG_FORMAT) carries uvicorn's lines, the access log too.
+            log_config=None,
+            log_level="info",
+            access_log=True,
+            **serve_options(settings),
+        )
+        uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
+
+    if args.workers <= 1:
+        run_one()
+        return 0
+    return serve_forked(args.workers, bind(settings.host, settings.port), run_one)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -307,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the API server")
     serve.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema first")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="server processes sharing the port (webhook ingest scales with them); default 1",
+    )
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run the server worker (planning, scheduling, outbox)")
     worker.add_argument(

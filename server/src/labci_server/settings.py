@@ -282,3 +282,21 @@ def read_secret_files(files: dict[str, str], *, set_already: set[str]) -> dict[s
 def inherited_environment() -> dict[str, str]:
     """This process's environment, for the children that `labci dev` starts."""
     return dict(os.environ)
+
+
+# prometheus_client's own variable (not a labci setting): where each process of
+# `labci serve --workers N` writes its figures, for /metrics to sum them.
+PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_process_metrics() -> None:
+    """Before prometheus_client is first imported: the server's processes write their
+    figures to one directory (a new temporary one, unless the operator set it)."""
+    import tempfile
+
+    if not os.environ.get(PROMETHEUS_MULTIPROC_DIR):
+        os.environ[PROMETHEUS_MULTIPROC_DIR] = tempfile.mkdtemp(prefix="labci-metrics-")
+
+
+def process_metrics_shared() -> bool:
+    return bool(os.environ.get(PROMETHEUS_MULTIPROC_DIR))

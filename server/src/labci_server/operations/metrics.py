@@ -23,6 +23,7 @@ from prometheus_client import (
     CollectorRegistry,
     Histogram,
     generate_latest,
+    multiprocess,
     start_http_server,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -31,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..db.queries.operations import DurationHistogram, OperationsSnapshot
 from ..errors import ConfigError
+from ..settings import process_metrics_shared
 
 WEBHOOK_SECONDS = Histogram(
     "labci_webhook_response_seconds",
@@ -145,8 +147,15 @@ def _histogram(
 
 
 def exposition(snap: OperationsSnapshot | None) -> bytes:
-    """This process's metrics, then the database's (None: the database did not answer)."""
-    own = generate_latest(REGISTRY)
+    """This process's metrics, then the database's (None: the database did not answer).
+    Under `labci serve --workers N` (PROMETHEUS_MULTIPROC_DIR set), the processes' own
+    metrics are summed over all of them, whichever answers the scrape."""
+    if process_metrics_shared():
+        shared = CollectorRegistry()
+        multiprocess.MultiProcessCollector(shared)
+        own = generate_latest(shared)
+    else:
+        own = generate_latest(REGISTRY)
     if snap is None:
         return own
     registry = CollectorRegistry(auto_describe=False)
