@@ -330,3 +330,27 @@ def test_priority_goes_first_and_a_repository_limit_holds_back():
         groups={},
     )
     assert [a.job.id for a in planned] == [3, 1]  # priority first; then repo 1 is at its limit
+
+
+def test_a_big_gpu_job_that_waits_keeps_small_ones_off_its_machine():
+    """An 8-GPU job waits for a machine with 4 of 8 GPUs held: 1-GPU jobs queued behind it
+    go elsewhere, not onto its machine (else they would keep it from ever finding 8), while
+    a job without GPUs may still use a slot there, leaving one."""
+    fleet = [runner(1, gpu=gpus(*[80] * 8), slots=4), runner(2, gpu=gpus(80), slots=1)]
+    busy = job(100, gpus=4)
+    busy.runner_id, busy.gpu_ids, busy.state = 1, ["0", "1", "2", "3"], "running"
+    room = rooms(fleet, held_by([busy]))
+    queue = [job(1, gpus=8), job(2, gpus=1), job(3, gpus=1), job(4, labels=("gpu",))]
+    keyed = [(j, shape_of(j, trusted=True)) for j in queue]
+    planned = plan_assignments(
+        [Candidate(j, s, s.key(), 0) for j, s in keyed],
+        {s.key(): [r for r in room.values() if r.fits(s)] for _, s in keyed},
+        active_by_repository={},
+        last_served={},
+        limits={},
+        groups={},
+        possible={keyed[0][1].key(): list(room.values())},
+    )
+    assert [(a.job.id, a.runner.id) for a in planned] == [(2, 2), (4, 1)]
+    assert room[1].slots == 2  # one slot left for the 8-GPU job, and its GPUs untouched
+    assert len(room[1].gpus) == 4

@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 SMI_FIELDS = "index,uuid,name,memory.total,memory.used,utilization.gpu,driver_version"
 SMI_TIMEOUT_S = 10.0
 MIN_FREE_MIB = 512  # a GPU with less free memory than this before a job is not fit
+# `gpu-memory: 80G` (80 GiB) is met by an "80 GB" GPU's 81,559 MiB: declared sizes are
+# powers of 1024 and cards report a little less. The server places with the same share
+# (labci_server/scheduling/placement.py, MEMORY_TOLERANCE).
+MEMORY_TOLERANCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -276,7 +280,7 @@ def check_free(
             continue
         free = total - state.memory_used_mib
         needed = max(need_mib or 0, MIN_FREE_MIB)
-        if free < needed:
+        if free < max(int((need_mib or 0) * MEMORY_TOLERANCE), MIN_FREE_MIB):
             problems[state.id] = f"GPU {state.id} has {free} MiB free, {needed} MiB needed"
     return problems
 

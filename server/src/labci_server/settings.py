@@ -82,12 +82,12 @@ class Settings(BaseSettings):
         3, description="Attempts per job before a lost runner fails it for good."
     )
     priority_default_branch: int = Field(
-        1,
+        0,
         description="Queue priority of jobs from pushes to a repository's default branch and of "
         "baseline measurements; a higher priority is placed first (pull request checks have 0).",
     )
     priority_manual: int = Field(
-        1,
+        0,
         description="Queue priority of manual runs (`labci run`, workflow_dispatch, re-runs from "
         "the run page keep their run's).",
     )

@@ -46,25 +46,38 @@ def serve_forked(workers: int, sock: socket.socket, run_one: Callable[[socket.so
     """Run `run_one(sock)` in `workers` forked processes until SIGTERM/SIGINT; exit code."""
     context = multiprocessing.get_context("fork")
     stopping = False
+    children: dict[int, multiprocessing.process.BaseProcess] = {}
 
-    def start(index: int) -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=run_one, args=(sock,), name=f"labci-serve-{index}")
-        process.start()
-        log.info("server worker %d started (pid %s)", index, process.pid)
-        return process
-
-    children = {i: start(i) for i in range(workers)}
-
-    def stop(signum: int, _frame: Any) -> None:
+    def stop(_signum: int, _frame: Any) -> None:
         nonlocal stopping
         stopping = True
-        for child in children.values():
-            if child.is_alive() and child.pid is not None:
+        for child in list(children.values()):
+            if child.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signal.SIGTERM)
 
+    def child_main(sock: socket.socket) -> None:
+        # The parent's handlers are not the child's: uvicorn installs its own, and puts
+        # back what it found when it stops (the default, then).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        run_one(sock)
+
+    def start(index: int) -> None:
+        process = context.Process(target=child_main, args=(sock,), name=f"labci-serve-{index}")
+        process.start()
+        children[index] = process
+        log.info("server worker %d started (pid %s)", index, process.pid)
+        if stopping and process.pid is not None:  # a stop that came while it was forked
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+
+    # Handlers first: a SIGTERM while the workers start must stop every one of them.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    for index in range(workers):
+        if not stopping:
+            start(index)
     while not stopping:
         wait([c.sentinel for c in children.values()])
         if stopping:
@@ -81,7 +94,7 @@ def serve_forked(workers: int, sock: socket.socket, run_one: Callable[[socket.so
             )
             time.sleep(RESTART_PAUSE_S)
             if not stopping:
-                children[index] = start(index)
-    for child in children.values():
+                start(index)
+    for child in list(children.values()):
         child.join()
     return 0

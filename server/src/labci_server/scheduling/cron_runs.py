@@ -9,7 +9,8 @@ Firing: a worker's loop looks for schedules whose next slot has come. For each, 
 an event whose delivery id names the schedule and the slot; the id is unique, so a second
 worker (or the same one after a restart) firing the same slot stores nothing and plans
 nothing. Slots missed while no worker ran are not made up one by one: the newest missed
-slot fires once, as cron does after a machine was off.
+slot fires once, as cron does after a machine was off (after more than LOOK_BACK_S away,
+the first missed slot, so that it still fires once).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ log = logging.getLogger(__name__)
 # How often a worker looks for slots that have come: a scheduled run starts at most this
 # late. Cron's own resolution is a minute.
 CHECK_INTERVAL_S = 15.0
-# Missed slots are looked for this far back at most (a worker down for longer fires the
-# newest one all the same: the search starts from here).
-LOOK_BACK_S = 2 * 24 * 3600.0
+# The newest missed slot is looked for this far back at most (a week and a day: a weekly
+# cron's); after a longer stop, the slot it was waiting for fires instead.
+LOOK_BACK_S = 8 * 24 * 3600.0
 
 
 def _at(epoch: float) -> datetime:
@@ -116,9 +117,10 @@ async def fire_due_schedules(sc: ServerContext, now: float | None = None) -> lis
         due = await schedule_queries.due_schedules(session, now)
     fired: list[int] = []
     for schedule, provider in due:
-        slot = newest_slot(schedule.cron, schedule.next_at - 1, now)
+        # The slot it was waiting for, or the newest one since (found within LOOK_BACK_S).
+        slot = newest_slot(schedule.cron, schedule.next_at - 1, now) or schedule.next_at
         following = next_slot(schedule.cron, now)
-        if slot is None or following is None:
+        if following is None:
             continue
         event = Event(
             delivery_id=f"schedule:{schedule.id}:{int(slot)}",

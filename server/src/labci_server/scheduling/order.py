@@ -12,7 +12,7 @@ run thousands of fleets and job mixes through the very code the scheduler runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,10 +64,15 @@ def plan_assignments(
     last_served: Mapping[int, float],
     limits: Mapping[int, int | None],
     groups: dict[tuple[int, str], int],
+    possible: Mapping[str, list[Room]] | None = None,
 ) -> list[Assignment]:
-    """Assign what fits, in queue order. `fitting` holds, per shape key, the rooms whose
-    runners can run the shape (labels, capabilities); taking room updates them in place,
-    as it does `active_by_repository` and `groups`."""
+    """Assign what fits, in queue order. `fitting` holds, per shape key, the rooms that fit
+    the shape now; taking room updates them in place, as it does `active_by_repository` and
+    `groups`. `possible` holds, per GPU shape, the rooms of runners that could run it once
+    enough of their jobs end: a GPU job that fits nowhere now reserves the one closest to
+    fitting, and no job behind it takes GPUs there in this pass (a job without GPUs may
+    still use a slot, leaving one) — else a stream of 1-GPU jobs would keep an 8-GPU job
+    waiting for good."""
 
     def order(c: Candidate) -> tuple[int, int, float, int]:
         repo = c.job.repository_id or 0
@@ -80,6 +85,7 @@ def plan_assignments(
 
     assignments: list[Assignment] = []
     full: set[str] = set()  # shapes no runner has room for any more in this pass
+    reserved: set[int] = set()  # runners kept for a GPU job ahead that does not fit yet
     for candidate in sorted(candidates, key=order):
         if candidate.shape_key in full:
             continue
@@ -90,15 +96,34 @@ def plan_assignments(
         group = (job.run_id, job.workflow_job)
         if at_max_parallel(job, groups.get(group, 0)):
             continue
-        chosen = best_fit(candidate.shape, fitting.get(candidate.shape_key, ()))
+        rooms = [
+            r
+            for r in fitting.get(candidate.shape_key, ())
+            if r.runner.id not in reserved or (candidate.shape.gpus == 0 and r.slots > 1)
+        ]
+        chosen = best_fit(candidate.shape, rooms)
         if chosen is None:
             full.add(candidate.shape_key)
+            if candidate.shape.gpus:
+                target = _closest(
+                    candidate.shape, (possible or {}).get(candidate.shape_key, ()), reserved
+                )
+                if target is not None:
+                    reserved.add(target.runner.id or 0)
             continue
         gpu_ids = chosen.take(candidate.shape)
         active_by_repository[repo] = active_by_repository.get(repo, 0) + 1
         groups[group] = groups.get(group, 0) + 1
         assignments.append(Assignment(job, candidate.shape, chosen.runner, gpu_ids))
     return assignments
+
+
+def _closest(shape: Shape, rooms: Iterable[Room], reserved: set[int]) -> Room | None:
+    """The room with the most GPUs free that suit `shape` (then the lowest id)."""
+    found = [r for r in rooms if r.runner.id not in reserved]
+    if not found:
+        return None
+    return min(found, key=lambda r: (-len(r.gpus_fitting(shape)), r.runner.id or 0))
 
 
 def at_max_parallel(job: Queued, active: int) -> bool:

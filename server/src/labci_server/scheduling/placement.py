@@ -19,6 +19,15 @@ from typing import Any
 from ..db.models import Job, Runner
 from .shapes import Shape, format_bytes, shape_from, shape_of
 
+# Memory as declared (`16G` is 16 GiB) against memory as reported: an "80 GB" GPU reports
+# 81,559 MiB and a "64 GB" machine about 63 GiB. A job fits in what is within this share
+# of its need, so `gpu-memory: 80G` runs on an 80 GB GPU.
+MEMORY_TOLERANCE = 0.95
+
+
+def enough(have: int | float, need: int | float) -> bool:
+    return have >= need * MEMORY_TOLERANCE
+
 
 @dataclass
 class Gpu:
@@ -40,7 +49,7 @@ class Room:
         return [
             g
             for g in self.gpus
-            if g.memory_bytes is None or g.memory_bytes >= shape.gpu_memory_bytes
+            if g.memory_bytes is None or enough(g.memory_bytes, shape.gpu_memory_bytes)
         ]
 
     def fits(self, shape: Shape) -> bool:
@@ -48,7 +57,7 @@ class Room:
             self.slots > 0
             and can_run(self.runner, shape)
             and (self.cpus is None or self.cpus >= shape.cpus)
-            and (self.memory_bytes is None or self.memory_bytes >= shape.memory_bytes)
+            and (self.memory_bytes is None or enough(self.memory_bytes, shape.memory_bytes))
             and (shape.gpus == 0 or len(self.gpus_fitting(shape)) >= shape.gpus)
         )
 
@@ -194,16 +203,21 @@ def could_ever_run(runner: Runner, shape: Shape) -> bool:
     cpus, memory = _size(runner, "cpus"), _size(runner, "memory_bytes")
     if cpus is not None and cpus < shape.cpus:
         return False
-    if memory is not None and memory < shape.memory_bytes:
+    if memory is not None and not enough(memory, shape.memory_bytes):
         return False
     if shape.gpus:
         if runner.gpus is None and runner.resources is None:
             # Registered, and no heartbeat has said what it has yet (each says its size,
             # and its GPUs if it has any): it may have the GPUs.
             return True
+        inventory = runner.gpus or {}
+        if inventory.get("problems") and not inventory.get("gpus"):
+            return True  # it could not read its GPUs (a driver down): they may come back
         gpus = gpu_inventory(runner, healthy_only=False)
         big = [
-            g for g in gpus if g.memory_bytes is None or g.memory_bytes >= shape.gpu_memory_bytes
+            g
+            for g in gpus
+            if g.memory_bytes is None or enough(g.memory_bytes, shape.gpu_memory_bytes)
         ]
         return len(big) >= shape.gpus
     return True
@@ -236,5 +250,5 @@ def _big_gpus(runner: Runner, shape: Shape) -> list[Gpu]:
     return [
         g
         for g in gpu_inventory(runner, healthy_only=False)
-        if g.memory_bytes is None or g.memory_bytes >= shape.gpu_memory_bytes
+        if g.memory_bytes is None or enough(g.memory_bytes, shape.gpu_memory_bytes)
     ]

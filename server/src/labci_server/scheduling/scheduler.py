@@ -31,16 +31,16 @@ import time
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
-from ..db.models import Run, Runner
+from ..db.models import Job, Run, Runner
 from ..db.queries import jobs as job_queries
 from ..db.queries import queue as queue_queries
 from ..db.queries.runners import all_runners, lock_runners
 from ..db.queries.runs import get_run
-from ..queue import enqueue_run_job, kick_outbox
+from ..queue import enqueue_run_job, kick_outbox, kick_scheduler
 from ..results.ingest import finish_job
 from ..settings import Settings
 from .order import Assignment, Candidate, Queued, at_max_parallel, plan_assignments
-from .placement import Room, held_from_rows, never_placeable, rooms
+from .placement import Room, can_run, could_ever_run, held_from_rows, never_placeable, rooms
 from .shapes import Shape, max_parallel_of, shape_of
 from .waiting import why_waiting
 
@@ -85,16 +85,21 @@ async def index_new_pending(sc: ServerContext, now: float) -> int:
 async def schedule_jobs(sc: ServerContext) -> int:
     """Assign what can be assigned now; returns the number of jobs enqueued."""
     now = time.time()
-    await index_new_pending(sc, now)
+    if await index_new_pending(sc, now) >= INDEX_BATCH:
+        await kick_scheduler(sc.redis)  # more to index: another pass right after this one
     async with sc.sessions() as session:
         summary = await queue_queries.pending_summary(session)
         if not summary:
             return 0
-        registered = [r for r in await all_runners(session) if r.revoked_at is None]
+        # Registered: every runner not removed, revoked ones too (a token is revoked to be
+        # rotated; the machine comes back under a new registration). `labci runners remove`
+        # takes one out of the count.
+        registered = await all_runners(session)
         online = [
             r
             for r in registered
-            if r.drained_at is None
+            if r.revoked_at is None
+            and r.drained_at is None
             and r.last_heartbeat_at is not None
             and r.last_heartbeat_at > now - sc.settings.lease_s
         ]
@@ -108,7 +113,16 @@ async def schedule_jobs(sc: ServerContext) -> int:
             for key, shape in shapes.items()
             if key not in impossible
         }
-        candidates = await _queue_heads(session, summary, shapes, fitting)
+        possible = {
+            key: [
+                r
+                for r in room.values()
+                if can_run(r.runner, shape) and could_ever_run(r.runner, shape)
+            ]
+            for key, shape in shapes.items()
+            if shape.gpus and key not in impossible
+        }
+        candidates = await _queue_heads(session, summary, shapes, fitting, possible)
         assignments: list[Assignment] = []
         if candidates:
             repos = {c.job.repository_id or 0 for c in candidates}
@@ -121,6 +135,7 @@ async def schedule_jobs(sc: ServerContext) -> int:
                 last_served={repo: placed for repo, (_, placed) in facts.items()},
                 limits={repo: _limit(sc.settings, limit) for repo, (limit, _) in facts.items()},
                 groups=await job_queries.active_jobs_by_group(session, capped),
+                possible=possible,
             )
     if impossible:
         await fail_never_placeable(sc, impossible)
@@ -134,15 +149,21 @@ async def _queue_heads(
     summary: list[tuple[str, int, int, int]],
     shapes: dict[str, Shape],
     fitting: dict[str, list[Room]],
+    possible: dict[str, list[Room]],
 ) -> list[Candidate]:
     """The jobs worth considering now: per (shape, repository), as many heads of its queue
-    as the runners that fit the shape have slots (never the whole queue)."""
+    as the runners that fit the shape have slots (never the whole queue); of a GPU shape
+    nothing fits now, the head, to reserve a runner for."""
     wanted = []
     for key, repository_id, _count, _top in summary:
         places = sum(r.slots for r in fitting.get(key, ()))
+        if places == 0 and possible.get(key):
+            places = 1
         if places > 0:
             wanted.append((key, repository_id, places))
-    heads = await queue_queries.queue_heads(session, wanted)
+    heads = await queue_queries.queue_heads(
+        session, wanted, skip_groups=await queue_queries.groups_at_cap(session)
+    )
     return [
         Candidate(job, shapes[key], key, rank)
         for (key, _), jobs in heads.items()
@@ -158,19 +179,20 @@ def _limit(settings: Settings, repository_limit: int | None) -> int | None:
 
 
 async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], now: float) -> int:
-    """Claim in one transaction: the rows of the runs of capped matrix jobs, then of the
-    repositories (their limits, when they were served), then of the runners are locked
-    (runs first, as completions take them), and the room is recounted under the locks — concurrent
-    passes work from snapshots and must not give a runner more than it has, nor one GPU to
-    two jobs."""
+    """Claim in one transaction: the rows of the jobs' runs, then of their repositories
+    (limits, when they were served), then of the runners are locked, each kind in id order
+    (runs first, as completions and cancels take them), and the room is recounted under the
+    locks — concurrent passes work from snapshots and must not give a runner more than it
+    has, nor one GPU to two jobs."""
     if not assignments:
         return 0
     claimed: list[tuple[Queued, Runner]] = []
     async with sc.sessions() as session, session.begin():
-        capped_runs = sorted({a.job.run_id for a in assignments if a.job.max_parallel})
-        for run_id in capped_runs:
-            await get_run(session, run_id, for_update=True)
-        groups = await job_queries.active_jobs_by_group(session, set(capped_runs))
+        # Every run of the jobs placed, in id order: completions and cancels lock a run and
+        # then its jobs, so a claim taking a job's row must hold its run first.
+        await queue_queries.lock_runs(session, {a.job.run_id for a in assignments})
+        capped_runs = {a.job.run_id for a in assignments if a.job.max_parallel}
+        groups = await job_queries.active_jobs_by_group(session, capped_runs)
         repos = {a.job.repository_id or 0 for a in assignments}
         await queue_queries.lock_repositories(session, repos)
         limits = await queue_queries.repository_limits(session, repos)
@@ -260,6 +282,12 @@ async def end_long_waits(sc: ServerContext, now: float) -> int:
                 continue
             if job.pending_since >= now - timeout:
                 continue  # handed back to the queue since: it waits from then
+            if await _held_back(sc.settings, session, job):
+                # Its own matrix's max-parallel or its repository's limit holds it, not a
+                # want of runners: its wait for a runner starts when the hold lifts.
+                job.pending_since = now
+                session.add(job)
+                continue
             why = (await why_waiting(session, run, [job], settings=sc.settings)).get(job.id or 0)
             await finish_job(
                 session,
@@ -275,6 +303,18 @@ async def end_long_waits(sc: ServerContext, now: float) -> int:
         log.warning("%d job(s) waited longer than the queue timeout", ended)
         await kick_outbox(sc.redis)
     return ended
+
+
+async def _held_back(settings: Settings, session: AsyncSession, job: Job) -> bool:
+    if job.max_parallel is not None:
+        active = await job_queries.active_jobs_by_group(session, {job.run_id})
+        if active.get((job.run_id, job.workflow_job), 0) >= job.max_parallel:
+            return True
+    repo = job.repository_id or 0
+    limit = _limit(settings, (await queue_queries.repository_limits(session, {repo})).get(repo))
+    if limit is None:
+        return False
+    return (await queue_queries.active_by_repository(session)).get(repo, 0) >= limit
 
 
 def _duration(seconds: float) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, or_, union_all, update
+from sqlalchemy import bindparam, case, func, or_, tuple_, union_all, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -88,14 +88,46 @@ class QueuedJob:
     max_parallel: int | None
 
 
+async def groups_at_cap(session: AsyncSession) -> list[tuple[int, str]]:
+    """(run, workflow job) of the matrices with as many instances queued or running as their
+    `max-parallel`: their pending instances are not worth reading."""
+    stmt = (
+        select(Job.run_id, Job.workflow_job)
+        .where(col(Job.state).in_(["queued", "running"]), col(Job.max_parallel).is_not(None))
+        .group_by(col(Job.run_id), col(Job.workflow_job))
+        .having(func.count() >= func.max(Job.max_parallel))
+    )
+    return [(run_id, name) for run_id, name in (await session.exec(stmt)).all()]
+
+
 async def queue_heads(
-    session: AsyncSession, wanted: list[tuple[str, int, int]]
+    session: AsyncSession,
+    wanted: list[tuple[str, int, int]],
+    *,
+    skip_groups: list[tuple[int, str]] | None = None,
 ) -> dict[tuple[str, int], list[QueuedJob]]:
     """For each (shape, repository, limit) of `wanted`, the first `limit` pending jobs of that
-    shape and repository, highest priority first, then oldest: one statement, each of its
-    parts an index range scan."""
+    shape and repository, highest priority first, then oldest, leaving out the instances of
+    `skip_groups` (matrices at their max-parallel): a capped sweep at the head of its
+    repository's queue must not hide the jobs behind it. Each part an index range scan; at
+    most UNION_PARTS parts a statement (SQLite's limit on a compound SELECT is 500)."""
+    found: dict[tuple[str, int], list[QueuedJob]] = {}
+    for start in range(0, len(wanted), UNION_PARTS):
+        found |= await _heads(session, wanted[start : start + UNION_PARTS], skip_groups or [])
+    for heads in found.values():
+        heads.sort(key=lambda j: (-j.priority, j.id))
+    return found
+
+
+UNION_PARTS = 200
+
+
+async def _heads(
+    session: AsyncSession, wanted: list[tuple[str, int, int]], skip: list[tuple[int, str]]
+) -> dict[tuple[str, int], list[QueuedJob]]:
     if not wanted:
         return {}
+    capped = [~tuple_(col(Job.run_id), col(Job.workflow_job)).in_(skip)] if skip else []
     parts = [
         select(
             Job.id,
@@ -111,6 +143,7 @@ async def queue_heads(
             col(Job.state) == "pending",
             col(Job.shape) == shape,
             col(Job.repository_id) == repository_id,
+            *capped,
         )
         .order_by(col(Job.priority).desc(), col(Job.id))
         .limit(limit)
@@ -123,8 +156,6 @@ async def queue_heads(
     for job_id, run_id, name, attempt, priority, repo, cap, shape in rows:
         job = QueuedJob(job_id or 0, run_id, name, attempt, priority, repo or 0, cap)
         found.setdefault((shape, repo or 0), []).append(job)
-    for heads in found.values():
-        heads.sort(key=lambda j: (-j.priority, j.id))
     return found
 
 
@@ -212,6 +243,13 @@ async def waiting_since_before(
         .limit(limit)
     )
     return list((await session.exec(stmt)).all())
+
+
+async def lock_runs(session: AsyncSession, ids: set[int]) -> None:
+    """Lock the runs' rows, in id order."""
+    if ids:
+        stmt = select(Run.id).where(col(Run.id).in_(sorted(ids))).order_by(col(Run.id))
+        await session.exec(stmt.with_for_update())
 
 
 async def lock_repositories(session: AsyncSession, ids: set[int]) -> None:
