@@ -31,7 +31,15 @@ async def add_repo(sc, name: str, **fields: Any) -> int:
 
 
 async def add_jobs(
-    sc, repo_id: int, count: int, *, runs_on=("cpu",), trigger="push", branch="main", **spec
+    sc,
+    repo_id: int,
+    count: int,
+    *,
+    runs_on=("cpu",),
+    trigger="push",
+    branch="main",
+    matrix: str | None = None,
+    **spec,
 ) -> list[int]:
     """One run of `count` pending jobs (one statement each for the bulk)."""
     async with sc.sessions() as session, session.begin():
@@ -48,7 +56,7 @@ async def add_jobs(
             Job(
                 run_id=run.id or 0,
                 job_key=f"j{i}",
-                workflow_job=f"j{i}",
+                workflow_job=matrix or f"j{i}",
                 context=f"labci/t/j{i}",
                 spec=instance(f"j{i}", runs_on, **spec),
                 runs_on=list(runs_on),
@@ -284,3 +292,51 @@ def test_job_limit_command_sets_and_clears_a_repository_limit(database_url):
     assert wrong.returncode != 0
     assert "the limit is a number of jobs (0: none at all) or 'default', not 'many'" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+SWEEP = {"strategy": {"matrix": {"seed": [0, 1, 2, 3, 4]}, "max-parallel": 1}}
+
+
+async def test_a_capped_sweep_does_not_hide_the_jobs_behind_it(tmp_path, database_url, redis_url):
+    """A sweep at its max-parallel heads its repository's queue: the jobs behind it go to
+    the free slots, and time it is held back does not count toward the queue timeout."""
+    settings = test_settings(database_url, redis_url, queue_timeout_s=60)
+    async with server_context(settings) as sc:
+        repo = await add_repo(sc, "octo/sweep")
+        await add_runner(sc, "cpu-1", slots=3)
+        sweep = await add_jobs(sc, repo, 5, matrix="sweep", **SWEEP)
+        (later,) = await add_jobs(sc, repo, 1)
+        placed = [await schedule_jobs(sc), await schedule_jobs(sc)]
+        got = await states(sc, [*sweep, later])
+        async with sc.sessions() as session, session.begin():
+            held = await job_queries.get_job(session, sweep[1])
+            held.pending_since = time.time() - 3600  # an hour behind its own cap
+            session.add(held)
+        assert await end_long_waits(sc, time.time()) == 0
+        async with sc.sessions() as session:
+            held = await job_queries.get_job(session, sweep[1])
+    assert placed == [1, 1]
+    assert [got[i][0] for i in sweep] == ["queued"] + ["pending"] * 4
+    assert got[later] == ("queued", 1)
+    assert held.state == "pending"
+    assert held.pending_since > time.time() - 60  # its wait for a runner starts again
+
+
+async def test_queue_heads_of_hundreds_of_shapes_and_repositories(
+    tmp_path, database_url, redis_url
+):
+    """More (shape, repository) pairs with room than SQLite allows parts in one compound
+    SELECT (500): read in several statements, every head found."""
+    from labci_server.db.queries.queue import queue_heads
+
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        repo = await add_repo(sc, "octo/wide")
+        (job_id,) = await add_jobs(sc, repo, 1)
+        assert await schedule_jobs(sc) == 0  # indexed; no runner
+        async with sc.sessions() as session:
+            shape = (await job_queries.get_job(session, job_id)).shape
+            wanted = [(f"[{n}]", repo, 1) for n in range(700)] + [(shape, repo, 1)]
+            heads = await queue_heads(session, wanted)
+    assert [(key, [j.id for j in jobs]) for key, jobs in heads.items()] == [
+        ((shape, repo), [job_id])
+    ]

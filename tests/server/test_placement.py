@@ -112,6 +112,16 @@ def test_gpu_memory_cpus_and_memory_are_placed_within_what_runners_have():
     ]
 
 
+def test_memory_as_hardware_reports_it_meets_memory_as_declared():
+    """`gpu-memory: 80G` (80 GiB) on an "80 GB" GPU that reports 81,559 MiB; `memory: 64G`
+    on a machine that reports 62.8 GiB."""
+    h100 = {"gpus": [{"id": "0", "memory_mib": 81559, "healthy": True}]}
+    fleet = [runner(1, gpu=h100, memory=int(62.8 * GIB))]
+    placed = place(fleet, [], [job(1, gpus=1, gpu_memory=80 * GIB, memory=64 * GIB)])
+    assert [(j.id, r, ids) for j, r, ids in placed] == [(1, 1, ["0"])]
+    assert place(fleet, [], [job(2, gpus=1, gpu_memory=96 * GIB)]) == []
+
+
 def test_reasons_a_job_can_never_be_placed():
     fleet = [
         runner(1, labels=("gpu", "a100"), gpu=gpus(40, 40), cpus=16, memory=64 * GIB),
