@@ -29,7 +29,7 @@ def enough(have: int | float, need: int | float) -> bool:
     return have >= need * MEMORY_TOLERANCE
 
 
-@dataclass
+@dataclass(frozen=True)
 class Gpu:
     id: str
     memory_bytes: int | None  # None: not reported, taken as big enough
@@ -86,7 +86,25 @@ def can_run(runner: Runner, shape: Shape) -> bool:
     )
 
 
+# A pass asks for each runner's inventory many times (its room, then once per GPU shape);
+# parsed once per inventory object. The entry holds the object, so its id is not reused.
+_PARSED: dict[tuple[int, bool], tuple[Any, list[Gpu]]] = {}
+_PARSED_MAX = 4096
+
+
 def gpu_inventory(runner: Runner, *, healthy_only: bool) -> list[Gpu]:
+    key = (id(runner.gpus), healthy_only)
+    entry = _PARSED.get(key)
+    if entry is not None and entry[0] is runner.gpus:
+        return entry[1]
+    found = _parse_inventory(runner, healthy_only=healthy_only)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[key] = (runner.gpus, found)
+    return found
+
+
+def _parse_inventory(runner: Runner, *, healthy_only: bool) -> list[Gpu]:
     found = []
     for gpu in (runner.gpus or {}).get("gpus") or []:
         if not isinstance(gpu, dict) or "id" not in gpu:
