@@ -118,6 +118,14 @@ def plan_assignments(
     return assignments
 
 
+def effective_limit(own: int | None, server_default: int) -> int | None:
+    """A repository's own job limit, else the server's (`LABCI_REPOSITORY_MAX_JOBS`, 0: none);
+    None: no limit."""
+    if own is not None:
+        return own
+    return server_default or None
+
+
 def _closest(shape: Shape, rooms: Iterable[Room], reserved: set[int]) -> Room | None:
     """The room with the most GPUs free that suit `shape` (then the lowest id)."""
     found = [r for r in rooms if r.runner.id not in reserved]

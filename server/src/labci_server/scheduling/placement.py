@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..db.models import Job, Runner
-from .shapes import Shape, format_bytes, shape_from, shape_of
+from .shapes import Shape, format_bytes, shape_from
 
 # Memory as declared (`16G` is 16 GiB) against memory as reported: an "80 GB" GPU reports
 # 81,559 MiB and a "64 GB" machine about 63 GiB. A job fits in what is within this share
@@ -149,15 +149,11 @@ def held_from_rows(
 
 def held_by(jobs: Iterable[Job]) -> list[Held]:
     """`Held` records of job rows (their shape: indexed, else read from their spec)."""
-    return [
-        Held(
-            job.runner_id,
-            tuple(job.gpu_ids or ()),
-            Shape.from_key(job.shape) if job.shape else shape_of(job, trusted=True),
-        )
+    return held_from_rows(
+        (job.runner_id, job.gpu_ids or [], job.shape, job.spec)
         for job in jobs
         if job.runner_id is not None
-    ]
+    )
 
 
 def rooms(runners: Sequence[Runner], held: Iterable[Held]) -> dict[int, Room]:

@@ -39,10 +39,17 @@ from ..db.queries.runs import get_run
 from ..queue import enqueue_run_job, kick_outbox, kick_scheduler
 from ..results.ingest import finish_job
 from ..settings import Settings
-from .order import Assignment, Candidate, Queued, at_max_parallel, plan_assignments
+from .order import (
+    Assignment,
+    Candidate,
+    Queued,
+    at_max_parallel,
+    effective_limit,
+    plan_assignments,
+)
 from .placement import Room, can_run, could_ever_run, held_from_rows, never_placeable, rooms
 from .shapes import Shape, max_parallel_of, shape_of
-from .waiting import why_waiting
+from .waiting import repository_load, why_waiting
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +140,10 @@ async def schedule_jobs(sc: ServerContext) -> int:
                 fitting,
                 active_by_repository=await queue_queries.active_by_repository(session),
                 last_served={repo: placed for repo, (_, placed) in facts.items()},
-                limits={repo: _limit(sc.settings, limit) for repo, (limit, _) in facts.items()},
+                limits={
+                    repo: effective_limit(limit, sc.settings.repository_max_jobs)
+                    for repo, (limit, _) in facts.items()
+                },
                 groups=await job_queries.active_jobs_by_group(session, capped),
                 possible=possible,
             )
@@ -171,13 +181,6 @@ async def _queue_heads(
     ]
 
 
-def _limit(settings: Settings, repository_limit: int | None) -> int | None:
-    """A repository's own limit, else the server's; None: no limit."""
-    if repository_limit is not None:
-        return repository_limit
-    return settings.repository_max_jobs or None
-
-
 async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], now: float) -> int:
     """Claim in one transaction: the rows of the jobs' runs, then of their repositories
     (limits, when they were served), then of the runners are locked, each kind in id order
@@ -196,7 +199,10 @@ async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], n
         repos = {a.job.repository_id or 0 for a in assignments}
         await queue_queries.lock_repositories(session, repos)
         limits = await queue_queries.repository_limits(session, repos)
-        limits = {repo: _limit(sc.settings, limit) for repo, limit in limits.items()}
+        limits = {
+            repo: effective_limit(limit, sc.settings.repository_max_jobs)
+            for repo, limit in limits.items()
+        }
         limits = {repo: limit for repo, limit in limits.items() if limit is not None}
         by_repository = await queue_queries.active_by_repository(session) if limits else {}
         runner_ids = sorted({a.runner.id or 0 for a in assignments})
@@ -310,11 +316,8 @@ async def _held_back(settings: Settings, session: AsyncSession, job: Job) -> boo
         active = await job_queries.active_jobs_by_group(session, {job.run_id})
         if active.get((job.run_id, job.workflow_job), 0) >= job.max_parallel:
             return True
-    repo = job.repository_id or 0
-    limit = _limit(settings, (await queue_queries.repository_limits(session, {repo})).get(repo))
-    if limit is None:
-        return False
-    return (await queue_queries.active_by_repository(session)).get(repo, 0) >= limit
+    active, limit = await repository_load(session, settings, job.repository_id or 0)
+    return limit is not None and active >= limit
 
 
 def _duration(seconds: float) -> str:

@@ -47,7 +47,10 @@ class Shape:
 
     def describe(self) -> str:
         """`[gpu, a100] and ≥ 4 GPUs of ≥ 40 GiB`: what a runner must have."""
-        text = f"[{', '.join(self.labels)}]"
+        return f"[{', '.join(self.labels)}]" + self.wants()
+
+    def wants(self) -> str:
+        """` and ≥ 4 GPUs of ≥ 40 GiB`: what it declares beyond labels ("" if nothing)."""
         wants = []
         if self.gpus:
             gpus = f"≥ {self.gpus} GPU{'s' if self.gpus > 1 else ''}"
@@ -58,9 +61,7 @@ class Shape:
             wants.append(f"≥ {self.cpus:g} CPUs")
         if self.memory_bytes:
             wants.append(f"≥ {format_bytes(self.memory_bytes)} of memory")
-        if wants:
-            text += " and " + ", ".join(wants)
-        return text
+        return " and " + ", ".join(wants) if wants else ""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -68,11 +69,6 @@ def _from_key(key: str) -> Shape:
     """Cached: a pass reads the same few keys on thousands of rows."""
     labels, needs, trusted, gpus, gpu_memory, cpus, memory = json.loads(key)
     return Shape(tuple(labels), needs, trusted, gpus, gpu_memory, float(cpus), memory)
-
-
-def job_needs(job: Job) -> str:
-    """What kind of runner a job needs: "container" when it names an image."""
-    return "container" if (job.spec.get("job") or {}).get("container") else "host"
 
 
 def shape_of(job: Job, *, trusted: bool) -> Shape:

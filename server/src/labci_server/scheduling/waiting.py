@@ -17,8 +17,9 @@ from ..db.queries import jobs as job_queries
 from ..db.queries import queue as queue_queries
 from ..db.queries.runners import online_runners
 from ..settings import Settings
+from .order import effective_limit
 from .placement import can_run, could_ever_run
-from .shapes import Shape, shape_of
+from .shapes import shape_of
 
 
 async def why_waiting(
@@ -53,7 +54,7 @@ async def why_waiting(
             continue
         able = [r for r in able if could_ever_run(r, shape)]
         if not able:
-            found[job.id or 0] = f"no online runner with {_sized(shape, what)}"
+            found[job.id or 0] = f"no online runner with {what}{shape.wants()}"
             continue
         place = places[job.id or 0]
         found[job.id or 0] = (
@@ -61,12 +62,6 @@ async def why_waiting(
             f"{place}{_ordinal(place)} in the queue" + limit_note
         )
     return found
-
-
-def _sized(shape: Shape, what: str) -> str:
-    described = shape.describe()
-    labels = f"[{', '.join(shape.labels)}]"
-    return what + described[len(labels) :]
 
 
 async def _places(session: AsyncSession, pending: list[Job]) -> dict[int, int]:
@@ -95,15 +90,20 @@ async def _places(session: AsyncSession, pending: list[Job]) -> dict[int, int]:
     return places
 
 
+async def repository_load(
+    session: AsyncSession, settings: Settings, repository_id: int
+) -> tuple[int, int | None]:
+    """(jobs of the repository queued or running, its job limit; None: no limit)."""
+    own = (await queue_queries.repository_limits(session, {repository_id})).get(repository_id)
+    limit = effective_limit(own, settings.repository_max_jobs)
+    if limit is None:
+        return 0, None
+    return (await queue_queries.active_by_repository(session)).get(repository_id, 0), limit
+
+
 async def _limit_note(session: AsyncSession, run: Run, settings: Settings) -> str:
-    limits = await queue_queries.repository_limits(session, {run.repository_id})
-    limit = limits.get(run.repository_id)
-    if limit is None:
-        limit = settings.repository_max_jobs or None
-    if limit is None:
-        return ""
-    active = (await queue_queries.active_by_repository(session)).get(run.repository_id, 0)
-    if active < limit:
+    active, limit = await repository_load(session, settings, run.repository_id)
+    if limit is None or active < limit:
         return ""
     return f"; the repository has {active} jobs queued or running, its limit"
 

@@ -97,16 +97,6 @@ async def active_jobs(session: AsyncSession, *, runner_id: int | None = None) ->
     return list((await session.exec(stmt)).all())
 
 
-async def active_jobs_of_runners(session: AsyncSession, runner_ids: list[int]) -> list[Job]:
-    """Queued and running jobs of the runners `runner_ids`."""
-    if not runner_ids:
-        return []
-    stmt = select(Job).where(
-        col(Job.state).in_(["queued", "running"]), col(Job.runner_id).in_(runner_ids)
-    )
-    return list((await session.exec(stmt.execution_options(populate_existing=True))).all())
-
-
 async def claim_job_for_runner(
     session: AsyncSession,
     *,
