@@ -141,7 +141,7 @@ def test_on_is_a_key_and_yes_is_no_event() -> None:
     )
     assert errors_of("true: push\njobs: {a: {runs-on: x, steps: [{run: x}]}}\n") == located(
         "1:1: missing required key 'on'",
-        "1:1: unknown key 'true' (expected one of: name, on, env, defaults, jobs)",
+        "1:1: unknown key 'true' (expected one of: name, on, env, defaults, concurrency, jobs)",
     )
 
 
@@ -188,7 +188,7 @@ ERROR_CASES = [
         [
             "5:5: jobs.train: unknown key 'frobnicate' (expected one of: name, runs-on, needs,"
             " if, env, defaults, timeout-minutes, continue-on-error, container, resources,"
-            " strategy, steps, metrics, artifacts, cache)"
+            " strategy, steps, metrics, artifacts, cache, concurrency)"
         ],
     ),
     (
@@ -507,7 +507,7 @@ def test_unparseable_files(text: str | bytes, expected: str) -> None:
 def test_deep_but_allowed_nesting_reaches_the_schema() -> None:
     text = MINIMAL + "extra: " + "[" * 63 + "]" * 63 + "\n"
     assert errors_of(text) == located(
-        "7:1: unknown key 'extra' (expected one of: name, on, env, defaults, jobs)"
+        "7:1: unknown key 'extra' (expected one of: name, on, env, defaults, concurrency, jobs)"
     )
 
 

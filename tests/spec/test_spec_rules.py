@@ -26,7 +26,7 @@ INJECTION = (
     "(e.g. $LABCI_BRANCH) instead"
 )
 CONDITION_FIELDS = (
-    "conditions can read github.event_name, github.ref_name, github.base_ref, github.head_ref,"
+    "this field can read github.event_name, github.ref_name, github.base_ref, github.head_ref,"
     " github.sha"
 )
 

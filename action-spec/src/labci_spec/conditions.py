@@ -25,6 +25,9 @@ from labci_spec.expressions import (
 STATUS_FUNCTIONS = ("success", "failure", "always", "cancelled")
 # The `github` fields a condition may read; none of them is spliced into a command.
 GITHUB_CONDITION_FIELDS = ("event_name", "ref_name", "base_ref", "head_ref", "sha")
+# `concurrency:` groups may also name the workflow, the full ref, the repository and the
+# run, as GitHub's usual `${{ github.workflow }}-${{ github.ref }}` does.
+GITHUB_CONCURRENCY_FIELDS = (*GITHUB_CONDITION_FIELDS, "workflow", "ref", "repository", "run_id")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ UNSUPPORTED_KEYS = {
     "with": "labci steps run shell commands; pass values through `env:`",
     "services": "start what the experiment needs from a step, or bake it into the image",
     "permissions": "labci jobs never receive a forge token",
-    "concurrency": "a new push cancels the runs it supersedes",
     "outputs": "jobs hand data on through metrics and artifacts",
     "environment": "not supported by labci",
     "run-name": "runs are named after the event",

@@ -380,6 +380,53 @@ class Cache(Frozen):
     key: Annotated[Text, Field(min_length=1, max_length=512)]
 
 
+MAX_GROUP_CHARS = 400
+CONCURRENCY_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1, "maxLength": MAX_GROUP_CHARS},
+        {
+            "type": "object",
+            "properties": {
+                "group": {"type": "string", "minLength": 1, "maxLength": MAX_GROUP_CHARS},
+                "cancel-in-progress": {"type": ["boolean", "string"]},
+            },
+            "required": ["group"],
+            "additionalProperties": False,
+        },
+    ],
+    "description": "a group name (`${{ github.workflow }}-${{ github.ref }}`), or"
+    " {group, cancel-in-progress}",
+}
+
+
+def _flag_or_condition(value: bool | str) -> bool | str:
+    if isinstance(value, str) and not (
+        value.strip().startswith("${{") and value.strip().endswith("}}")
+    ):
+        raise ValueError(
+            "expected true, false or an expression such as"
+            f" ${{{{ github.ref_name != 'main' }}}}, got {value!r}"
+        )
+    return value
+
+
+class Concurrency(Frozen):
+    """`concurrency:` as in GitHub Actions: at most one run (workflow level) or job (job
+    level) of a group is in progress, and one waits; a newer one that joins the group
+    cancels the one waiting, and with `cancel-in-progress` the one in progress too."""
+
+    group: Annotated[Text, Field(min_length=1, max_length=MAX_GROUP_CHARS)]
+    # A boolean, or a condition (`${{ github.ref_name != 'main' }}`) decided at planning.
+    cancel_in_progress: Annotated[Flag | Text, AfterValidator(_flag_or_condition)] = Field(
+        default=False, alias="cancel-in-progress"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"group": value} if isinstance(value, str) else value
+
+
 class Job(Frozen):
     """One unit of work, run on a single runner whose labels include all of `runs-on`."""
 
@@ -401,6 +448,7 @@ class Job(Frozen):
     metrics: MetricsSpec | None = None
     artifacts: Artifacts | None = None
     cache: Cache | None = None
+    concurrency: Annotated[Concurrency, SurfaceSchema(CONCURRENCY_SCHEMA)] | None = None
 
     @property
     def timeout_s(self) -> int:
@@ -416,6 +464,7 @@ class Workflow(Frozen):
     on: Triggers
     env: Env = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
+    concurrency: Annotated[Concurrency, SurfaceSchema(CONCURRENCY_SCHEMA)] | None = None
     jobs: dict[JobId, Job] = Field(min_length=1, max_length=256)
 
     @model_validator(mode="after")

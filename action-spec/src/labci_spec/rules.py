@@ -20,7 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from labci_spec.conditions import GITHUB_CONDITION_FIELDS, STATUS_FUNCTIONS
+from labci_spec.conditions import (
+    GITHUB_CONCURRENCY_FIELDS,
+    GITHUB_CONDITION_FIELDS,
+    STATUS_FUNCTIONS,
+)
 from labci_spec.errors import ExpressionError, SpecError
 from labci_spec.expressions import (
     condition_source,
@@ -61,6 +65,7 @@ class FieldKind:
     contexts: tuple[str, ...]
     functions: tuple[str, ...] = ()
     whole_is_expression: bool = False  # `if:` may omit the ${{ }}
+    github_fields: tuple[str, ...] = GITHUB_CONDITION_FIELDS
 
 
 SHELL = FieldKind(SHELL_CONTEXTS)
@@ -69,6 +74,9 @@ ENV_VALUE = FieldKind(("matrix", "inputs", "secrets"))
 PLAN = FieldKind(PLAN_CONTEXTS)
 CONDITION = FieldKind(CONDITION_CONTEXTS, STATUS_FUNCTIONS, whole_is_expression=True)
 CACHE_KEY = FieldKind(CACHE_KEY_CONTEXTS, ("hashfiles",))
+# `concurrency:` is decided when the run is planned: no `env`, no status functions.
+RUN_GROUP = FieldKind(("github", "inputs"), github_fields=GITHUB_CONCURRENCY_FIELDS)
+JOB_GROUP = FieldKind(("matrix", "github", "inputs"), github_fields=GITHUB_CONCURRENCY_FIELDS)
 # Location patterns ('*' is any key or index) and what each field may hold.
 FIELD_KINDS: tuple[tuple[tuple[str, ...], FieldKind], ...] = (
     (("env", "*"), ENV_VALUE),
@@ -87,6 +95,12 @@ FIELD_KINDS: tuple[tuple[tuple[str, ...], FieldKind], ...] = (
     (("jobs", "*", "container"), PLAN),
     (("jobs", "*", "container", "image"), PLAN),
     (("jobs", "*", "cache", "key"), CACHE_KEY),
+    (("concurrency",), RUN_GROUP),
+    (("concurrency", "group"), RUN_GROUP),
+    (("concurrency", "cancel-in-progress"), RUN_GROUP),
+    (("jobs", "*", "concurrency"), JOB_GROUP),
+    (("jobs", "*", "concurrency", "group"), JOB_GROUP),
+    (("jobs", "*", "concurrency", "cancel-in-progress"), JOB_GROUP),
 )
 
 
@@ -301,9 +315,9 @@ class _Checker:
             return f"`{name}`: context '{root}' is not available here (use {allowed})"
         if len(path) < 2:
             return None
-        if root == "github" and path[1] not in GITHUB_CONDITION_FIELDS:
-            fields = ", ".join(f"github.{f}" for f in GITHUB_CONDITION_FIELDS)
-            return f"`{name}` is not available; conditions can read {fields}"
+        if root == "github" and path[1] not in kind.github_fields:
+            fields = ", ".join(f"github.{f}" for f in kind.github_fields)
+            return f"`{name}` is not available; this field can read {fields}"
         if root == "matrix" and job is not None and job.matrix_known:
             keys = matrix_keys(job.matrix)
             if not keys:

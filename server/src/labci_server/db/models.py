@@ -101,7 +101,17 @@ class Event(SQLModel, table=True):
 
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
-    __table_args__ = (UniqueConstraint("event_id", "workflow_path"),)
+    __table_args__ = (
+        UniqueConstraint("event_id", "workflow_path"),
+        # The unfinished members of each `concurrency:` group (planning and scheduling).
+        sa.Index(
+            "ix_runs_concurrency_group",
+            "repository_id",
+            "concurrency_group",
+            postgresql_where=sa.text("concurrency_group IS NOT NULL AND state != 'finished'"),
+            sqlite_where=sa.text("concurrency_group IS NOT NULL AND state != 'finished'"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     event_id: int = Field(foreign_key="events.id", index=True)
     repository_id: int = Field(foreign_key="repositories.id", index=True)
@@ -122,6 +132,8 @@ class Run(SQLModel, table=True):
     # "awaiting": nothing is scheduled until a writer approves its commit; then "approved".
     approval: str | None = None
     approved_by: str | None = None
+    # Its workflow-level `concurrency:` group, rendered at planning (None: none).
+    concurrency_group: str | None = None
     conclusion: str | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: float = Field(default_factory=now_s)
@@ -148,6 +160,12 @@ class Job(SQLModel, table=True):
             "pending_since",
             postgresql_where=sa.text("state = 'pending'"),
             sqlite_where=sa.text("state = 'pending'"),
+        ),
+        sa.Index(
+            "ix_jobs_concurrency_group",
+            "concurrency_group",
+            postgresql_where=sa.text("concurrency_group IS NOT NULL"),
+            sqlite_where=sa.text("concurrency_group IS NOT NULL"),
         ),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -179,7 +197,8 @@ class Job(SQLModel, table=True):
     repository_id: int | None = None
     pending_since: float | None = None
     max_parallel: int | None = None  # its matrix's `strategy.max-parallel`
-    # A `concurrency:` group (GitHub Actions' semantics), expanded at planning.
+    # Its job-level `concurrency:` group (GitHub Actions' semantics), rendered at planning
+    # for its matrix combination; the run's own group is on the run.
     concurrency_group: str | None = None
     created_at: float = Field(default_factory=now_s)
     queued_at: float | None = None

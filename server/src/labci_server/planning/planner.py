@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,9 +32,11 @@ from labci_spec import (
     workflow_matches,
 )
 from labci_spec import needs_changed_files as filters_need_changes
+from labci_spec.concurrency import Group, github_concurrency_context, resolve_group
+from labci_spec.model import Concurrency
 
 from ..context import ServerContext
-from ..db.models import Event, Job, Repository, Run
+from ..db.models import TERMINAL_JOB_STATES, Event, Job, Repository, Run
 from ..db.queries.events import get_event, mark_event, newer_head_of_pull_request
 from ..db.queries.repositories import get_repository
 from ..db.queries.runs import get_run, insert_run, open_runs_of_pull_request
@@ -44,6 +47,7 @@ from ..results.ingest import mark_terminal, settle_run
 from ..results.publish import rejudge_awaiting
 from ..scheduling.cron_runs import learn_schedules
 from .approval import held_for_approval
+from .concurrency import join_groups
 from .dedupe import dedupe_key
 from .seeds import KIND as KIND_SEEDS
 from .seeds import plan_seeds
@@ -88,7 +92,7 @@ async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
         if not await mark_event(session, event_id, from_state="received", to_state="planned"):
             return []
         hold = await held_for_approval(session, repo, event)
-        created = [await _create_run(sc, session, event, plan, hold) for plan in planned]
+        created = [await _create_run(sc, session, event, repo, plan, hold) for plan in planned]
         created += [await _record_broken(sc, session, event, bad) for bad in broken]
         run_ids = [run_id for run_id in created if run_id is not None]
         await settle_vanished(
@@ -199,6 +203,7 @@ async def _create_run(
     sc: ServerContext,
     session: AsyncSession,
     event: Event,
+    repo: Repository,
     plan: PlannedWorkflow,
     hold: tuple[str | None, str | None],
 ) -> int | None:
@@ -217,16 +222,83 @@ async def _create_run(
         sha=event.commit_sha,
         pr_number=event.pr_number,
     )
-    rows = [_new_job(run, plan, instance, github) for instance in plan.instances]
+    groups = _Groups(
+        github_concurrency_context(
+            github,
+            workflow=plan.workflow.name or "",
+            repository=repo.full_name,
+            run_id=run.id or 0,
+        ),
+        # labci's own measurements of a base join no group (planning/concurrency.py).
+        enabled=event.kind != KIND_BASELINE,
+    )
+    inputs = plan.instances[0].inputs if plan.instances else {}
+    run_group = groups.resolve(plan.workflow.concurrency, {"inputs": inputs})
+    run.concurrency_group = run_group.name if isinstance(run_group, Group) else None
+    rows = [_new_job(run, plan, instance, github, groups) for instance in plan.instances]
+    if isinstance(run_group, str):
+        for row in rows:
+            if row.state not in TERMINAL_JOB_STATES:
+                mark_terminal(row, "error", run_group)
+    session.add(run)
     session.add_all(rows)
     await session.flush()
     run_url = sc.run_url(run.id)
     await queued_statuses(session, run, rows, run_url=run_url)
     await settle_run(session, run, [row for row in rows if row.finished_at], run_url=run_url)
+    await join_groups(
+        session,
+        run,
+        run_group=run_group if isinstance(run_group, Group) else None,
+        job_groups=groups.of_jobs,
+        run_url=sc.run_url,
+    )
     return run.id or 0
 
 
-def _new_job(run: Run, plan: PlannedWorkflow, instance: JobInstance, github: dict[str, str]) -> Job:
+class _Groups:
+    """The `concurrency:` groups of one run being planned: the run's and its jobs'."""
+
+    def __init__(self, github: dict[str, str], *, enabled: bool) -> None:
+        self.github = github
+        self.enabled = enabled
+        self.of_jobs: dict[str, Group] = {}
+
+    def resolve(
+        self, concurrency: Concurrency | None, contexts: dict[str, Any]
+    ) -> Group | str | None:
+        """The group, None, or why it cannot be resolved (the text of the job's error)."""
+        if not self.enabled or concurrency is None:
+            return None
+        try:
+            return resolve_group(concurrency, {**contexts, "github": self.github})
+        except ExpressionError as exc:
+            return f"`concurrency` cannot be evaluated: {exc.message}"
+
+    def join(
+        self, job: Job, concurrency: Concurrency | None, contexts: dict[str, Any]
+    ) -> str | None:
+        """Put `job` in its job-level group; the error text when the group cannot be
+        resolved."""
+        group = self.resolve(concurrency, contexts)
+        if isinstance(group, str):
+            return group
+        if group is not None:
+            job.concurrency_group = group.name
+            known = self.of_jobs.get(group.name)
+            # Instances that share a group: any one that cancels what is in progress does.
+            cancel = group.cancel_in_progress or (known is not None and known.cancel_in_progress)
+            self.of_jobs[group.name] = Group(group.name, cancel)
+        return None
+
+
+def _new_job(
+    run: Run,
+    plan: PlannedWorkflow,
+    instance: JobInstance,
+    github: dict[str, str],
+    groups: _Groups,
+) -> Job:
     job = Job(
         run_id=run.id or 0,
         job_key=instance.key,
@@ -236,6 +308,11 @@ def _new_job(run: Run, plan: PlannedWorkflow, instance: JobInstance, github: dic
         runs_on=list(instance.job.runs_on),
         timeout_s=instance.job.timeout_s,
     )
+    declared = plan.workflow.jobs[instance.job_id].concurrency
+    problem = groups.join(job, declared, {"matrix": instance.matrix, "inputs": instance.inputs})
+    if problem is not None:
+        mark_terminal(job, "error", problem)
+        return job
     if instance.job.needs:
         job.state = "waiting"
         return job

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
-from ..db.models import TERMINAL_JOB_STATES, Run
+from ..db.models import TERMINAL_JOB_STATES, Job, Run
 from ..db.queries.events import mark_event, unplanned_events_of
 from ..db.queries.repositories import find_repository
 from ..db.queries.runs import get_run, jobs_of_run, unfinished_runs_of
@@ -25,6 +25,14 @@ from .ingest import mark_terminal, settle_run
 async def cancel_run(session: AsyncSession, run: Run, *, reason: str, run_url: str) -> int:
     """Cancel what is unfinished in `run`; returns how many jobs were."""
     rows = await jobs_of_run(session, run.id or 0)
+    return await cancel_jobs(session, run, rows, reason=reason, run_url=run_url)
+
+
+async def cancel_jobs(
+    session: AsyncSession, run: Run, rows: list[Job], *, reason: str, run_url: str
+) -> int:
+    """Cancel what is unfinished of `rows`, jobs of `run` (a `concurrency:` group cancels
+    single jobs), and settle the run; returns how many were."""
     unfinished = [row for row in rows if row.state not in TERMINAL_JOB_STATES]
     for row in unfinished:
         mark_terminal(row, "cancelled", reason)

@@ -4,7 +4,7 @@ Jobs are taken by priority; within a priority, a round robin between repositorie
 repository with fewer jobs queued or running goes first, then the one served least
 recently, so one repository's 200-job sweep does not starve another's pull request check;
 within a repository, oldest first. A repository's job limit and a matrix's `max-parallel`
-hold back what they cap. Each job gets the runner that fits it best (placement.best_fit).
+hold back what they cap, and a `concurrency:` group one member at a time. Each job gets the runner that fits it best (placement.best_fit).
 
 Kept apart from the database so that property tests (tests/server/test_placement.py) can
 run thousands of fleets and job mixes through the very code the scheduler runs.
@@ -13,7 +13,7 @@ run thousands of fleets and job mixes through the very code the scheduler runs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..db.models import Runner
@@ -38,6 +38,34 @@ class Queued(Protocol):
     def repository_id(self) -> int | None: ...
     @property
     def max_parallel(self) -> int | None: ...
+    @property
+    def concurrency_group(self) -> str | None: ...
+
+
+@dataclass
+class Groups:
+    """`concurrency:` groups (per repository) with a member in progress: the run holding
+    each workflow-level group, and the job-level groups held; `of_runs` is the group of
+    each candidate's run that has one. Placing a member takes its groups."""
+
+    runs: dict[tuple[int, str], int] = field(default_factory=dict)
+    jobs: set[tuple[int, str]] = field(default_factory=set)
+    of_runs: Mapping[int, str] = field(default_factory=dict)
+
+    def blocked(self, job: Queued) -> bool:
+        repo = job.repository_id or 0
+        group = self.of_runs.get(job.run_id)
+        if group is not None and self.runs.get((repo, group), job.run_id) != job.run_id:
+            return True
+        return job.concurrency_group is not None and (repo, job.concurrency_group) in self.jobs
+
+    def take(self, job: Queued) -> None:
+        repo = job.repository_id or 0
+        group = self.of_runs.get(job.run_id)
+        if group is not None:
+            self.runs.setdefault((repo, group), job.run_id)
+        if job.concurrency_group is not None:
+            self.jobs.add((repo, job.concurrency_group))
 
 
 @dataclass
@@ -65,6 +93,7 @@ def plan_assignments(
     limits: Mapping[int, int | None],
     groups: dict[tuple[int, str], int],
     possible: Mapping[str, list[Room]] | None = None,
+    concurrency: Groups | None = None,
 ) -> list[Assignment]:
     """Assign what fits, in queue order. `fitting` holds, per shape key, the rooms that fit
     the shape now; taking room updates them in place, as it does `active_by_repository` and
@@ -72,7 +101,8 @@ def plan_assignments(
     enough of their jobs end: a GPU job that fits nowhere now reserves the one closest to
     fitting, and no job behind it takes GPUs there in this pass (a job without GPUs may
     still use a slot, leaving one) — else a stream of 1-GPU jobs would keep an 8-GPU job
-    waiting for good."""
+    waiting for good. A member of a `concurrency:` group in progress (`concurrency`) waits;
+    placing one takes its groups."""
 
     def order(c: Candidate) -> tuple[int, int, float, int]:
         repo = c.job.repository_id or 0
@@ -96,6 +126,8 @@ def plan_assignments(
         group = (job.run_id, job.workflow_job)
         if at_max_parallel(job, groups.get(group, 0)):
             continue
+        if concurrency is not None and concurrency.blocked(job):
+            continue
         rooms = [
             r
             for r in fitting.get(candidate.shape_key, ())
@@ -114,6 +146,8 @@ def plan_assignments(
         gpu_ids = chosen.take(candidate.shape)
         active_by_repository[repo] = active_by_repository.get(repo, 0) + 1
         groups[group] = groups.get(group, 0) + 1
+        if concurrency is not None:
+            concurrency.take(job)
         assignments.append(Assignment(job, candidate.shape, chosen.runner, gpu_ids))
     return assignments
 

@@ -13,7 +13,8 @@ enter its cost, only what it places. In order:
    many jobs their repository already has queued or running plus their place in its queue
    (a round robin between repositories: one repository's 200-job sweep does not starve
    another's pull request check), then oldest first. A repository's job limit and a
-   matrix's `max-parallel` hold back what they cap.
+   matrix's `max-parallel` hold back what they cap; a `concurrency:` group holds back its
+   members while one is in progress (planning/concurrency.py cancels the ones superseded).
 5. Give each job the best-fitting runner (scheduling/placement.py), then claim them all
    in one transaction with the runners' rows locked and their room recounted, and enqueue
    each claimed job on its runner's queue.
@@ -32,6 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
 from ..db.models import Job, Run, Runner
+from ..db.queries import concurrency as concurrency_queries
 from ..db.queries import jobs as job_queries
 from ..db.queries import queue as queue_queries
 from ..db.queries.runners import all_runners, lock_runners
@@ -42,6 +44,7 @@ from ..settings import Settings
 from .order import (
     Assignment,
     Candidate,
+    Groups,
     Queued,
     at_max_parallel,
     effective_limit,
@@ -49,7 +52,7 @@ from .order import (
 )
 from .placement import Room, can_run, could_ever_run, held_from_rows, never_placeable, rooms
 from .shapes import Shape, max_parallel_of, shape_of
-from .waiting import repository_load, why_waiting
+from .waiting import group_holder, repository_load, why_waiting
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,16 @@ async def schedule_jobs(sc: ServerContext) -> int:
             for key, shape in shapes.items()
             if shape.gpus and key not in impossible
         }
-        candidates = await _queue_heads(session, summary, shapes, fitting, possible)
+        held_runs, held_jobs = await concurrency_queries.busy_groups(session)
+        candidates = await _queue_heads(
+            session,
+            summary,
+            shapes,
+            fitting,
+            possible,
+            skip_runs=await concurrency_queries.runs_waiting_on_groups(session, held_runs),
+            held_groups=held_jobs,
+        )
         assignments: list[Assignment] = []
         if candidates:
             repos = {c.job.repository_id or 0 for c in candidates}
@@ -146,6 +158,13 @@ async def schedule_jobs(sc: ServerContext) -> int:
                 },
                 groups=await job_queries.active_jobs_by_group(session, capped),
                 possible=possible,
+                concurrency=Groups(
+                    held_runs,
+                    held_jobs,
+                    await concurrency_queries.run_groups(
+                        session, {c.job.run_id for c in candidates}
+                    ),
+                ),
             )
     if impossible:
         await fail_never_placeable(sc, impossible)
@@ -160,10 +179,14 @@ async def _queue_heads(
     shapes: dict[str, Shape],
     fitting: dict[str, list[Room]],
     possible: dict[str, list[Room]],
+    *,
+    skip_runs: set[int],
+    held_groups: set[tuple[int, str]],
 ) -> list[Candidate]:
     """The jobs worth considering now: per (shape, repository), as many heads of its queue
     as the runners that fit the shape have slots (never the whole queue); of a GPU shape
-    nothing fits now, the head, to reserve a runner for."""
+    nothing fits now, the head, to reserve a runner for. Members of `concurrency:` groups
+    that another member holds are left out (`skip_runs`, `held_groups`)."""
     wanted = []
     for key, repository_id, _count, _top in summary:
         places = sum(r.slots for r in fitting.get(key, ()))
@@ -172,7 +195,11 @@ async def _queue_heads(
         if places > 0:
             wanted.append((key, repository_id, places))
     heads = await queue_queries.queue_heads(
-        session, wanted, skip_groups=await queue_queries.groups_at_cap(session)
+        session,
+        wanted,
+        skip_groups=await queue_queries.groups_at_cap(session),
+        skip_runs=skip_runs,
+        held_groups=held_groups,
     )
     return [
         Candidate(job, shapes[key], key, rank)
@@ -205,6 +232,14 @@ async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], n
         }
         limits = {repo: limit for repo, limit in limits.items() if limit is not None}
         by_repository = await queue_queries.active_by_repository(session) if limits else {}
+        # A `concurrency:` group belongs to one repository, whose row is locked: what its
+        # members hold now is what concurrent passes committed.
+        held_runs, held_jobs = await concurrency_queries.busy_groups(session, repos)
+        concurrency = Groups(
+            held_runs,
+            held_jobs,
+            await concurrency_queries.run_groups(session, {a.job.run_id for a in assignments}),
+        )
         runner_ids = sorted({a.runner.id or 0 for a in assignments})
         locked = [
             r
@@ -220,6 +255,8 @@ async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], n
             group = (a.job.run_id, a.job.workflow_job)
             if at_max_parallel(a.job, groups.get(group, 0)):
                 continue
+            if concurrency.blocked(a.job):
+                continue
             runner_room = room.get(a.runner.id or 0)
             if runner_room is None or not runner_room.fits(a.shape):
                 continue  # taken (or unfit) since the snapshot: the next pass decides again
@@ -234,6 +271,7 @@ async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], n
             ):
                 by_repository[repo] = by_repository.get(repo, 0) + 1
                 groups[group] = groups.get(group, 0) + 1
+                concurrency.take(a.job)
                 claimed.append((a.job, a.runner))
         # In placing order, a microsecond apart: the repository served last in this pass
         # is the one served last by the round robin's next pass.
@@ -289,8 +327,9 @@ async def end_long_waits(sc: ServerContext, now: float) -> int:
             if job.pending_since >= now - timeout:
                 continue  # handed back to the queue since: it waits from then
             if await _held_back(sc.settings, session, job):
-                # Its own matrix's max-parallel or its repository's limit holds it, not a
-                # want of runners: its wait for a runner starts when the hold lifts.
+                # Its own matrix's max-parallel, its repository's limit or its concurrency
+                # group holds it, not a want of runners: its wait for a runner starts when
+                # the hold lifts.
                 job.pending_since = now
                 session.add(job)
                 continue
@@ -312,6 +351,8 @@ async def end_long_waits(sc: ServerContext, now: float) -> int:
 
 
 async def _held_back(settings: Settings, session: AsyncSession, job: Job) -> bool:
+    if await group_holder(session, job) is not None:
+        return True
     if job.max_parallel is not None:
         active = await job_queries.active_jobs_by_group(session, {job.run_id})
         if active.get((job.run_id, job.workflow_job), 0) >= job.max_parallel:

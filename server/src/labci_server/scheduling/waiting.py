@@ -3,7 +3,8 @@ never wait silently. What the scheduler checks, asked of the runners as they are
 online with all its labels (and a Docker engine, for a container job; one that isolates
 untrusted code, for a fork's) that is big enough for what it declares; if there is such a
 runner, the job waits for room behind the jobs ahead of it (of its shape: the jobs that
-compete for the same runners), or for its repository's job limit."""
+compete for the same runners), or for its repository's job limit; or for the member of
+its `concurrency:` group in progress."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bisect import bisect_left
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db.models import Job, Run
+from ..db.queries import concurrency as concurrency_queries
 from ..db.queries import jobs as job_queries
 from ..db.queries import queue as queue_queries
 from ..db.queries.runners import online_runners
@@ -36,6 +38,15 @@ async def why_waiting(
         return found
     if run.approval == "awaiting":
         return found | {job.id or 0: "waiting for a maintainer's approval" for job in pending}
+    held: dict[int, str] = {}
+    for job in pending:
+        holder = await group_holder(session, job, run=run)
+        if holder is not None:
+            held[job.id or 0] = holder
+    found |= held
+    pending = [job for job in pending if job.id not in held]
+    if not pending:
+        return found
     runners = await online_runners(session, seen_after=time.time() - settings.lease_s)
     places = await _places(session, pending)
     limit_note = await _limit_note(session, run, settings)
@@ -62,6 +73,23 @@ async def why_waiting(
             f"{place}{_ordinal(place)} in the queue" + limit_note
         )
     return found
+
+
+async def group_holder(session: AsyncSession, job: Job, *, run: Run | None = None) -> str | None:
+    """What holds `job` back in its `concurrency:` groups, in words; None: nothing."""
+    run = run or await session.get(Run, job.run_id)
+    if run is None or (run.concurrency_group is None and job.concurrency_group is None):
+        return None
+    held_runs, held_jobs = await concurrency_queries.busy_groups(session, {run.repository_id})
+    group = run.concurrency_group
+    if group is not None:
+        holder = held_runs.get((run.repository_id, group))
+        if holder is not None and holder != run.id:
+            return f"waiting for run {holder}, in progress in concurrency group '{group}'"
+    group = job.concurrency_group
+    if group is not None and (run.repository_id, group) in held_jobs:
+        return f"waiting for a job in progress in concurrency group '{group}'"
+    return None
 
 
 async def _places(session: AsyncSession, pending: list[Job]) -> dict[int, int]:

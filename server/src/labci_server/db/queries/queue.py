@@ -86,6 +86,7 @@ class QueuedJob:
     priority: int
     repository_id: int
     max_parallel: int | None
+    concurrency_group: str | None = None
 
 
 async def groups_at_cap(session: AsyncSession) -> list[tuple[int, str]]:
@@ -105,15 +106,24 @@ async def queue_heads(
     wanted: list[tuple[str, int, int]],
     *,
     skip_groups: list[tuple[int, str]] | None = None,
+    skip_runs: set[int] | None = None,
+    held_groups: set[tuple[int, str]] | None = None,
 ) -> dict[tuple[str, int], list[QueuedJob]]:
     """For each (shape, repository, limit) of `wanted`, the first `limit` pending jobs of that
     shape and repository, highest priority first, then oldest, leaving out the instances of
-    `skip_groups` (matrices at their max-parallel): a capped sweep at the head of its
-    repository's queue must not hide the jobs behind it. Each part an index range scan; at
+    `skip_groups` (matrices at their max-parallel), of `skip_runs` and of the job-level
+    `concurrency:` groups of `held_groups` (whose group another member holds): a capped
+    sweep at the head of its repository's queue must not hide the jobs behind it. Each part an index range scan; at
     most UNION_PARTS parts a statement (SQLite's limit on a compound SELECT is 500)."""
     found: dict[tuple[str, int], list[QueuedJob]] = {}
     for start in range(0, len(wanted), UNION_PARTS):
-        found |= await _heads(session, wanted[start : start + UNION_PARTS], skip_groups or [])
+        found |= await _heads(
+            session,
+            wanted[start : start + UNION_PARTS],
+            skip_groups or [],
+            sorted(skip_runs or ()),
+            held_groups or set(),
+        )
     for heads in found.values():
         heads.sort(key=lambda j: (-j.priority, j.id))
     return found
@@ -123,11 +133,24 @@ UNION_PARTS = 200
 
 
 async def _heads(
-    session: AsyncSession, wanted: list[tuple[str, int, int]], skip: list[tuple[int, str]]
+    session: AsyncSession,
+    wanted: list[tuple[str, int, int]],
+    skip: list[tuple[int, str]],
+    skip_runs: list[int],
+    held_groups: set[tuple[int, str]],
 ) -> dict[tuple[str, int], list[QueuedJob]]:
     if not wanted:
         return {}
     capped = [~tuple_(col(Job.run_id), col(Job.workflow_job)).in_(skip)] if skip else []
+    if skip_runs:
+        capped.append(col(Job.run_id).not_in(skip_runs))
+
+    def free_groups(repository_id: int) -> list[Any]:
+        held = sorted(group for repo, group in held_groups if repo == repository_id)
+        if not held:
+            return []
+        return [or_(col(Job.concurrency_group).is_(None), col(Job.concurrency_group).not_in(held))]
+
     parts = [
         select(
             Job.id,
@@ -138,12 +161,14 @@ async def _heads(
             Job.repository_id,
             Job.max_parallel,
             Job.shape,
+            Job.concurrency_group,
         )
         .where(
             col(Job.state) == "pending",
             col(Job.shape) == shape,
             col(Job.repository_id) == repository_id,
             *capped,
+            *free_groups(repository_id),
         )
         .order_by(col(Job.priority).desc(), col(Job.id))
         .limit(limit)
@@ -153,8 +178,8 @@ async def _heads(
     stmt = union_all(*(select(part) for part in parts))
     found: dict[tuple[str, int], list[QueuedJob]] = {}
     rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
-    for job_id, run_id, name, attempt, priority, repo, cap, shape in rows:
-        job = QueuedJob(job_id or 0, run_id, name, attempt, priority, repo or 0, cap)
+    for job_id, run_id, name, attempt, priority, repo, cap, shape, group in rows:
+        job = QueuedJob(job_id or 0, run_id, name, attempt, priority, repo or 0, cap, group)
         found.setdefault((shape, repo or 0), []).append(job)
     return found
 

@@ -1,0 +1,109 @@
+"""The members of `concurrency:` groups (planning/concurrency.py, the scheduler).
+
+A group belongs to a repository. A run's workflow-level group is on the run, a job's
+job-level group on the job; both reads go through partial indexes, so finished work
+costs nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..models import TERMINAL_JOB_STATES, Job, Run
+
+ACTIVE_JOB_STATES = ("queued", "running")
+
+
+async def unfinished_runs_in_group(
+    session: AsyncSession, *, repository_id: int, group: str, before_run: int
+) -> list[tuple[int, bool]]:
+    """(run id, in progress) of the unfinished runs of `group` older than `before_run`:
+    in progress once any of its jobs was placed."""
+    placed = exists().where(col(Job.run_id) == col(Run.id), col(Job.state).in_(ACTIVE_JOB_STATES))
+    stmt = (
+        select(Run.id, or_(col(Run.state) == "running", placed))
+        .where(
+            col(Run.repository_id) == repository_id,
+            col(Run.concurrency_group) == group,
+            col(Run.state) != "finished",
+            col(Run.id) < before_run,
+        )
+        .order_by(col(Run.id))
+    )
+    return [(run_id or 0, bool(busy)) for run_id, busy in (await session.exec(stmt)).all()]
+
+
+async def unfinished_jobs_in_group(
+    session: AsyncSession, *, repository_id: int, group: str, before_run: int
+) -> list[Job]:
+    """The unfinished jobs of job-level `group` in runs older than `before_run`."""
+    stmt = (
+        select(Job)
+        .join(Run, col(Run.id) == col(Job.run_id))
+        .where(
+            col(Job.concurrency_group) == group,
+            col(Run.repository_id) == repository_id,
+            col(Job.run_id) < before_run,
+            col(Job.state).not_in(TERMINAL_JOB_STATES),
+        )
+        .order_by(col(Job.run_id), col(Job.id))
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def busy_groups(
+    session: AsyncSession, repository_ids: set[int] | None = None
+) -> tuple[dict[tuple[int, str], int], set[tuple[int, str]]]:
+    """The groups that have a member in progress: ({(repository, run group): the run
+    holding it}, {(repository, job group)}). A run holds its group from its first job's
+    placing until it finishes; a job from its placing until it ends."""
+    placed = exists().where(col(Job.run_id) == col(Run.id), col(Job.state).in_(ACTIVE_JOB_STATES))
+    runs = select(Run.repository_id, Run.concurrency_group, Run.id).where(
+        col(Run.concurrency_group).is_not(None),
+        col(Run.state) != "finished",
+        or_(col(Run.state) == "running", placed),
+    )
+    jobs = (
+        select(Run.repository_id, Job.concurrency_group)
+        .join(Run, col(Run.id) == col(Job.run_id))
+        .where(col(Job.concurrency_group).is_not(None), col(Job.state).in_(ACTIVE_JOB_STATES))
+    )
+    if repository_ids is not None:
+        runs = runs.where(col(Run.repository_id).in_(sorted(repository_ids)))
+        jobs = jobs.where(col(Run.repository_id).in_(sorted(repository_ids)))
+    held_runs = {
+        (repo, group or ""): run_id or 0
+        for repo, group, run_id in sorted((await session.exec(runs)).all(), key=lambda r: r[2])
+    }
+    held_jobs = {(repo, group or "") for repo, group in (await session.exec(jobs)).all()}
+    return held_runs, held_jobs
+
+
+async def run_groups(session: AsyncSession, run_ids: set[int]) -> dict[int, str]:
+    """The workflow-level group of each of `run_ids` that has one."""
+    if not run_ids:
+        return {}
+    stmt = select(Run.id, Run.concurrency_group).where(
+        col(Run.id).in_(sorted(run_ids)), col(Run.concurrency_group).is_not(None)
+    )
+    return {run_id or 0: group or "" for run_id, group in (await session.exec(stmt)).all()}
+
+
+async def runs_waiting_on_groups(
+    session: AsyncSession, held_runs: dict[tuple[int, str], int]
+) -> set[int]:
+    """The unfinished runs of the groups in `held_runs` other than the one holding each:
+    their jobs wait."""
+    if not held_runs:
+        return set()
+    groups = {group for _, group in held_runs}
+    stmt = select(Run.id, Run.repository_id, Run.concurrency_group).where(
+        col(Run.concurrency_group).in_(sorted(groups)), col(Run.state) != "finished"
+    )
+    return {
+        run_id or 0
+        for run_id, repo, group in (await session.exec(stmt)).all()
+        if (repo, group or "") in held_runs and held_runs[(repo, group or "")] != run_id
+    }
