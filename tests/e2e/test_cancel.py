@@ -120,3 +120,68 @@ def test_a_new_head_of_the_pull_request_stops_the_old_one(stack, github, tmp_pat
     assert final["description"] == f"cancelled: superseded by {new[:7]}"
     wait_until(lambda: gone(pid), what="the old step's background child to be gone")
     assert running_job(stack, new)["state"] == "running"  # the new head runs
+
+
+GROUPED = """\
+name: ci
+on: push
+concurrency:
+  group: ci-${{ github.ref }}
+  cancel-in-progress: true
+jobs:
+  train:
+    runs-on: cpu
+    steps:
+      - run: |
+          trap 'echo "got SIGINT"; exit 130' INT
+          if [ -f slow.txt ]; then
+            sleep 300 &
+            echo $! > "$B12_DIR/$LABCI_JOB_ID.pid"
+            wait
+          fi
+          echo done
+"""
+
+
+def test_cancel_in_progress_stops_the_pushed_run_it_supersedes(stack, github, tmp_path):
+    """Issue 14, item 3, with two real runners (room for both runs): a second push to the
+    branch cancels the first's running job (`concurrency.cancel-in-progress`), its step is
+    interrupted and its status says why; the second push's run succeeds."""
+    stack.extra_env.update(B12_DIR=str(tmp_path), LABCI_RUNNER_JOB_ENV="B12_DIR")
+    repo = create_bare_repo(github.repos_root, "octo", "exp")
+    old = repo.commit({".labci/ci.yml": GROUPED, "slow.txt": "1"})
+    stack.start_all(runners=2)
+    stack.deliver(
+        "push",
+        push_payload("octo", "exp", repo.clone_url, "refs/heads/main", "0" * 40, old),
+        "push-old",
+    )
+    job = running_job(stack, old)
+    pid = child_pid(tmp_path, job["id"])
+    new = repo.commit({"slow.txt": None})
+    stack.deliver(
+        "push",
+        push_payload("octo", "exp", repo.clone_url, "refs/heads/main", old, new),
+        "push-new",
+    )
+    done = wait_for_statuses(
+        github.standin,
+        ("octo", "exp", new),
+        lambda s: any(x["state"] == "success" for x in s),
+        "the new push's success",
+    )
+    assert [s["state"] for s in done][-1] == "success"
+    new_run = stack.runs_for_commit(new)[0]["run"]["id"]
+    statuses = wait_for_statuses(
+        github.standin,
+        ("octo", "exp", old),
+        lambda s: any(x["state"] == "error" for x in s),
+        "the old push's cancelled status",
+    )
+    (final,) = [s for s in statuses if s["state"] == "error"]
+    assert final["description"] == (
+        f"cancelled: superseded by run {new_run} in concurrency group 'ci-refs/heads/main'"
+    )
+    wait_until(lambda: gone(pid), what="the old step's background child to be gone")
+    (run,) = stack.wait_for_runs_finished(old, 1)
+    assert run["jobs"][0]["job"]["state"] == "cancelled"
