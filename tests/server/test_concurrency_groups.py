@@ -3,7 +3,8 @@ real database and Redis: planned from real workflow files, placed by the real sc
 
 A group has at most one member in progress and one waiting: a newer member cancels the one
 waiting, and with `cancel-in-progress` the one in progress; the scheduler starts no member
-while another is in progress, for pushes as well as pull requests."""
+while another is in progress, for pushes as well as pull requests. And what the status
+of a job that waits says."""
 
 from __future__ import annotations
 
@@ -66,6 +67,15 @@ jobs:
     concurrency: the-gpu-box
     steps: [{run: "true"}]
   lint:
+    runs-on: cpu
+    steps: [{run: "true"}]
+"""
+
+PLAIN = """\
+name: ci
+on: push
+jobs:
+  train:
     runs-on: cpu
     steps: [{run: "true"}]
 """
@@ -167,9 +177,9 @@ async def test_a_run_waits_for_its_group_and_a_newer_one_cancels_it(
         second, _ = await pushes.push()
         assert await schedule_jobs(sc) == 0  # a free slot, but the group is in progress
         group = "ci-refs/heads/main"
-        assert await waiting_reason(sc, second) == (
-            f"waiting for run {first}, in progress in concurrency group '{group}'"
-        )
+        held = f"waiting for run {first}, in progress in concurrency group '{group}'"
+        assert await waiting_reason(sc, second) == held
+        assert await latest_status(sc, second, "labci/ci/train") == ("pending", held)
         third, _ = await pushes.push()
         assert await states(sc, second) == ["cancelled"]
         (job,) = await jobs_of(sc, second)
@@ -279,3 +289,30 @@ async def test_racing_passes_start_one_member_of_a_group(tmp_path, database_url,
             "pending",
             "queued",
         ]
+
+
+async def test_a_waiting_jobs_status_says_why_and_then_where_it_runs(
+    tmp_path, database_url, redis_url
+):
+    """Item 4: the status of a job a pass leaves waiting gives the reason and its place;
+    once placed, where. A job placed at once keeps its first `queued`."""
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        await add_runner(sc, "cpu-1", slots=1)
+        pushes = Pushes(sc, tmp_path, PLAIN)
+        first, _ = await pushes.push()
+        second, _ = await pushes.push()
+        third, _ = await pushes.push()
+        assert await schedule_jobs(sc) == 1
+        context = "labci/ci/train"
+        assert await latest_status(sc, first, context) == ("pending", "queued")
+        assert await latest_status(sc, second, context) == (
+            "pending",
+            "waiting for a free runner with [cpu] (1 online); 1st in the queue",
+        )
+        assert await latest_status(sc, third, context) == (
+            "pending",
+            "waiting for a free runner with [cpu] (1 online); 2nd in the queue",
+        )
+        await succeed(sc, first)
+        assert await schedule_jobs(sc) == 1
+        assert await latest_status(sc, second, context) == ("pending", "placed on cpu-1")

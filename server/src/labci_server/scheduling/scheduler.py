@@ -52,6 +52,7 @@ from .order import (
 )
 from .placement import Room, can_run, could_ever_run, held_from_rows, never_placeable, rooms
 from .shapes import Shape, max_parallel_of, shape_of
+from .wait_statuses import describe_placed, describe_waits
 from .waiting import group_holder, repository_load, why_waiting
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def priority_of(run: Run, default_branch: str | None, settings: Settings) -> int
     return 0
 
 
-async def index_new_pending(sc: ServerContext, now: float) -> int:
+async def index_new_pending(sc: ServerContext, now: float) -> list[int]:
     async with sc.sessions() as session, session.begin():
         found = await queue_queries.unindexed_pending(session, limit=INDEX_BATCH)
         await queue_queries.index_jobs(
@@ -89,18 +90,28 @@ async def index_new_pending(sc: ServerContext, now: float) -> int:
                 for job, run, default_branch in found
             ],
         )
-    return len(found)
+    return [job.id or 0 for job, _, _ in found]
 
 
 async def schedule_jobs(sc: ServerContext) -> int:
-    """Assign what can be assigned now; returns the number of jobs enqueued."""
+    """Assign what can be assigned now; returns the number of jobs enqueued. The jobs seen
+    for the first time and left waiting have their statuses say why (wait_statuses.py)."""
     now = time.time()
-    if await index_new_pending(sc, now) >= INDEX_BATCH:
+    indexed = await index_new_pending(sc, now)
+    if len(indexed) >= INDEX_BATCH:
         await kick_scheduler(sc.redis)  # more to index: another pass right after this one
+    placed = await _place(sc, now)
+    if indexed and await describe_waits(sc, set(indexed) - placed):
+        await kick_outbox(sc.redis)
+    return len(placed)
+
+
+async def _place(sc: ServerContext, now: float) -> set[int]:
+    """The ids of the jobs placed."""
     async with sc.sessions() as session:
         summary = await queue_queries.pending_summary(session)
         if not summary:
-            return 0
+            return set()
         # Registered: every runner not removed, revoked ones too (a token is revoked to be
         # rotated; the machine comes back under a new registration). `labci runners remove`
         # takes one out of the count.
@@ -169,7 +180,7 @@ async def schedule_jobs(sc: ServerContext) -> int:
     if impossible:
         await fail_never_placeable(sc, impossible)
     if not assignments:
-        return 0
+        return set()
     return await _claim_and_enqueue(sc, assignments, now)
 
 
@@ -208,14 +219,16 @@ async def _queue_heads(
     ]
 
 
-async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], now: float) -> int:
+async def _claim_and_enqueue(
+    sc: ServerContext, assignments: list[Assignment], now: float
+) -> set[int]:
     """Claim in one transaction: the rows of the jobs' runs, then of their repositories
     (limits, when they were served), then of the runners are locked, each kind in id order
     (runs first, as completions and cancels take them), and the room is recounted under the
     locks — concurrent passes work from snapshots and must not give a runner more than it
     has, nor one GPU to two jobs."""
     if not assignments:
-        return 0
+        return set()
     claimed: list[tuple[Queued, Runner]] = []
     async with sc.sessions() as session, session.begin():
         # Every run of the jobs placed, in id order: completions and cancels lock a run and
@@ -277,11 +290,19 @@ async def _claim_and_enqueue(sc: ServerContext, assignments: list[Assignment], n
         # is the one served last by the round robin's next pass.
         served = {job.repository_id or 0: now + i * 1e-6 for i, (job, _) in enumerate(claimed)}
         await queue_queries.mark_placed(session, served)
+        waited = [
+            (job.id or 0, runner.name)
+            for job, runner in claimed
+            if job.pending_since is not None and job.pending_since < now
+        ]
+        await describe_placed(sc, session, waited)
     for job, runner in claimed:
         await enqueue_run_job(
             sc.redis, job_id=job.id or 0, attempt=job.attempt, queue_name=runner.queue_name
         )
-    return len(claimed)
+    if waited:
+        await kick_outbox(sc.redis)
+    return {job.id or 0 for job, _ in claimed}
 
 
 async def fail_never_placeable(sc: ServerContext, reasons: dict[str, str]) -> int:

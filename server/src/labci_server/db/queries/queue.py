@@ -87,6 +87,7 @@ class QueuedJob:
     repository_id: int
     max_parallel: int | None
     concurrency_group: str | None = None
+    pending_since: float | None = None
 
 
 async def groups_at_cap(session: AsyncSession) -> list[tuple[int, str]]:
@@ -162,6 +163,7 @@ async def _heads(
             Job.max_parallel,
             Job.shape,
             Job.concurrency_group,
+            Job.pending_since,
         )
         .where(
             col(Job.state) == "pending",
@@ -178,8 +180,8 @@ async def _heads(
     stmt = union_all(*(select(part) for part in parts))
     found: dict[tuple[str, int], list[QueuedJob]] = {}
     rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
-    for job_id, run_id, name, attempt, priority, repo, cap, shape, group in rows:
-        job = QueuedJob(job_id or 0, run_id, name, attempt, priority, repo or 0, cap, group)
+    for job_id, run_id, name, attempt, priority, repo, cap, shape, group, since in rows:
+        job = QueuedJob(job_id or 0, run_id, name, attempt, priority, repo or 0, cap, group, since)
         found.setdefault((shape, repo or 0), []).append(job)
     return found
 
@@ -202,6 +204,16 @@ async def held(
         (runner or 0, gpus or [], shape, spec)
         for runner, gpus, shape, spec in (await session.exec(stmt)).all()
     ]
+
+
+async def pending_of(session: AsyncSession, ids: list[int]) -> list[Job]:
+    """Those of `ids` still pending, in id order."""
+    if not ids:
+        return []
+    stmt = (
+        select(Job).where(col(Job.id).in_(ids), col(Job.state) == "pending").order_by(col(Job.id))
+    )
+    return list((await session.exec(stmt)).all())
 
 
 async def pending_of_shape(session: AsyncSession, shape: str, *, limit: int = 500) -> list[Job]:
