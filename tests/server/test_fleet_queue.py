@@ -12,6 +12,7 @@ from typing import Any
 from helpers.server import server_context, test_settings
 from labci_server.db.models import Event, Job, Repository, Run, Runner
 from labci_server.db.queries import jobs as job_queries
+from labci_server.db.queries.runners import all_runners
 from labci_server.queue import SCHEDULE_WAKE_KEY, kick_scheduler
 from labci_server.scheduling.scheduler import end_long_waits, schedule_jobs
 from labci_server.scheduling.waiting import why_waiting
@@ -88,6 +89,14 @@ async def add_runner(sc, name: str, labels=("cpu",), *, slots=1, **fields: Any) 
         return runner.id or 0
 
 
+async def heartbeat(sc) -> None:
+    """Every runner sends a heartbeat (as the runner processes would, every few seconds)."""
+    async with sc.sessions() as session, session.begin():
+        for runner in await all_runners(session):
+            runner.last_heartbeat_at = time.time()
+            session.add(runner)
+
+
 async def states(sc, ids: list[int]) -> dict[int, tuple[str, int | None]]:
     async with sc.sessions() as session:
         rows = [await job_queries.get_job(session, i) for i in ids]
@@ -114,6 +123,7 @@ async def test_many_waiting_jobs_do_not_keep_out_one_that_fits(tmp_path, databas
         (late,) = await add_jobs(sc, repo, 1, runs_on=("cpu",))
         assert await schedule_jobs(sc) == 1
         got = await states(sc, [busy, late, waiting[0], waiting[-1]])
+        await heartbeat(sc)  # online still, however long a loaded machine took
         async with sc.sessions() as session:
             run = await session.get(Run, 3)
             last = await job_queries.get_job(session, waiting[-1])
@@ -172,6 +182,7 @@ async def test_a_repository_limit_holds_its_jobs_back(tmp_path, database_url, re
         assert await schedule_jobs(sc) == 3
         assert await schedule_jobs(sc) == 0
         got = await states(sc, capped_jobs + roomy_jobs)
+        await heartbeat(sc)
         async with sc.sessions() as session:
             run = await session.get(Run, 1)
             waiting = await job_queries.get_job(session, capped_jobs[1])

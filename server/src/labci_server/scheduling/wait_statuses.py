@@ -8,7 +8,7 @@ placed in the pass that first sees it keeps its `queued`: no status is posted fo
 Pending statuses not yet sent are rewritten in the outbox rather than queued anew
 (forge/outbox.py), so a wait noticed right after planning costs the forge nothing extra.
 
-At most MAX_PER_PASS contexts are described per pass: a 10,000-job sweep must not queue
+At most MAX_PER_PASS (50) contexts are described per pass: a 10,000-job sweep must not queue
 10,000 forge calls; the rest keep `queued` and their run page says the same live.
 """
 
@@ -24,7 +24,7 @@ from ..db.queries import queue as queue_queries
 from ..forge.outbox import enqueue_status
 from .waiting import why_waiting
 
-MAX_PER_PASS = 100
+MAX_PER_PASS = 50
 
 
 async def describe_waits(sc: ServerContext, job_ids: set[int]) -> int:
@@ -35,7 +35,7 @@ async def describe_waits(sc: ServerContext, job_ids: set[int]) -> int:
     posted = 0
     async with sc.sessions() as session, session.begin():
         by_run: dict[int, list[Job]] = defaultdict(list)
-        ids = sorted(job_ids)[: MAX_PER_PASS * 4]
+        ids = sorted(job_ids)[: MAX_PER_PASS * 2]
         for job in await queue_queries.pending_of(session, ids):
             by_run[job.run_id].append(job)
         for run_id, jobs in sorted(by_run.items()):
