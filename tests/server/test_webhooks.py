@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -420,6 +421,44 @@ async def test_closing_a_pull_request_or_deleting_a_branch_cancels_its_unfinishe
         assert (await session.get(Run, runs["other-pr"])).state == "running"  # another PR's
 
 
+async def test_a_late_close_leaves_the_reopened_pull_requests_runs_alone(client):
+    """A `closed` delivery that arrives after the pull request was reopened (its
+    `closed_at` is before the reopened event was received) cancels nothing newer; one
+    that is not late still cancels."""
+    from labci_server.db.models import Run
+    from labci_server.db.queries.events import event_by_delivery
+
+    sessions = client.app.state.context.sessions
+    payload = pull_request_payload(
+        "reopened", "octo", "exp", "https://x.invalid/o/e.git", 8, "feat", SHA_B, "main", SHA_A
+    )
+    body, headers = delivery("pull_request", payload, delivery_id="pr8-reopened")
+    assert (await client.post("/webhooks/github", content=body, headers=headers)).status_code == 202
+    async with sessions() as session, session.begin():
+        event = await event_by_delivery(session, "pr8-reopened")
+        run = Run(event_id=event.id, repository_id=event.repository_id, workflow_path="t",
+                  workflow_name="t", commit_sha=SHA_B, trigger="pull_request", branch="feat",
+                  pr_number=8, state="running")  # fmt: skip
+        session.add(run)
+        await session.flush()
+        run_id, reopened_at = run.id, event.received_at
+
+    def closed_at(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    late = copy.deepcopy(payload)
+    late["action"] = "closed"
+    late["pull_request"]["closed_at"] = closed_at(reopened_at - 60)  # closed, then reopened
+    body, headers = delivery("pull_request", late, delivery_id="pr8-closed-late")
+    answer = await client.post("/webhooks/github", content=body, headers=headers)
+    assert answer.json() == {"ended": "pull request #8 was closed", "cancelled_runs": []}
+    again = copy.deepcopy(late)
+    again["pull_request"]["closed_at"] = closed_at(reopened_at + 60)  # closed after that
+    body, headers = delivery("pull_request", again, delivery_id="pr8-closed")
+    answer = await client.post("/webhooks/github", content=body, headers=headers)
+    assert answer.json() == {"ended": "pull request #8 was closed", "cancelled_runs": [run_id]}
+
+
 def test_githubs_own_closed_and_deleted_examples_end_work():
     from gidgethub.sansio import Event
 
@@ -435,6 +474,8 @@ def test_githubs_own_closed_and_deleted_examples_end_work():
         assert ended is not None
         assert ended.reason == f"pull request #{payload['number']} was {how}"
         assert ended.pr_number == payload["number"]
+        closed_at = datetime.fromisoformat(payload["pull_request"]["closed_at"])
+        assert ended.at == closed_at.timestamp()
     for payload in deleted_tags:  # GitHub's examples delete tags only: no run is a tag's
         assert payload["ref"].startswith("refs/tags/")
         assert ended_work(Event(payload, event="push", delivery_id="x")) is None

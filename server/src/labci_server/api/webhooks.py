@@ -77,6 +77,7 @@ async def github_webhook(request: Request, sc: Ctx) -> JSONResponse:
             reason=ended.reason,
             pr_number=ended.pr_number,
             branch=ended.branch,
+            before=ended.at,
         )
         return JSONResponse({"ended": ended.reason, "cancelled_runs": cancelled}, 202)
     new = to_new_event(event)

@@ -63,16 +63,24 @@ async def cancel_moot_runs(
     reason: str,
     pr_number: int | None = None,
     branch: str | None = None,
+    before: float | None = None,
 ) -> list[int]:
     """A pull request closed (`pr_number`) or a branch deleted (`branch`): its unfinished
     runs are cancelled with `reason` (each status says it), and its events not planned
-    yet never will be. Returns the runs cancelled; a delivery seen again finds none."""
+    yet never will be. Returns the runs cancelled; a delivery seen again finds none.
+    `before`: when it was closed — the runs and events of deliveries received after it
+    (a reopened pull request's) are left alone, however late the close arrives."""
     cancelled = []
     async with sc.sessions() as session, session.begin():
         repo = await find_repository(session, provider=provider, full_name=repo_full_name)
         if repo is None:
             return []
-        scope = {"repository_id": repo.id or 0, "pr_number": pr_number, "branch": branch}
+        scope = {
+            "repository_id": repo.id or 0,
+            "pr_number": pr_number,
+            "branch": branch,
+            "received_before": before,
+        }
         for event in await unplanned_events_of(session, **scope):
             if await mark_event(
                 session, event.id or 0, from_state="received", to_state="superseded"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import gidgethub
@@ -109,6 +110,9 @@ class EndedWork:
     reason: str
     pr_number: int | None = None
     branch: str | None = None
+    # When the forge says it happened (a pull request's `closed_at`): a delivery that
+    # arrives late, after the pull request was reopened, must not end the newer work.
+    at: float | None = None
 
 
 def ended_work(event: GitHubEvent) -> EndedWork | None:
@@ -117,13 +121,28 @@ def ended_work(event: GitHubEvent) -> EndedWork | None:
         pr = data.get("pull_request") or {}
         number = _number(data.get("number") or pr.get("number"))
         how = "merged" if pr.get("merged") else "closed"
-        return EndedWork(_repo(data)[0], f"pull request #{number} was {how}", pr_number=number)
+        return EndedWork(
+            _repo(data)[0],
+            f"pull request #{number} was {how}",
+            pr_number=number,
+            at=_timestamp(pr.get("closed_at")),
+        )
     if event.event == "push" and (data.get("deleted") or data.get("after") == NULL_SHA):
         ref = str(data.get("ref") or "")
         if ref.startswith("refs/heads/"):
             branch = ref.removeprefix("refs/heads/")
             return EndedWork(_repo(data)[0], f"branch {branch} was deleted", branch=branch)
     return None
+
+
+def _timestamp(value: Any) -> float | None:
+    """GitHub's ISO 8601 time (`2026-12-06T01:40:00Z`) as seconds; None if absent or not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _push(delivery_id: str, data: dict[str, Any]) -> NewEvent | str:

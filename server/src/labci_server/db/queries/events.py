@@ -85,9 +85,13 @@ async def unplanned_events_of(
     repository_id: int,
     pr_number: int | None = None,
     branch: str | None = None,
+    received_before: float | None = None,
 ) -> list[Event]:
-    """Events of a pull request (or pushes to a branch) not planned yet."""
+    """Events of a pull request (or pushes to a branch) not planned yet (received before
+    `received_before`)."""
     stmt = select(Event).where(Event.repository_id == repository_id, Event.state == "received")
+    if received_before is not None:
+        stmt = stmt.where(col(Event.received_at) <= received_before)
     if pr_number is not None:
         stmt = stmt.where(Event.kind == "pull_request", Event.pr_number == pr_number)
     else:

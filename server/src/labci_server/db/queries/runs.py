@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..models import ContextVerdict, Job, Metric, Run
+from ..models import ContextVerdict, Event, Job, Metric, Run
 from ._insert import insert_ignore
 
 
@@ -142,9 +142,15 @@ async def unfinished_runs_of(
     repository_id: int,
     pr_number: int | None = None,
     branch: str | None = None,
+    received_before: float | None = None,
 ) -> list[Run]:
-    """Unfinished runs of a pull request (any head), or of the pushes to a branch."""
+    """Unfinished runs of a pull request (any head), or of the pushes to a branch (of
+    events received before `received_before`)."""
     stmt = select(Run).where(Run.repository_id == repository_id, Run.state != "finished")
+    if received_before is not None:
+        stmt = stmt.join(Event, col(Event.id) == col(Run.event_id)).where(
+            col(Event.received_at) <= received_before
+        )
     if pr_number is not None:
         stmt = stmt.where(Run.pr_number == pr_number, Run.trigger == "pull_request")
     else:
