@@ -21,12 +21,19 @@ from helpers.server import TEST_SECRET, test_settings
 from labci_server.app import create_app
 from labci_server.context import ServerContext
 from labci_server.db.migrate import upgrade
-from labci_server.db.models import Repository
+from labci_server.db.models import Job, Repository, Run
 from labci_server.db.queries.counts import count_rows
 from labci_server.db.queries.events import get_event
 from labci_server.db.queries.repositories import find_repository
-from labci_server.forge.gitlocal_trigger import TOKEN_FILE, push_event, read_hook_token
+from labci_server.forge.gitlocal_trigger import (
+    TOKEN_FILE,
+    branch_deleted_event,
+    push_event,
+    read_hook_token,
+)
 from labci_server.webhooks.gitlocal import sign
+from labci_spec import Job as JobSpec
+from labci_spec import JobInstance
 
 
 @dataclass
@@ -210,3 +217,46 @@ async def test_a_wrongly_typed_field_is_400(subject: Subject, repo: TestRepo) ->
         400,
         {"error": "pr_number must be an integer"},
     )
+
+
+SPEC = JobInstance(
+    workflow="t",
+    job_id="fit",
+    key="fit",
+    group="fit",
+    job=JobSpec.model_validate({"id": "fit", "runs-on": ["cpu"], "steps": [{"run": "x"}]}),
+).model_dump(mode="json", by_alias=True)
+
+
+async def test_a_deleted_branch_cancels_its_unfinished_push_runs(
+    subject: Subject, repo: TestRepo
+) -> None:
+    """Issue 14, item 6, on the local forge: the post-receive hook's `branch_deleted`
+    ends the branch's unfinished push runs with the reason; other branches' runs go on."""
+    token = hook_install(repo.bare, subject.database_url)
+    runs = {}
+    for branch in ("feat", "main"):
+        sent = await subject.send(push_event(repo.bare, "main") | {"branch": branch},
+                                  bearer(token))  # fmt: skip
+        async with subject.sc.sessions() as session, session.begin():
+            event = await get_event(session, sent.json()["event_id"])
+            run = Run(event_id=event.id, repository_id=event.repository_id, workflow_path="t",
+                      workflow_name="t", commit_sha=event.commit_sha, trigger="push",
+                      branch=branch, state="running")  # fmt: skip
+            session.add(run)
+            await session.flush()
+            session.add(Job(run_id=run.id, job_key="fit", context="labci/t/fit", spec=SPEC,
+                            runs_on=["cpu"], timeout_s=60, state="running"))  # fmt: skip
+            runs[branch] = run.id
+    response = await subject.send(branch_deleted_event(repo.bare, "feat"), bearer(token))
+    assert (response.status_code, response.json()) == (
+        202,
+        {"ended": "branch feat was deleted", "cancelled_runs": [runs["feat"]]},
+    )
+    async with subject.sc.sessions() as session:
+        states = {b: (await session.get(Run, i)).conclusion for b, i in runs.items()}
+    assert states == {"feat": "cancelled", "main": None}
+    refused = await subject.send(
+        {**branch_deleted_event(repo.bare, "feat"), "branch": ""}, bearer(token)
+    )
+    assert refused.status_code == 400

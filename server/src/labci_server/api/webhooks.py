@@ -9,13 +9,18 @@ from fastapi.responses import JSONResponse
 
 from ..auth.policies import GITHUB_SIGNATURE, HOOK_TOKEN, policy
 from ..context import ServerContext
-from ..errors import ConfigError, LabciError
+from ..errors import BadRequest, ConfigError, LabciError
 from ..forge.facts import refresh_named
 from ..http.signed_body import read_verified_body
 from ..results.cancel import cancel_moot_runs
 from ..webhooks.approval_comments import approval_comment_delivery
 from ..webhooks.github import ended_work, repository_change, to_new_event, verify_delivery
-from ..webhooks.gitlocal import check_repository, hook_repository, to_local_event
+from ..webhooks.gitlocal import (
+    BRANCH_DELETED,
+    check_repository,
+    hook_repository,
+    to_local_event,
+)
 from ..webhooks.ingest import store_event
 from ..webhooks.reruns import check_run_delivery
 from .bodies import json_object
@@ -98,6 +103,15 @@ async def git_trigger(request: Request, sc: Ctx) -> JSONResponse:
     repo = await hook_repository(sc, request.headers.get("authorization"))
     data = json_object(await read_capped(request))
     check_repository(data, repo)
+    if data.get("kind") == BRANCH_DELETED:
+        branch = data.get("branch")
+        if not isinstance(branch, str) or not branch:
+            raise BadRequest("branch must be a non-empty string")
+        reason = f"branch {branch} was deleted"
+        cancelled = await cancel_moot_runs(
+            sc, provider="git", repo_full_name=repo.full_name, reason=reason, branch=branch
+        )
+        return JSONResponse({"ended": reason, "cancelled_runs": cancelled}, status_code=202)
     new = to_local_event(data, repo, pr_number=data.get("pr_number"))
     return JSONResponse(stored_answer(await store_event(sc, new)), status_code=202)
 

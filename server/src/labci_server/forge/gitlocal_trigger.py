@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..db.queries.repositories import register_local_repository
 from ..errors import BadRequest, ConfigError
 from ..tokens import HOOK_TOKEN_PREFIX, hash_token, new_token
+from ..webhooks.gitlocal import BRANCH_DELETED
 
 HOOK_MARKER = "# installed by labci"
 TOKEN_FILE = Path("labci") / "hook-token"
@@ -61,6 +62,11 @@ def push_event(repo: Path, branch: str, sha: str | None = None) -> dict[str, Any
         "commit_sha": commit,
         **_who_and_what(repo, commit),
     }
+
+
+def branch_deleted_event(repo: Path, branch: str) -> dict[str, Any]:
+    """A branch deleted: its unfinished push runs are cancelled, as on GitHub."""
+    return {"kind": BRANCH_DELETED, "repo_path": str(repo), "branch": branch}
 
 
 def pull_request_event(repo: Path, head: str, base: str) -> dict[str, Any]:
@@ -201,9 +207,12 @@ def receive_pushes(repo: Path, lines: list[str], *, server_url: str) -> list[str
         if len(parts) != 3 or not parts[2].startswith("refs/heads/"):
             continue
         _old, new, ref = parts
-        if set(new) == {"0"}:
-            continue
         branch = ref.removeprefix("refs/heads/")
+        if set(new) == {"0"}:
+            result = send_hook_event(server_url, repo, branch_deleted_event(repo, branch))
+            cancelled = len(result.get("cancelled_runs") or [])
+            out.append(f"labci: branch {branch} deleted → {cancelled} run(s) cancelled")
+            continue
         result = send_hook_event(server_url, repo, push_event(repo, branch, new))
         out.append(f"labci: push to {branch} at {new[:7]} → event {result.get('event_id')}")
     return out

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ..context import ServerContext
 
 KINDS = ("push", "pull_request")
+# Sent by the post-receive hook for a deleted branch: its unfinished push runs end.
+BRANCH_DELETED = "branch_deleted"
 
 
 def sign(body: bytes, secret: str) -> str:
