@@ -173,6 +173,7 @@ class OutlastingWorker(Worker):
         # The BLPOP under way. A wait that ends otherwise leaves it blocked for the next
         # one: cancelling it would cost a connection (redis-py drops it) and maybe a mark.
         self.wake: asyncio.Task[Any] | None = None
+        self.wake_ends_s = 0.0  # when its timeout ends it (the event loop's clock)
         self.wake_refused = False  # the Redis user may not BLPOP: poll instead
 
     async def main(self) -> None:
@@ -244,9 +245,14 @@ class OutlastingWorker(Worker):
             timeout_s = min(timeout_s, (ahead[0][1] - now_ms) / 1000)
         if timeout_s <= 0:
             return
+        now_s = asyncio.get_running_loop().time()
         if self.wake is None:
             self.wake = asyncio.create_task(self._take_wake_mark(timeout_s))
-        await self._until(timeout_s, self.wake)
+            self.wake_ends_s = now_s + timeout_s
+        # A BLPOP begun in an earlier wait may block past this one's end. Else its own
+        # timeout ends the wait: a timer here would fire a hair sooner, costing two polls.
+        late = self.wake_ends_s > now_s + timeout_s
+        await self._until(timeout_s if late else None, self.wake)
         if self.wake.done():
             done, self.wake = self.wake, None
             done.result()  # its error, if any, is the caller's
@@ -258,8 +264,8 @@ class OutlastingWorker(Worker):
             async with asyncio.timeout(timeout_s + WAKE_GRACE_S):
                 await self.pool.blpop([self.wake_key], timeout=timeout_s)  # type: ignore[arg-type]
 
-    async def _until(self, timeout_s: float, wake: asyncio.Task[Any] | None = None) -> None:
-        """Wait at most `timeout_s` for `poll_again`, or for `wake` to end."""
+    async def _until(self, timeout_s: float | None, wake: asyncio.Task[Any] | None = None) -> None:
+        """Wait at most `timeout_s` (None: no limit) for `poll_again`, or for `wake` to end."""
         again = asyncio.ensure_future(self.poll_again.wait())
         try:
             await asyncio.wait(
