@@ -26,6 +26,7 @@ from arq.worker import func
 
 from helpers.redis_process import RedisProcess
 from helpers.waiting import HANG_GUARD_S
+from labci_runner.worker import stop_worker
 from labci_server import redis_outage
 from labci_server.queue import connect, deserialize, enqueue, enqueue_run_job, serialize
 from labci_server.redis_outage import Outage, OutlastingWorker, with_outage
@@ -204,18 +205,20 @@ async def test_a_full_worker_starts_the_queued_job_when_a_slot_frees(
     assert starts.names == ["first", "second"]
 
 
-async def test_stopping_a_worker_blocked_on_its_wake_list(
-    redis_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """What `handle_sig` (SIGTERM, SIGINT; the runner's stop_worker) does ends the wait:
-    main is cancelled out of its BLPOP, long before the net would end it."""
+@pytest.mark.parametrize("stop", ["handle_sig", "stop_worker"])
+async def test_stopping_a_worker_blocked_on_its_wake_list(redis_url: str, stop: str) -> None:
+    """arq's `handle_sig` (`labci worker` on SIGTERM, SIGINT) and the runner agent's
+    `stop_worker` end the wait: main is cancelled out of its BLPOP, long before the net."""
     starts = Starts()
     worker = make_worker(redis_url, [func(starts.work, name="work")])
     main = asyncio.create_task(worker.async_run())
     try:
         await eventually(lambda: blocked(worker), "the worker to wait on its wake list")
         wake = worker.wake
-        worker.handle_sig(signal.SIGTERM)
+        if stop == "handle_sig":
+            worker.handle_sig(signal.SIGTERM)
+        else:  # the runner's twin of this class: the same code, byte for byte
+            await asyncio.wait_for(stop_worker(worker), HANG_GUARD_S)  # type: ignore[arg-type]
         await asyncio.wait_for(asyncio.gather(main, return_exceptions=True), HANG_GUARD_S)
         assert main.cancelled()
         assert wake is not None
