@@ -12,4 +12,5 @@ npm ci --prefix server/web-assets --no-audit --no-fund --silent
 "${UV[@]}" run --locked lint-imports
 # Two test processes by default (pytest-xdist; LABCI_TEST_WORKERS=0 runs them in this one):
 # each gets its own PostgreSQL and Redis database, and the Docker-engine tests share one.
-"${UV[@]}" run --locked pytest -n "${LABCI_TEST_WORKERS:-2}" --dist loadgroup "$@"
+# The slowest tests are listed at the end: where the run's 30 minutes go.
+"${UV[@]}" run --locked pytest -n "${LABCI_TEST_WORKERS:-2}" --dist loadgroup --durations=30 "$@"
