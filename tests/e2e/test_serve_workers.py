@@ -1,6 +1,7 @@
 """`labci serve --workers N` (issue 14, item 8): N processes answer on one port, every
 delivery is stored once whichever answers, /metrics sums what all of them timed, a worker
-that dies is started again, and SIGTERM stops them all."""
+that dies is started again, and SIGTERM stops them all (and removes their shared metrics
+directory)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ def webhook_count(stack) -> float:
     return sum(float(n) for n in found)
 
 
-def test_several_server_processes_share_the_port(stack, github):
+def test_several_server_processes_share_the_port(stack, github, tmp_path):
+    scratch = tmp_path / "tmp"  # the server's temporary files: its metrics directory
+    scratch.mkdir()
+    stack.extra_env["TMPDIR"] = str(scratch)
     repo = create_bare_repo(github.repos_root, "octo", "many")
     sha = repo.commit({"README.md": "no workflows here\n"})
     stack.start_server("--workers", "3")
@@ -43,6 +47,7 @@ def test_several_server_processes_share_the_port(stack, github):
     assert len(answered) == 60  # each stored once
     # Each process timed the deliveries it answered; /metrics sums them all.
     assert webhook_count(stack) == 60
+    assert [p.name.startswith("labci-metrics-") for p in scratch.iterdir()] == [True]
     # A worker that dies is started again; the others go on.
     victim = sorted(before)[0]
     os.kill(victim, signal.SIGKILL)
@@ -56,3 +61,4 @@ def test_several_server_processes_share_the_port(stack, github):
     stack.procs["server"].send_signal(signal.SIGTERM)
     assert stack.procs["server"].wait(timeout=60) == 0
     assert all(not Path(f"/proc/{pid}").exists() for pid in everyone)
+    assert list(scratch.iterdir()) == []  # the metrics directory went with them

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shutil
 import signal
 import socket
 import sys
@@ -40,10 +41,11 @@ def _positive(text: str) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .settings import share_process_metrics
 
+    made = None
     if args.workers > 1:
         # Before prometheus_client is first imported (by the app, below): /metrics then
         # sums the figures of every process, whichever answers.
-        share_process_metrics()
+        made = share_process_metrics()
     import uvicorn
 
     from .app import create_app
@@ -52,7 +54,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .http import serve_options
     from .http.processes import bind, serve_forked
     from .secrets import check_secret_key
-    from .settings import share_process_metrics
 
     if settings.webhook_secret is None:
         raise ConfigError(
@@ -81,7 +82,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.workers <= 1:
         run_one()
         return 0
-    return serve_forked(args.workers, bind(settings.host, settings.port), run_one)
+    try:
+        return serve_forked(args.workers, bind(settings.host, settings.port), run_one)
+    finally:
+        if made is not None:  # ours, not the operator's: the figures go with the processes
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:

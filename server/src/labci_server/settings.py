@@ -293,13 +293,17 @@ def inherited_environment() -> dict[str, str]:
 PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def share_process_metrics() -> None:
+def share_process_metrics() -> str | None:
     """Before prometheus_client is first imported: the server's processes write their
-    figures to one directory (a new temporary one, unless the operator set it)."""
+    figures to one directory (a new temporary one, unless the operator set it). Returns
+    the directory if it was made here (the caller removes it when the processes end)."""
     import tempfile
 
-    if not os.environ.get(PROMETHEUS_MULTIPROC_DIR):
-        os.environ[PROMETHEUS_MULTIPROC_DIR] = tempfile.mkdtemp(prefix="labci-metrics-")
+    if os.environ.get(PROMETHEUS_MULTIPROC_DIR):
+        return None
+    made = tempfile.mkdtemp(prefix="labci-metrics-")
+    os.environ[PROMETHEUS_MULTIPROC_DIR] = made
+    return made
 
 
 def process_metrics_shared() -> bool:
