@@ -164,8 +164,8 @@ class Job(SQLModel, table=True):
         sa.Index(
             "ix_jobs_concurrency_group",
             "concurrency_group",
-            postgresql_where=sa.text("concurrency_group IS NOT NULL"),
-            sqlite_where=sa.text("concurrency_group IS NOT NULL"),
+            postgresql_where=sa.text("concurrency_group IS NOT NULL AND finished_at IS NULL"),
+            sqlite_where=sa.text("concurrency_group IS NOT NULL AND finished_at IS NULL"),
         ),
     )
     id: int | None = Field(default=None, primary_key=True)

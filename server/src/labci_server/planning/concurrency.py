@@ -6,12 +6,16 @@ cancels the older members that have not started, and, with `cancel-in-progress`,
 progress too. The scheduler keeps the rest: it starts no member while another is in
 progress (scheduling/scheduler.py).
 
-Unlike GitHub Actions, the jobs of one run never cancel each other (the instances of a
-matrix whose group does not name `matrix`): they run one at a time. GitHub would cancel
-all but the first and the last, a well-known surprise.
+A job takes its place in its job-level group when it is planned pending; one skipped by
+its `if:` never does, and one waiting for its needs is held in the group when released
+but cancels nothing (so a newer run's deploy that may never run does not cancel an older
+run's). Unlike GitHub Actions, the jobs of one run never cancel each other (the instances
+of a matrix whose group does not name `matrix`): they run one at a time. GitHub would
+cancel all but the first and the last, a well-known surprise.
 
-Baseline measurements and extra seeds are labci's own runs and jobs: they join no group,
-so that measuring a pull request's base never cancels a push's run.
+Baseline measurements are labci's own runs: they join no group, so that measuring a pull
+request's base never cancels a push's run. Extra seeds join no job-level group; they run
+within their run, which holds its workflow-level group while they do.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from labci_spec.concurrency import Group
 
 from ..db.models import TERMINAL_JOB_STATES, Job, Run
 from ..db.queries import concurrency as queries
+from ..db.queries.queue import lock_runs
 from ..db.queries.runs import get_run
 from ..results.cancel import cancel_jobs, cancel_run
 
@@ -41,18 +46,25 @@ async def join_groups(
     job_groups: Mapping[str, Group],
     run_url: Callable[[int | None], str],
 ) -> list[int]:
-    """Cancel what the new `run` (its own group, and its jobs' by job-level group name)
-    supersedes; returns the ids of the runs touched. Older runs only: a redelivery
+    """Cancel what the new `run` (its own group, and its pending jobs' by job-level group
+    name) supersedes; returns the ids of the runs touched. Older runs only: a redelivery
     planned late never cancels a newer member."""
-    touched: set[int] = set()
     run_id, repo = run.id or 0, run.repository_id
-    if run_group is not None:
-        older = await queries.unfinished_runs_in_group(
-            session, repository_id=repo, group=run_group.name, before_run=run_id
+    # The older members' runs are locked together, in id order (as claims and completions
+    # lock runs), and only then read again and judged: a claim or a completion committed
+    # meanwhile is seen.
+    seen = {i for i, _ in await _older_runs(session, run, run_group)}
+    for name in job_groups:
+        found = await queries.unfinished_jobs_in_group(
+            session, repository_id=repo, group=name, before_run=run_id
         )
-        for other_id, in_progress in older:
-            if in_progress and not run_group.cancel_in_progress:
-                continue  # it finishes first; this run waits for it (the scheduler)
+        seen |= {job.run_id for job in found}
+    await lock_runs(session, seen)
+    touched: set[int] = set()
+    if run_group is not None:
+        for other_id, in_progress in await _older_runs(session, run, run_group):
+            if other_id not in seen or (in_progress and not run_group.cancel_in_progress):
+                continue  # in progress: it finishes first, this run waits (the scheduler)
             other = await get_run(session, other_id, for_update=True)
             if other is None or other.state == "finished":
                 continue
@@ -62,28 +74,30 @@ async def join_groups(
             if await cancel_run(session, other, reason=reason, run_url=run_url(other.id)):
                 touched.add(other_id)
     for name, group in sorted(job_groups.items()):
-        found = await queries.unfinished_jobs_in_group(
+        by_run: dict[int, list[Job]] = defaultdict(list)
+        for job in await queries.unfinished_jobs_in_group(
             session, repository_id=repo, group=name, before_run=run_id
-        )
-        # Lock order: each run before its jobs, runs in id order (as claims and completions).
-        by_run: dict[int, list[int]] = defaultdict(list)
-        for job in found:
-            by_run[job.run_id].append(job.id or 0)
-        for other_id in sorted(by_run):
+        ):
+            if job.run_id in seen and _superseded(job, group):
+                by_run[job.run_id].append(job)
+        for other_id, rows in sorted(by_run.items()):
             other = await get_run(session, other_id, for_update=True)
             if other is None or other.state == "finished":
                 continue
-            rows = [
-                job
-                for job in await queries.unfinished_jobs_in_group(
-                    session, repository_id=repo, group=name, before_run=run_id
-                )
-                if job.run_id == other_id and _superseded(job, group)
-            ]
             reason = superseded_reason(run_id, name)
             if await cancel_jobs(session, other, rows, reason=reason, run_url=run_url(other.id)):
                 touched.add(other_id)
     return sorted(touched)
+
+
+async def _older_runs(
+    session: AsyncSession, run: Run, group: Group | None
+) -> list[tuple[int, bool]]:
+    if group is None:
+        return []
+    return await queries.unfinished_runs_in_group(
+        session, repository_id=run.repository_id, group=group.name, before_run=run.id or 0
+    )
 
 
 def _superseded(job: Job, group: Group) -> bool:

@@ -237,6 +237,7 @@ async def _create_run(
     run.concurrency_group = run_group.name if isinstance(run_group, Group) else None
     rows = [_new_job(run, plan, instance, github, groups) for instance in plan.instances]
     if isinstance(run_group, str):
+        groups.of_jobs.clear()  # none of its jobs runs: none takes a place in a group
         for row in rows:
             if row.state not in TERMINAL_JOB_STATES:
                 mark_terminal(row, "error", run_group)
@@ -275,21 +276,16 @@ class _Groups:
         except ExpressionError as exc:
             return f"`concurrency` cannot be evaluated: {exc.message}"
 
-    def join(
-        self, job: Job, concurrency: Concurrency | None, contexts: dict[str, Any]
-    ) -> str | None:
-        """Put `job` in its job-level group; the error text when the group cannot be
-        resolved."""
-        group = self.resolve(concurrency, contexts)
-        if isinstance(group, str):
-            return group
-        if group is not None:
-            job.concurrency_group = group.name
-            known = self.of_jobs.get(group.name)
-            # Instances that share a group: any one that cancels what is in progress does.
-            cancel = group.cancel_in_progress or (known is not None and known.cancel_in_progress)
-            self.of_jobs[group.name] = Group(group.name, cancel)
-        return None
+    def enter(self, job: Job, group: Group) -> None:
+        """`job` is in `group`; a pending one (not one waiting for its needs) also takes
+        its place there now, cancelling older members waiting (join_groups)."""
+        job.concurrency_group = group.name
+        if job.state != "pending":
+            return
+        known = self.of_jobs.get(group.name)
+        # Instances that share a group: any one that cancels what is in progress does.
+        cancel = group.cancel_in_progress or (known is not None and known.cancel_in_progress)
+        self.of_jobs[group.name] = Group(group.name, cancel)
 
 
 def _new_job(
@@ -309,22 +305,27 @@ def _new_job(
         timeout_s=instance.job.timeout_s,
     )
     declared = plan.workflow.jobs[instance.job_id].concurrency
-    problem = groups.join(job, declared, {"matrix": instance.matrix, "inputs": instance.inputs})
-    if problem is not None:
-        mark_terminal(job, "error", problem)
+    group = groups.resolve(declared, {"matrix": instance.matrix, "inputs": instance.inputs})
+    if isinstance(group, str):
+        mark_terminal(job, "error", group)
         return job
     if instance.job.needs:
         job.state = "waiting"
-        return job
-    try:
-        runs = should_run(
-            instance.job.if_, contexts={**instance.contexts, "github": github}, progress=Progress()
-        )
-    except ExpressionError as exc:
-        mark_terminal(job, "error", f"`if` cannot be evaluated: {exc.message}")
-        return job
-    if not runs:
-        mark_terminal(job, "skipped", "`if` condition is false")
+    else:
+        try:
+            runs = should_run(
+                instance.job.if_,
+                contexts={**instance.contexts, "github": github},
+                progress=Progress(),
+            )
+        except ExpressionError as exc:
+            mark_terminal(job, "error", f"`if` cannot be evaluated: {exc.message}")
+            return job
+        if not runs:
+            mark_terminal(job, "skipped", "`if` condition is false")
+            return job  # a job that does not run never enters its group
+    if group is not None:
+        groups.enter(job, group)
     return job
 
 

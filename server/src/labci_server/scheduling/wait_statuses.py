@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..context import ServerContext
 from ..db.models import Job, Run
 from ..db.queries import queue as queue_queries
+from ..db.queries.runs import get_run
 from ..forge.outbox import enqueue_status
 from .waiting import why_waiting
 
@@ -39,8 +40,10 @@ async def describe_waits(sc: ServerContext, job_ids: set[int]) -> int:
         for job in await queue_queries.pending_of(session, ids):
             by_run[job.run_id].append(job)
         for run_id, jobs in sorted(by_run.items()):
-            run = await session.get(Run, run_id)
-            if run is None:
+            # Locked (runs in id order), so that a cancel or a result committing meanwhile
+            # is not followed by this pending status.
+            run = await get_run(session, run_id, for_update=True)
+            if run is None or run.state == "finished":
                 continue
             reasons = await why_waiting(session, run, jobs, settings=sc.settings)
             for context in dict.fromkeys(job.context for job in jobs):

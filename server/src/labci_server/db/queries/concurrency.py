@@ -7,7 +7,9 @@ costs nothing.
 
 from __future__ import annotations
 
-from sqlalchemy import exists, or_
+from typing import Any
+
+from sqlalchemy import and_, exists, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -16,14 +18,26 @@ from ..models import TERMINAL_JOB_STATES, Job, Run
 ACTIVE_JOB_STATES = ("queued", "running")
 
 
+def _in_progress() -> Any:
+    """A run is in progress in its group once one of its jobs was placed, until it
+    finishes: a job queued or running, or one that ran and ended while others still wait
+    for their needs. A job settled at planning (skipped by `if:`) places nothing."""
+    return exists().where(
+        col(Job.run_id) == col(Run.id),
+        or_(
+            col(Job.state).in_(ACTIVE_JOB_STATES),
+            and_(col(Job.queued_at).is_not(None), col(Job.state).in_(TERMINAL_JOB_STATES)),
+        ),
+    )
+
+
 async def unfinished_runs_in_group(
     session: AsyncSession, *, repository_id: int, group: str, before_run: int
 ) -> list[tuple[int, bool]]:
-    """(run id, in progress) of the unfinished runs of `group` older than `before_run`:
-    in progress once any of its jobs was placed."""
-    placed = exists().where(col(Job.run_id) == col(Run.id), col(Job.state).in_(ACTIVE_JOB_STATES))
+    """(run id, in progress) of the unfinished runs of `group` older than `before_run`
+    (see `_in_progress`)."""
     stmt = (
-        select(Run.id, or_(col(Run.state) == "running", placed))
+        select(Run.id, _in_progress())
         .where(
             col(Run.repository_id) == repository_id,
             col(Run.concurrency_group) == group,
@@ -38,7 +52,8 @@ async def unfinished_runs_in_group(
 async def unfinished_jobs_in_group(
     session: AsyncSession, *, repository_id: int, group: str, before_run: int
 ) -> list[Job]:
-    """The unfinished jobs of job-level `group` in runs older than `before_run`."""
+    """The unfinished jobs of job-level `group` in runs older than `before_run`, as they
+    are now (read again after their runs were locked)."""
     stmt = (
         select(Job)
         .join(Run, col(Run.id) == col(Job.run_id))
@@ -46,9 +61,11 @@ async def unfinished_jobs_in_group(
             col(Job.concurrency_group) == group,
             col(Run.repository_id) == repository_id,
             col(Job.run_id) < before_run,
+            col(Job.finished_at).is_(None),  # what the partial index holds
             col(Job.state).not_in(TERMINAL_JOB_STATES),
         )
         .order_by(col(Job.run_id), col(Job.id))
+        .execution_options(populate_existing=True)
     )
     return list((await session.exec(stmt)).all())
 
@@ -58,12 +75,10 @@ async def busy_groups(
 ) -> tuple[dict[tuple[int, str], int], set[tuple[int, str]]]:
     """The groups that have a member in progress: ({(repository, run group): the run
     holding it}, {(repository, job group)}). A run holds its group from its first job's
-    placing until it finishes; a job from its placing until it ends."""
-    placed = exists().where(col(Job.run_id) == col(Run.id), col(Job.state).in_(ACTIVE_JOB_STATES))
+    placing until it finishes; a job from its placing until it ends. Two runs in progress
+    in one group (planned at once, say): the older holds it."""
     runs = select(Run.repository_id, Run.concurrency_group, Run.id).where(
-        col(Run.concurrency_group).is_not(None),
-        col(Run.state) != "finished",
-        or_(col(Run.state) == "running", placed),
+        col(Run.concurrency_group).is_not(None), col(Run.state) != "finished", _in_progress()
     )
     jobs = (
         select(Run.repository_id, Job.concurrency_group)
@@ -73,10 +88,9 @@ async def busy_groups(
     if repository_ids is not None:
         runs = runs.where(col(Run.repository_id).in_(sorted(repository_ids)))
         jobs = jobs.where(col(Run.repository_id).in_(sorted(repository_ids)))
-    held_runs = {
-        (repo, group or ""): run_id or 0
-        for repo, group, run_id in sorted((await session.exec(runs)).all(), key=lambda r: r[2])
-    }
+    held_runs: dict[tuple[int, str], int] = {}
+    for repo, group, run_id in sorted((await session.exec(runs)).all(), key=lambda r: r[2]):
+        held_runs.setdefault((repo, group or ""), run_id or 0)  # the oldest, should two be
     held_jobs = {(repo, group or "") for repo, group in (await session.exec(jobs)).all()}
     return held_runs, held_jobs
 

@@ -1,5 +1,5 @@
 """`concurrency:` groups: a run's workflow-level group, and indexes for the members of a
-group that are not finished (runs) or that have a group at all (jobs)
+group that are not finished (runs and jobs)
 
 Revision ID: 0012
 Revises: 0011
@@ -19,7 +19,7 @@ depends_on = None
 
 TEXT = sqlmodel.sql.sqltypes.AutoString
 UNFINISHED_IN_GROUP = "concurrency_group IS NOT NULL AND state != 'finished'"
-IN_GROUP = "concurrency_group IS NOT NULL"
+UNFINISHED_JOB_IN_GROUP = "concurrency_group IS NOT NULL AND finished_at IS NULL"
 
 
 def upgrade() -> None:
@@ -35,8 +35,8 @@ def upgrade() -> None:
         "ix_jobs_concurrency_group",
         "jobs",
         ["concurrency_group"],
-        postgresql_where=sa.text(IN_GROUP),
-        sqlite_where=sa.text(IN_GROUP),
+        postgresql_where=sa.text(UNFINISHED_JOB_IN_GROUP),
+        sqlite_where=sa.text(UNFINISHED_JOB_IN_GROUP),
     )
 
 
