@@ -198,10 +198,12 @@ class Settings(BaseSettings):
         description="`json`: one JSON object per log line; `text`: readable lines.",
     )
     poll_delay_s: float = Field(
-        default=0.02,
+        default=5.0,
         gt=0,
         validation_alias="LABCI_RUNNER_POLL_DELAY_S",
-        description="Seconds between arq queue polls; part of the job start latency.",
+        description="Safety net: longest an idle runner waits between two looks at its "
+        "queue. The server wakes it when it queues a job; this only bounds how late a job "
+        "starts if a wake-up is lost (or the server is older and sends none).",
     )
     gpus: str | None = Field(
         default=None,

@@ -3,6 +3,9 @@
 Jobs are JSON-serialised (runners are other machines; pickle would let Redis run code).
 The arq job id is derived from labci's ids so a duplicate enqueue is a no-op; SQL stays
 the source of truth and the reconciler re-enqueues what Redis lost.
+
+Every enqueue goes through `enqueue`, which also pushes a wake mark for the queue's idle
+workers, who block on it rather than poll (redis_outage.OutlastingWorker).
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from uuid import uuid4
 
 from arq import create_pool
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from redis.exceptions import WatchError
 
-from .redis_outage import REDIS_DOWN, Outage, with_outage
+from .redis_outage import REDIS_DOWN, WAKE_MARKS_MAX, Outage, wake_key, with_outage
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +60,54 @@ def run_job_id(job_id: int, attempt: int, queue_name: str) -> str:
     return f"{queue_name}:job-{job_id}-{attempt}"
 
 
+async def enqueue(
+    redis: ArqRedis,
+    function: str,
+    *args: Any,
+    job_id: str | None = None,
+    queue_name: str = SERVER_QUEUE,
+    expires_s: float | None = None,
+) -> bool:
+    """arq's `ArqRedis.enqueue_job` (0.28), with a wake mark pushed in the same transaction:
+    a worker blocked on the queue's wake list starts the job at once, and neither can be
+    written without the other. Whether it was enqueued: a job whose id is queued, running
+    or has a result is not queued again (arq's dedupe)."""
+    job_id = job_id or uuid4().hex
+    job_key = job_key_prefix + job_id
+    wake = wake_key(queue_name)
+    async with redis.pipeline(transaction=True) as pipe:
+        await pipe.watch(job_key)
+        if await pipe.exists(job_key, result_key_prefix + job_id):
+            await pipe.reset()
+            return False
+        now_ms = timestamp_ms()
+        expires_ms = int(expires_s * 1000) if expires_s else redis.expires_extra_ms
+        job = serialize_job(function, args, {}, None, now_ms, serializer=redis.job_serializer)
+        pipe.multi()
+        pipe.psetex(job_key, expires_ms, job)
+        pipe.zadd(queue_name, {job_id: now_ms})
+        pipe.lpush(wake, b"1")
+        pipe.ltrim(wake, 0, WAKE_MARKS_MAX - 1)
+        try:
+            await pipe.execute()
+        except WatchError:  # enqueued meanwhile under the same id
+            return False
+    return True
+
+
 async def enqueue_plan(redis: ArqRedis, event_id: int) -> None:
-    await redis.enqueue_job("plan_event", event_id, _job_id=f"plan-{event_id}")
+    await enqueue(redis, "plan_event", event_id, job_id=f"plan-{event_id}")
 
 
 async def enqueue_run_job(redis: ArqRedis, *, job_id: int, attempt: int, queue_name: str) -> None:
-    await redis.enqueue_job(
+    await enqueue(
+        redis,
         "run_job",
         job_id,
         attempt,
-        _job_id=run_job_id(job_id, attempt, queue_name),
-        _queue_name=queue_name,
-        _expires=QUEUED_JOB_EXPIRES_S,
+        job_id=run_job_id(job_id, attempt, queue_name),
+        queue_name=queue_name,
+        expires_s=QUEUED_JOB_EXPIRES_S,
     )
 
 
@@ -87,13 +130,13 @@ def unless_redis_is_down(what: str) -> Iterator[None]:
 
 async def kick_outbox(redis: ArqRedis) -> None:
     with unless_redis_is_down("outbox kick"):
-        await redis.enqueue_job("deliver_outbox")
+        await enqueue(redis, "deliver_outbox")
 
 
 async def kick_bisections(redis: ArqRedis) -> None:
     """One pass over the bisections under way; while one is queued, more kicks are no-ops."""
     with unless_redis_is_down("bisections kick"):
-        await redis.enqueue_job("advance_bisections", _job_id=BISECTIONS_JOB_ID)
+        await enqueue(redis, "advance_bisections", job_id=BISECTIONS_JOB_ID)
 
 
 # Scheduling passes are coalesced: a kick leaves one mark on this list (never more), and a

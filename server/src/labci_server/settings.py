@@ -103,7 +103,11 @@ class Settings(BaseSettings):
         "`labci repos job-limit` sets one repository's.",
     )
     poll_delay_s: float = Field(
-        0.02, description="How often the server worker polls its arq queue when idle."
+        5.0,
+        gt=0,
+        description="Safety net: longest an idle server worker waits between two looks at "
+        "its arq queue. Enqueues wake it at once; this only bounds how late a job is if a "
+        "wake-up is lost.",
     )
     outbox_min_backoff_s: float = Field(
         2.0, description="First retry delay for a forge message that failed without a hint."

@@ -5,7 +5,8 @@ name and password to the runner once; revocation drops the user, which also disc
 The user may run only the commands an arq worker needs, on these keys:
 
     Q                       the queue (a sorted set of arq job ids)
-    Q:*                     the worker's health-check key (`Q:health-check`)
+    Q:*                     the worker's health-check key (`Q:health-check`) and the
+                            wake list it blocks on (`Q:wake`, pushed by the server)
     arq:job:Q:*             job payloads  } arq keys every job by `arq:<kind>:<job id>`; the
     arq:in-progress:Q:*     run markers   } server names a runner's jobs `Q:job-<id>-<attempt>`
     arq:retry:Q:*           try counters  } (queue.run_job_id), so another runner's jobs fall
@@ -35,7 +36,9 @@ RUNNER_COMMANDS = (
     "watch unwatch multi exec discard "
     # the job's keys and the queue
     "exists get set setex psetex expire pexpire incr incrby del "
-    "zcard zrange zrangebyscore zscore zrem zincrby zremrangebyscore"
+    "zcard zrange zrangebyscore zscore zrem zincrby zremrangebyscore "
+    # an idle worker blocks on its queue's wake list (`Q:wake`) instead of polling
+    "blpop"
 ).split()
 NO_ACL_FILE = "not configured to use an ACL file"
 
