@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from buildbot_baseline import BUILDBOT_VERSION, Buildbot, buildbot_running, buildbot_venv  # noqa: E402
 
-from forge_standin import create_bare_repo, push_payload  # noqa: E402
+from forge_standin import create_bare_repo, headers, push_payload  # noqa: E402
 from helpers.services import EmbeddedRedisServer, free_port  # noqa: E402
-from helpers.stack import Stack  # noqa: E402
+from helpers.stack import SECRET, Stack  # noqa: E402
 from helpers.waiting import wait_until  # noqa: E402
 
 # The same command as Buildbot's first step: it records when the step's process ran.
@@ -142,11 +142,16 @@ class LabciSample:
     finished_s: float  # received → job finished
 
 
-def one_event(stack: Stack, repo, stamps: Path, i: int) -> tuple[LabciSample, str]:
+def one_event(
+    stack: Stack, http: httpx.Client, repo, stamps: Path, i: int
+) -> tuple[LabciSample, str]:
     sha = repo.commit({"n.txt": str(i)}, message=f"bench {i}")
     payload = push_payload("bench", "loop", repo.clone_url, "refs/heads/main", "0" * 40, sha)
+    body = json.dumps(payload).encode()
+    signed = headers("push", f"bench-{i}", body, SECRET)
     sent = time.time()
-    assert stack.deliver("push", payload, f"bench-{i}").status_code == 202
+    answer = http.post(stack.url + "/webhooks/github", content=body, headers=signed)
+    assert answer.status_code == 202, answer.text
 
     def finished() -> bool:
         runs = stack.runs_for_commit(sha)
@@ -235,6 +240,8 @@ def main() -> None:
         for name in ("repos", "stack", "stamps", "buildbot"):
             (root / name).mkdir()
         redis_url = held.enter_context(bench_redis(root))
+        # One client for every delivery, kept alive: the time sent is the request's own.
+        http = held.enter_context(httpx.Client(timeout=30))
         github_url = held.enter_context(standin_process(root / "repos"))
         repo = create_bare_repo(root / "repos", "bench", "loop")
         script = STAMP_SCRIPT.format(stamps=stamps, who="labci", sha="$LABCI_COMMIT_SHA")
@@ -242,7 +249,7 @@ def main() -> None:
         buildbot, bb_procs = (None, {})
         if bin_dir is not None:
             buildbot, bb_procs = held.enter_context(
-                buildbot_running(bin_dir, root / "buildbot", stamps)
+                buildbot_running(bin_dir, root / "buildbot", stamps, http)
             )
         stack = Stack(
             root=root / "stack",
@@ -253,7 +260,8 @@ def main() -> None:
         )
         held.callback(stack.stop_all)
         stack.start_all()
-        labci, baseline = run_events(args, stack, repo, stamps, buildbot)
+        args.load_before = os.getloadavg()  # the machine is shared: say how busy it was
+        labci, baseline = run_events(args, stack, http, repo, stamps, buildbot)
         idle = {}
         if args.idle_seconds > 0:
             pids = {"labci worker": stack.procs["worker"].pid}
@@ -267,13 +275,18 @@ def main() -> None:
 
 
 def run_events(
-    args: argparse.Namespace, stack: Stack, repo, stamps: Path, buildbot: Buildbot | None
+    args: argparse.Namespace,
+    stack: Stack,
+    http: httpx.Client,
+    repo,
+    stamps: Path,
+    buildbot: Buildbot | None,
 ) -> tuple[list[LabciSample], list[float]]:
     """Warm-up events, then the measured ones; Buildbot's interleaved with labci's."""
     labci: list[LabciSample] = []
     baseline: list[float] = []
     for i in range(-args.warmup, args.events):
-        sample, sha = one_event(stack, repo, stamps, i)
+        sample, sha = one_event(stack, http, repo, stamps, i)
         bb = (
             buildbot_event(buildbot, repo.clone_url, sha, i + args.warmup + 1) if buildbot else None
         )
@@ -301,7 +314,8 @@ def report(
     sent = summary([s.sent_to_stamp_s for s in labci])
     figures: dict[str, object] = {
         "events": args.events,
-        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_1_5_15_before": [round(x, 2) for x in args.load_before],
+        "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
         "labci_recorded": summary([s.recorded_s for s in labci]),
         "labci_sent_to_step": sent,
         "job_total_ms_median": ms(statistics.median(to_finish)),

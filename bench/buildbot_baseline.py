@@ -97,18 +97,15 @@ def buildbot_venv(cache_dir: Path) -> Path:
 class Buildbot:
     url: str
     stamps: Path
+    http: httpx.Client  # shared with labci's deliveries: a kept-alive connection each
 
     def deliver_push(self, clone_url: str, sha: str, i: int) -> float:
         """Send a push of `sha`; returns the time it was sent (time.time())."""
         payload = push_payload("bench", "loop", clone_url, "refs/heads/main", "0" * 40, sha)
         body = json.dumps(payload).encode()
+        signed = headers("push", f"buildbot-{i}", body, SECRET)
         sent = time.time()
-        answer = httpx.post(
-            self.url + "/change_hook/github",
-            content=body,
-            headers=headers("push", f"buildbot-{i}", body, SECRET),
-            timeout=30,
-        )
+        answer = self.http.post(self.url + "/change_hook/github", content=body, headers=signed)
         if answer.status_code != 200 or "1 change" not in answer.text:
             raise SystemExit(f"Buildbot refused the push: {answer.status_code} {answer.text[:200]}")
         return sent
@@ -138,7 +135,9 @@ class Buildbot:
 
 
 @contextlib.contextmanager
-def buildbot_running(bin_dir: Path, root: Path, stamps: Path) -> Iterator[tuple[Buildbot, dict]]:
+def buildbot_running(
+    bin_dir: Path, root: Path, stamps: Path, http: httpx.Client
+) -> Iterator[tuple[Buildbot, dict]]:
     """A master and its worker, each a process of its own; yields the master's handle
     and the processes (name → Popen) for the idle CPU reading."""
     master_dir, worker_dir = root / "master", root / "worker"
@@ -169,7 +168,7 @@ def buildbot_running(bin_dir: Path, root: Path, stamps: Path) -> Iterator[tuple[
         ):  # fmt: skip
             with open(root / f"{name.split()[1]}.out", "ab") as out:
                 procs[name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        buildbot = Buildbot(f"http://127.0.0.1:{www_port}", stamps)
+        buildbot = Buildbot(f"http://127.0.0.1:{www_port}", stamps, http)
         deadline = time.monotonic() + 120
         while not buildbot.worker_connected():
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs.values()):
