@@ -262,16 +262,23 @@ def main() -> None:
         stack.start_all()
         args.load_before = os.getloadavg()  # the machine is shared: say how busy it was
         labci, baseline = run_events(args, stack, http, repo, stamps, buildbot)
-        idle = {}
-        if args.idle_seconds > 0:
-            pids = {"labci worker": stack.procs["worker"].pid}
-            pids["labci-runner start"] = stack.procs["runner0"].pid
-            pids.update({name: proc.pid for name, proc in bb_procs.items()})
-            print(f"  idle for {args.idle_seconds:.0f} s …", file=sys.stderr)
-            idle = idle_cpu(pids, args.idle_seconds)
+        idle = measure_idle(args.idle_seconds, stack, bb_procs)
         direct_script = STAMP_SCRIPT.format(stamps=stamps, who="direct", sha="run")
         direct = direct_command_s(args.events, direct_script)
     report(args, labci, baseline, direct, idle)
+
+
+def measure_idle(
+    seconds: float, stack: Stack, buildbot_procs: dict[str, subprocess.Popen[bytes]]
+) -> dict[str, float]:
+    """Idle CPU of labci's worker and runner (and Buildbot's processes), in % of a core."""
+    if seconds <= 0:
+        return {}
+    pids = {"labci worker": stack.procs["worker"].pid}
+    pids["labci-runner start"] = stack.procs["runner0"].pid
+    pids.update({name: proc.pid for name, proc in buildbot_procs.items()})
+    print(f"  idle for {seconds:.0f} s …", file=sys.stderr)
+    return idle_cpu(pids, seconds)
 
 
 def run_events(
