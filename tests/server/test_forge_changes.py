@@ -225,3 +225,21 @@ async def test_no_workflow_files(subject: Subject) -> None:
     sha = subject.bare.commit({"README.md": "# exp\n", ".labci/sub/deep.yml": "name: deep\n"})
     found = await subject.forge.read_workflow_files(subject.repo, sha)
     assert (found.files, found.refused) == ({}, {})
+
+
+async def test_an_unchanged_workflow_file_is_read_from_the_forge_once(subject: Subject) -> None:
+    """Its blob id in the tree listing names its content: a later commit that leaves it
+    alone is planned with the listing alone; an edited file is read again."""
+    first = subject.bare.commit({".labci/a.yml": "name: a\n", "train.py": "v1\n"})
+    second = subject.bare.commit({"train.py": "v2\n"})
+    third = subject.bare.commit({".labci/a.yml": "name: a2\n"})
+    found = [
+        await subject.forge.read_workflow_files(subject.repo, sha) for sha in (first, second, third)
+    ]
+    assert [f.files for f in found] == [
+        {".labci/a.yml": b"name: a\n"},
+        {".labci/a.yml": b"name: a\n"},
+        {".labci/a.yml": b"name: a2\n"},
+    ]
+    if subject.standin is not None:
+        assert subject.contents_requested() == [".labci/a.yml", ".labci/a.yml"]

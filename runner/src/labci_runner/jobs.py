@@ -239,10 +239,8 @@ async def _checked_out_and_run(
     src, output, scratch = job_dir / "src", job_dir / "output", job_dir / "scratch"
     await asyncio.to_thread(_fresh_dirs, job_dir, output, scratch)
     checkout_started = time.monotonic()
-    async with asyncio.timeout(CHECKOUT_TIMEOUT_S):
-        await rt.mirrors.checkout(assignment.clone_url, assignment.commit_sha, src)
+    await _start_and_check_out(rt, assignment, channel, src)
     checkout_ms = (time.monotonic() - checkout_started) * 1000
-    await channel.start()
     await logs.write(0, "system", f"checked out {assignment.commit_sha} in {checkout_ms:.0f} ms")
     metric_lines = MetricLines()
     ctx = ExecutionContext(
@@ -276,6 +274,27 @@ async def _checked_out_and_run(
     report = await _add_metrics(instance, output, outcome, metric_lines)
     record = job_record(rt.runner_name, rt.gpus, assignment, instance, outcome, sampler, began)
     return replace(report, record=record)
+
+
+async def _start_and_check_out(
+    rt: JobRuntime, assignment: Assignment, channel: AttemptChannel, src: Path
+) -> None:
+    """Tell the server the job started while its commit is checked out: the two round
+    trips overlap instead of adding up on the way to the first step. The job is running
+    from then on (its checkout is part of it), and a checkout that fails is reported as
+    the job's error. A refused start (the server moved on: `StaleAttempt`) wins over
+    whatever the checkout did, so the attempt stops without a report."""
+
+    async def check_out() -> None:
+        async with asyncio.timeout(CHECKOUT_TIMEOUT_S):
+            await rt.mirrors.checkout(assignment.clone_url, assignment.commit_sha, src)
+
+    started, checked_out = await asyncio.gather(
+        channel.start(), check_out(), return_exceptions=True
+    )
+    for outcome in (started, checked_out):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def _check_gpus(rt: JobRuntime, assignment: Assignment, instance: JobInstance) -> None:

@@ -41,6 +41,7 @@ from .base import (
     limit_changed_paths,
     select_workflow_files,
 )
+from .blob_cache import BlobCache
 from .facts import RepositoryFacts
 from .github_checks import (
     check_check_run,
@@ -105,6 +106,7 @@ class GitHubForge:
         """With `app`, every request uses its repository's installation token, not `token`."""
         self._api = GitHubAPI(client, USER_AGENT, oauth_token=token, base_url=api_url.rstrip("/"))
         self._app = app
+        self._blobs = BlobCache()
 
     async def _token(self, repo: Repository) -> str | None:
         """The installation token for `repo`; None means the static token (no App)."""
@@ -215,14 +217,20 @@ class GitHubForge:
             {**names, "sha": commit_sha},
             token=token,
         )
-        sizes = {
-            e["path"]: int(e.get("size", 0))
+        blobs = [
+            e
             for e in tree.get("tree", [])
             if e.get("type") == "blob" and is_workflow_path(e["path"])
-        }
+        ]
+        sizes = {e["path"]: int(e.get("size", 0)) for e in blobs}
+        blob_ids = {e["path"]: str(e.get("sha", "")) for e in blobs}
         to_read, refused = select_workflow_files(sizes)
         files = {}
         for path in to_read:
+            cached = self._blobs.get(repo.full_name, blob_ids[path]) if blob_ids[path] else None
+            if cached is not None:
+                files[path] = cached
+                continue
             item = await self._get(
                 repo,
                 "/repos/{owner}/{repo}/contents/{+path}?ref={ref}",
@@ -233,6 +241,7 @@ class GitHubForge:
                 refused[path] = "GitHub did not serve it inline (too big); not read"
                 continue
             files[path] = base64.b64decode(item.get("content", ""))
+            self._blobs.put(repo.full_name, blob_ids[path], files[path])
         return WorkflowFiles(files=files, refused=dict(sorted(refused.items())))
 
     async def changed_files(
