@@ -325,3 +325,41 @@ async def test_a_waiting_jobs_status_says_why_and_then_where_it_runs(
         await succeed(sc, first)
         assert await schedule_jobs(sc) == 1
         assert await latest_status(sc, second, context) == ("pending", "placed on cpu-1")
+
+
+SKIPPED_DEPLOY = """\
+name: ci
+on: push
+concurrency: ci-${{ github.ref }}
+jobs:
+  train:
+    runs-on: cpu
+    steps: [{run: "true"}]
+  deploy:
+    runs-on: cpu
+    if: github.ref_name == 'main'
+    concurrency: production
+    steps: [{run: "true"}]
+"""
+
+
+async def test_a_skipped_job_neither_holds_nor_cancels(tmp_path, database_url, redis_url):
+    """A job its `if:` skips is no member: the run it belongs to is not in progress
+    because of it (its group still waits for the run before), and it cancels no other
+    run's job in its job-level group."""
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        await add_runner(sc, "cpu-1", slots=4)
+        pushes = Pushes(sc, tmp_path, SKIPPED_DEPLOY)
+        on_main, _ = await pushes.push("main")
+        first, _ = await pushes.push("dev")  # deploy skipped
+        assert await states(sc, on_main) == ["pending", "pending"]  # deploy not cancelled
+        assert await states(sc, first) == ["pending", "skipped"]
+        assert await schedule_jobs(sc) == 3
+        second, _ = await pushes.push("dev")  # deploy skipped again
+        assert await schedule_jobs(sc) == 0  # the first dev run is in progress
+        assert await states(sc, second) == ["pending", "skipped"]
+        third, _ = await pushes.push("dev")
+        assert await states(sc, second) == ["cancelled", "skipped"]  # it was only waiting
+        await succeed(sc, first)
+        assert await schedule_jobs(sc) == 1
+        assert await states(sc, third) == ["queued", "skipped"]
