@@ -422,41 +422,56 @@ async def test_closing_a_pull_request_or_deleting_a_branch_cancels_its_unfinishe
 
 
 async def test_a_late_close_leaves_the_reopened_pull_requests_runs_alone(client):
-    """A `closed` delivery that arrives after the pull request was reopened (its
-    `closed_at` is before the reopened event was received) cancels nothing newer; one
-    that is not late still cancels."""
-    from labci_server.db.models import Run
+    """A `closed` delivery that arrives after the pull request was reopened (a `reopened`
+    was received after its `closed_at`) ends only what was received before the reopen;
+    one with no reopen after it ends everything."""
+    from labci_server.db.models import Job, Run
     from labci_server.db.queries.events import event_by_delivery
+    from labci_spec import Job as JobSpec
+    from labci_spec import JobInstance
 
+    job_spec = JobSpec.model_validate({"id": "fit", "runs-on": ["cpu"], "steps": [{"run": "x"}]})
+    spec = JobInstance(workflow="t", job_id="fit", key="fit", group="fit", job=job_spec)
     sessions = client.app.state.context.sessions
-    payload = pull_request_payload(
-        "reopened", "octo", "exp", "https://x.invalid/o/e.git", 8, "feat", SHA_B, "main", SHA_A
-    )
-    body, headers = delivery("pull_request", payload, delivery_id="pr8-reopened")
-    assert (await client.post("/webhooks/github", content=body, headers=headers)).status_code == 202
-    async with sessions() as session, session.begin():
-        event = await event_by_delivery(session, "pr8-reopened")
-        run = Run(event_id=event.id, repository_id=event.repository_id, workflow_path="t",
-                  workflow_name="t", commit_sha=SHA_B, trigger="pull_request", branch="feat",
-                  pr_number=8, state="running")  # fmt: skip
-        session.add(run)
-        await session.flush()
-        run_id, reopened_at = run.id, event.received_at
+    runs, received = {}, {}
+    for action in ("synchronize", "reopened"):
+        payload = pull_request_payload(
+            action, "octo", "exp", "https://x.invalid/o/e.git", 8, "feat", SHA_B, "main", SHA_A
+        )
+        body, headers = delivery("pull_request", payload, delivery_id=f"pr8-{action}")
+        assert (await client.post("/webhooks/github", content=body, headers=headers)).is_success
+        async with sessions() as session, session.begin():
+            event = await event_by_delivery(session, f"pr8-{action}")
+            run = Run(event_id=event.id, repository_id=event.repository_id, workflow_path="t",
+                      workflow_name="t", commit_sha=SHA_B, trigger="pull_request", branch="feat",
+                      pr_number=8, state="running")  # fmt: skip
+            session.add(run)
+            await session.flush()
+            session.add(Job(run_id=run.id, job_key="fit", context=f"labci/t/{action}",
+                            spec=spec.model_dump(mode="json", by_alias=True), runs_on=["cpu"],
+                            timeout_s=60, state="running"))  # fmt: skip
+            runs[action], received[action] = run.id, event.received_at
 
     def closed_at(seconds: float) -> str:
         return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     late = copy.deepcopy(payload)
     late["action"] = "closed"
-    late["pull_request"]["closed_at"] = closed_at(reopened_at - 60)  # closed, then reopened
+    late["pull_request"]["closed_at"] = closed_at(received["reopened"] - 60)  # then reopened
     body, headers = delivery("pull_request", late, delivery_id="pr8-closed-late")
     answer = await client.post("/webhooks/github", content=body, headers=headers)
-    assert answer.json() == {"ended": "pull request #8 was closed", "cancelled_runs": []}
+    assert answer.json() == {
+        "ended": "pull request #8 was closed",
+        "cancelled_runs": [runs["synchronize"]],  # received before the reopen, not after
+    }
     again = copy.deepcopy(late)
-    again["pull_request"]["closed_at"] = closed_at(reopened_at + 60)  # closed after that
+    again["pull_request"]["closed_at"] = closed_at(received["reopened"] + 60)  # closed again
     body, headers = delivery("pull_request", again, delivery_id="pr8-closed")
     answer = await client.post("/webhooks/github", content=body, headers=headers)
-    assert answer.json() == {"ended": "pull request #8 was closed", "cancelled_runs": [run_id]}
+    assert answer.json() == {
+        "ended": "pull request #8 was closed",
+        "cancelled_runs": [runs["reopened"]],
+    }
 
 
 def test_githubs_own_closed_and_deleted_examples_end_work():

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
 from ..db.models import TERMINAL_JOB_STATES, Job, Run
-from ..db.queries.events import mark_event, unplanned_events_of
+from ..db.queries.events import first_reopen_after, mark_event, unplanned_events_of
 from ..db.queries.repositories import find_repository
 from ..db.queries.runs import get_run, jobs_of_run, unfinished_runs_of
 from ..errors import NotFound
@@ -68,18 +68,25 @@ async def cancel_moot_runs(
     """A pull request closed (`pr_number`) or a branch deleted (`branch`): its unfinished
     runs are cancelled with `reason` (each status says it), and its events not planned
     yet never will be. Returns the runs cancelled; a delivery seen again finds none.
-    `before`: when it was closed — the runs and events of deliveries received after it
-    (a reopened pull request's) are left alone, however late the close arrives."""
+    `before`: when the forge says it was closed. If the pull request was reopened since
+    (a `reopened` delivery received after that), the close arrived late: only what was
+    received before the reopen ends. The boundary is this server's own clock; the forge's
+    decides only whether the reopen came after the close."""
     cancelled = []
     async with sc.sessions() as session, session.begin():
         repo = await find_repository(session, provider=provider, full_name=repo_full_name)
         if repo is None:
             return []
+        reopened = None
+        if before is not None and pr_number is not None:
+            reopened = await first_reopen_after(
+                session, repository_id=repo.id or 0, pr_number=pr_number, after=before
+            )
         scope = {
             "repository_id": repo.id or 0,
             "pr_number": pr_number,
             "branch": branch,
-            "received_before": before,
+            "received_before": reopened,
         }
         for event in await unplanned_events_of(session, **scope):
             if await mark_event(

@@ -79,6 +79,22 @@ async def newer_head_of_pull_request(
     return (await session.exec(stmt.order_by(col(Event.id).desc()))).first()
 
 
+async def first_reopen_after(
+    session: AsyncSession, *, repository_id: int, pr_number: int, after: float
+) -> float | None:
+    """When the first `reopened` delivery of the pull request received after `after` was
+    received; None if none was."""
+    stmt = select(func.min(Event.received_at)).where(
+        Event.repository_id == repository_id,
+        Event.kind == "pull_request",
+        Event.pr_number == pr_number,
+        Event.action == "reopened",
+        col(Event.received_at) > after,
+    )
+    found = (await session.exec(stmt)).one()
+    return float(found) if found is not None else None
+
+
 async def unplanned_events_of(
     session: AsyncSession,
     *,
@@ -91,7 +107,7 @@ async def unplanned_events_of(
     `received_before`)."""
     stmt = select(Event).where(Event.repository_id == repository_id, Event.state == "received")
     if received_before is not None:
-        stmt = stmt.where(col(Event.received_at) <= received_before)
+        stmt = stmt.where(col(Event.received_at) < received_before)
     if pr_number is not None:
         stmt = stmt.where(Event.kind == "pull_request", Event.pr_number == pr_number)
     else:

@@ -149,7 +149,7 @@ async def unfinished_runs_of(
     stmt = select(Run).where(Run.repository_id == repository_id, Run.state != "finished")
     if received_before is not None:
         stmt = stmt.join(Event, col(Event.id) == col(Run.event_id)).where(
-            col(Event.received_at) <= received_before
+            col(Event.received_at) < received_before
         )
     if pr_number is not None:
         stmt = stmt.where(Run.pr_number == pr_number, Run.trigger == "pull_request")
