@@ -363,3 +363,32 @@ async def test_a_skipped_job_neither_holds_nor_cancels(tmp_path, database_url, r
         await succeed(sc, first)
         assert await schedule_jobs(sc) == 1
         assert await states(sc, third) == ["queued", "skipped"]
+
+
+async def test_a_cancelled_member_holds_its_group_until_its_runner_stops_it(
+    tmp_path, database_url, redis_url
+):
+    """cancel-in-progress: the newer run starts once the older one's runner has reported
+    its interrupted step (its attempt's token given back), not while it is still running."""
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        await add_runner(sc, "cpu-1", slots=4)
+        pushes = Pushes(sc, tmp_path, CANCEL_OFF_MAIN)
+        first, _ = await pushes.push("dev")
+        assert await schedule_jobs(sc) == 1
+        (running,) = await jobs_of(sc, first)
+        async with sc.sessions() as session, session.begin():
+            job = await job_queries.get_job(session, running.id or 0)
+            job.state, job.job_token_hash = "running", "the attempt's token"  # as a runner's
+            session.add(job)
+        second, _ = await pushes.push("dev")
+        assert await states(sc, first) == ["cancelled"]
+        assert await schedule_jobs(sc) == 0  # its runner is still interrupting the step
+        assert await waiting_reason(sc, second) == (
+            f"waiting for run {first}, in progress in concurrency group 'ci-refs/heads/dev'"
+        )
+        async with sc.sessions() as session, session.begin():
+            job = await job_queries.get_job(session, running.id or 0)
+            job.job_token_hash = None  # the runner reported: the step has stopped
+            session.add(job)
+        assert await schedule_jobs(sc) == 1
+        assert await states(sc, second) == ["queued"]

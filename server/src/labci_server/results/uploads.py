@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
-from ..db.models import TERMINAL_JOB_STATES, Job, Runner
+from ..db.models import TERMINAL_JOB_STATES, Job, Run, Runner
 from ..db.queries import jobs as job_queries
 from ..db.queries.runs import get_run, mark_run_running
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
@@ -150,27 +150,44 @@ async def complete_job(
         if job.state == "cancelled":
             job.job_token_hash = None  # the cancelled attempt has reported: its token ends
             session.add(job)
-            return
-        runner = await session.get(Runner, job.runner_id) if job.runner_id else None
-        job.record = {
-            **_bounded_record(record or {}),
-            # What the server knows better than the runner: which file and labels ran it.
-            "workflow": run.workflow_path if run else None,
-            "workflow_sha256": run.workflow_sha256 if run else None,
-            "runner_labels": list(runner.labels) if runner else [],
-        }
-        await finish_job(
-            session,
-            job,
-            outcome=outcome,
-            reason=reason,
-            metrics=metrics,
-            run_url=sc.run_url(job.run_id),
-        )
+            stopped = True
+        else:
+            stopped = False
+            await _finish_reported(sc, session, job, run, record, outcome, reason, metrics)
+    await kick_scheduler(sc.redis)  # room freed; a stopped job's `concurrency:` groups too
+    if stopped:
+        return
     await kick_outbox(sc.redis)
-    await kick_scheduler(sc.redis)
     with unless_redis_is_down("planning of baselines"):  # else the reconciler plans them
         await plan_new_events(sc)  # a verdict may have asked for its baseline to be measured
+
+
+async def _finish_reported(
+    sc: ServerContext,
+    session: AsyncSession,
+    job: Job,
+    run: Run | None,
+    record: dict[str, Any] | None,
+    outcome: str,
+    reason: str | None,
+    metrics: dict[str, float] | None,
+) -> None:
+    runner = await session.get(Runner, job.runner_id) if job.runner_id else None
+    job.record = {
+        **_bounded_record(record or {}),
+        # What the server knows better than the runner: which file and labels ran it.
+        "workflow": run.workflow_path if run else None,
+        "workflow_sha256": run.workflow_sha256 if run else None,
+        "runner_labels": list(runner.labels) if runner else [],
+    }
+    await finish_job(
+        session,
+        job,
+        outcome=outcome,
+        reason=reason,
+        metrics=metrics,
+        run_url=sc.run_url(job.run_id),
+    )
 
 
 MAX_RECORD_CHARS = 16 * 1024

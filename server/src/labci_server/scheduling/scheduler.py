@@ -143,7 +143,9 @@ async def _place(sc: ServerContext, now: float) -> set[int]:
             for key, shape in shapes.items()
             if shape.gpus and key not in impossible
         }
-        held_runs, held_jobs = await concurrency_queries.busy_groups(session)
+        held_runs, held_jobs = await concurrency_queries.busy_groups(
+            session, stopping_since=now - sc.settings.lease_s
+        )
         candidates = await _queue_heads(
             session,
             summary,
@@ -247,7 +249,9 @@ async def _claim_and_enqueue(
         by_repository = await queue_queries.active_by_repository(session) if limits else {}
         # A `concurrency:` group belongs to one repository, whose row is locked: what its
         # members hold now is what concurrent passes committed.
-        held_runs, held_jobs = await concurrency_queries.busy_groups(session, repos)
+        held_runs, held_jobs = await concurrency_queries.busy_groups(
+            session, repos, stopping_since=now - sc.settings.lease_s
+        )
         concurrency = Groups(
             held_runs,
             held_jobs,
@@ -372,7 +376,7 @@ async def end_long_waits(sc: ServerContext, now: float) -> int:
 
 
 async def _held_back(settings: Settings, session: AsyncSession, job: Job) -> bool:
-    if await group_holder(session, job) is not None:
+    if await group_holder(session, job, settings=settings) is not None:
         return True
     if job.max_parallel is not None:
         active = await job_queries.active_jobs_by_group(session, {job.run_id})

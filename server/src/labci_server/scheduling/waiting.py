@@ -40,7 +40,7 @@ async def why_waiting(
         return found | {job.id or 0: "waiting for a maintainer's approval" for job in pending}
     held: dict[int, str] = {}
     for job in pending:
-        holder = await group_holder(session, job, run=run)
+        holder = await group_holder(session, job, settings=settings, run=run)
         if holder is not None:
             held[job.id or 0] = holder
     found |= held
@@ -75,12 +75,16 @@ async def why_waiting(
     return found
 
 
-async def group_holder(session: AsyncSession, job: Job, *, run: Run | None = None) -> str | None:
+async def group_holder(
+    session: AsyncSession, job: Job, *, settings: Settings, run: Run | None = None
+) -> str | None:
     """What holds `job` back in its `concurrency:` groups, in words; None: nothing."""
     run = run or await session.get(Run, job.run_id)
     if run is None or (run.concurrency_group is None and job.concurrency_group is None):
         return None
-    held_runs, held_jobs = await concurrency_queries.busy_groups(session, {run.repository_id})
+    held_runs, held_jobs = await concurrency_queries.busy_groups(
+        session, {run.repository_id}, stopping_since=time.time() - settings.lease_s
+    )
     group = run.concurrency_group
     if group is not None:
         holder = held_runs.get((run.repository_id, group))

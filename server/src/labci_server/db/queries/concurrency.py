@@ -71,28 +71,62 @@ async def unfinished_jobs_in_group(
 
 
 async def busy_groups(
-    session: AsyncSession, repository_ids: set[int] | None = None
+    session: AsyncSession,
+    repository_ids: set[int] | None = None,
+    *,
+    stopping_since: float | None = None,
 ) -> tuple[dict[tuple[int, str], int], set[tuple[int, str]]]:
     """The groups that have a member in progress: ({(repository, run group): the run
     holding it}, {(repository, job group)}). A run holds its group from its first job's
     placing until it finishes; a job from its placing until it ends. Two runs in progress
-    in one group (planned at once, say): the older holds it."""
+    in one group (planned at once, say): the older holds it.
+
+    A job cancelled after `stopping_since` whose runner has not reported it stopped (its
+    attempt's token is still out) holds its groups too: the next member does not start
+    while its step is being interrupted (as on GitHub). A runner that never reports lets
+    go when the lease that was `stopping_since` ago has run out."""
     runs = select(Run.repository_id, Run.concurrency_group, Run.id).where(
         col(Run.concurrency_group).is_not(None), col(Run.state) != "finished", _in_progress()
     )
+    active = col(Job.state).in_(ACTIVE_JOB_STATES)
+    if stopping_since is not None:
+        active = or_(active, _stopping(stopping_since))
     jobs = (
         select(Run.repository_id, Job.concurrency_group)
         .join(Run, col(Run.id) == col(Job.run_id))
-        .where(col(Job.concurrency_group).is_not(None), col(Job.state).in_(ACTIVE_JOB_STATES))
+        .where(col(Job.concurrency_group).is_not(None), active)
     )
+    stopping = None
+    if stopping_since is not None:
+        stopping = (
+            select(Run.repository_id, Run.concurrency_group, Run.id)
+            .join(Job, col(Job.run_id) == col(Run.id))
+            .where(col(Run.concurrency_group).is_not(None), _stopping(stopping_since))
+        )
     if repository_ids is not None:
         runs = runs.where(col(Run.repository_id).in_(sorted(repository_ids)))
         jobs = jobs.where(col(Run.repository_id).in_(sorted(repository_ids)))
+        if stopping is not None:
+            stopping = stopping.where(col(Run.repository_id).in_(sorted(repository_ids)))
+    found = list((await session.exec(runs)).all())
+    if stopping is not None:
+        found += list((await session.exec(stopping)).all())
     held_runs: dict[tuple[int, str], int] = {}
-    for repo, group, run_id in sorted((await session.exec(runs)).all(), key=lambda r: r[2]):
+    for repo, group, run_id in sorted(found, key=lambda r: r[2]):
         held_runs.setdefault((repo, group or ""), run_id or 0)  # the oldest, should two be
     held_jobs = {(repo, group or "") for repo, group in (await session.exec(jobs)).all()}
     return held_runs, held_jobs
+
+
+def _stopping(since: float) -> Any:
+    """A job cancelled while a runner ran it, not yet reported stopped (the token of its
+    attempt is kept until then: results/ingest.mark_terminal)."""
+    return and_(
+        col(Job.job_token_hash).is_not(None),
+        col(Job.state) == "cancelled",
+        col(Job.runner_id).is_not(None),
+        col(Job.finished_at) > since,
+    )
 
 
 async def run_groups(session: AsyncSession, run_ids: set[int]) -> dict[int, str]:
