@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 
+import pytest
 import redis
 
 from forge_standin import create_bare_repo, push_payload
@@ -36,6 +37,9 @@ jobs:
       - run: echo "still standing"
 """
 MAX_ATTEMPTS = 3
+# Three deaths, each awaited with its lease, a restart after each and one more push: on a
+# loaded machine (two suites at once on 2 cores) that nears pytest's 180 s default.
+pytestmark = pytest.mark.timeout(300)
 
 
 def test_a_step_that_kills_its_runner_fails_after_max_attempts(stack, github):

@@ -14,11 +14,16 @@ import uuid
 from datetime import UTC, datetime
 
 import docker
+import pytest
 
 from forge_standin import create_bare_repo, push_payload
 from helpers.rows import sql
 from helpers.stack import Stack, wait_for_statuses
 from helpers.waiting import wait_until
+
+# Two runner starts (registered through the CLI) and a lease to run out: on a loaded
+# machine (two suites at once on 2 cores) that nears pytest's 180 s default.
+pytestmark = pytest.mark.timeout(300)
 
 WORKFLOW = """\
 name: long

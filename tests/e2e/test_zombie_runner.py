@@ -15,6 +15,7 @@ import signal
 import time
 
 import httpx
+import pytest
 
 from forge_standin import create_bare_repo, push_payload
 from helpers.recording_proxy import RecordingProxy
@@ -37,6 +38,10 @@ jobs:
           echo "{\\"accuracy\\": 0.$LABCI_ATTEMPT$LABCI_ATTEMPT}" > "$LABCI_OUTPUT/metrics.json"
     metrics: {file: metrics.json}
 """
+# Two runners started one after the other, each registered through the CLI, and a lease
+# to run out: on a loaded machine (two suites at once on 2 cores) that nears pytest's 180 s.
+pytestmark = pytest.mark.timeout(300)
+
 STALE = "this token's attempt is stale, attempt 2 replaced it"
 
 
