@@ -69,7 +69,9 @@ def test_a_zombie_runners_reports_get_409_and_only_attempt_2_is_stored(stack, gi
         wait_until(lambda: started(1), what="attempt 1's step to start")
         job_id = job()["job"]["id"]
         (fetched,) = [
-            e for e in proxy.recorded(f"/api/v1/runner/jobs/{job_id}") if e.method == "GET"
+            e
+            for e in proxy.recorded(f"/api/v1/runner/jobs/{job_id}")
+            if (e.method, e.status) == ("GET", 200)
         ]
         token1 = fetched.json()["job_token"]
         zombie.send_signal(signal.SIGSTOP)
