@@ -1,6 +1,7 @@
 """The attack on a running job, tried again against real processes (D11, D12): with the
 runner's own token (read from its `runner.json`, as a step could before), fetching the
-running job again yields no job token; a forged or borrowed token's `complete` is refused;
+running job again yields no job token; another runner's token cannot fetch it (403), no
+token or a wrong one is 401; a forged or borrowed token's `complete` is refused;
 the real result is what the commit status reports; once the job has ended its token is
 401; and a revoked runner's token is 401 everywhere."""
 
@@ -62,6 +63,30 @@ def test_a_runner_token_cannot_hijack_a_running_job(stack, github, tmp_path):
     assert "job_token" not in again.text
     assert "fetched already" in again.json()["error"]
     params = {"attempt": job["attempt"]}
+    # D12: a runner fetches only the jobs assigned to it (another registered runner's token
+    # is a 403); no token, or a wrong one, is a 401 on the runner's and the job's routes.
+    registration = stack.cli("runners", "token").strip().splitlines()[-1]
+    other = httpx.post(
+        f"{stack.url}/api/v1/runners/register",
+        json={"registration_token": registration, "name": "other", "labels": ["cpu"]},
+        timeout=30,
+    ).json()["runner_token"]
+    fetched = {
+        name: httpx.get(api, params=params, headers=headers, timeout=30)
+        for name, headers in (
+            ("another runner", {"authorization": f"Bearer {other}"}),
+            ("no token", {}),
+            ("a wrong token", {"authorization": "Bearer labcirun_wrong"}),
+        )
+    }
+    assert {name: r.status_code for name, r in fetched.items()} == {
+        "another runner": 403, "no token": 401, "a wrong token": 401
+    }  # fmt: skip
+    assert fetched["another runner"].json()["error"] == (
+        f"job {job['id']} is not assigned to this runner"
+    )
+    unsigned = httpx.post(f"{api}/logs", json={"attempt": job["attempt"], "lines": []}, timeout=30)
+    assert unsigned.status_code == 401
     for token in ("labcijob_forged", runner_token):
         forged = httpx.post(
             f"{api}/complete", params=params, json={**FORGED, "attempt": job["attempt"]},

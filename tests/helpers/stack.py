@@ -33,6 +33,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    runner_envs: dict[str, dict[str, str]] = field(default_factory=dict)
     _admin_token: str | None = None
 
     @property
@@ -125,7 +126,15 @@ class Stack:
             text=True,
             check=True,
         )
+        self.runner_envs[name] = env
         self.spawn(name, "labci_runner.cli", "start", env=env)
+
+    def restart_runner(self, name: str) -> None:
+        """Start runner `name` again as its service manager would after a crash: the same
+        settings and the identity it registered (runner.json), no new registration."""
+        if name in self.procs:
+            raise AssertionError(f"runner {name} is still running")
+        self.spawn(name, "labci_runner.cli", "start", env=self.runner_envs[name])
 
     def start_all(self, runners: int = 1) -> None:
         self.start_server()

@@ -11,7 +11,7 @@ from test_planning import push_event
 from helpers.gitrepo import make_repo
 from helpers.server import server_context, test_settings
 from labci_server.db.queries import jobs as job_queries
-from labci_server.errors import BadRequest, Unauthorized
+from labci_server.errors import BadRequest, Conflict
 from labci_server.planning.planner import plan_event
 from labci_server.results.artifacts import TooLarge, artifact_path_problem, store_artifact
 from labci_server.scheduling.retry import back_to_pending
@@ -93,7 +93,7 @@ async def test_max_size_is_enforced_while_streaming_and_stale_attempts_are_refus
             )
         async with sc.sessions() as session, session.begin():
             back_to_pending(session, await job_queries.get_job(session, 1), reason="lost")
-        with pytest.raises(Unauthorized):  # attempt 1 ended: its token with it
+        with pytest.raises(Conflict, match="stale"):  # attempt 2 replaced it (B2)
             await store_artifact(
                 sc, job_id=1, attempt=1, token=job["job_token"], path="c.bin", body=body(b"c")
             )

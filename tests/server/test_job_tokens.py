@@ -3,6 +3,8 @@ and attempt and only until the attempt ends; runner tokens answer 401 once revok
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from test_planning import push_event
 from test_scheduling import WORKFLOW, registered_runner
@@ -13,7 +15,8 @@ from labci_server.db.queries import jobs as job_queries
 from labci_server.errors import Conflict, Forbidden, Unauthorized
 from labci_server.planning.planner import plan_event
 from labci_server.results.cancel import cancel_run_by_id
-from labci_server.results.uploads import add_logs, complete_job, mark_started
+from labci_server.results.uploads import add_logs, complete_job, mark_started, update_step
+from labci_server.scheduling.reconciler import reap_expired_leases
 from labci_server.scheduling.runners import fetch_job, heartbeat, revoke_runner
 from labci_server.scheduling.scheduler import schedule_jobs
 from labci_server.webhooks.ingest import store_event
@@ -88,6 +91,67 @@ async def test_a_cancelled_attempt_reports_once_then_its_token_ends(
         # …and nothing after it.
         with pytest.raises(Unauthorized):
             await add_logs(sc, job_id=1, attempt=1, token=token1, lines=LINE)
+
+
+async def test_a_superseded_attempts_token_gets_409_on_every_report(
+    tmp_path, database_url, redis_url
+):
+    """B2: attempt 1's lease ran out (its runner paused) and attempt 2 took over. Attempt
+    1's token, sent again when its runner comes back, gets 409 (stale) on every report,
+    before and after attempt 2 ends, and nothing of it is stored; attempt 2's own token
+    ends with the job (401, D11)."""
+    repo = make_repo(tmp_path)
+    sha = repo.commit({".labci/many.yml": WORKFLOW})
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        runner, token1, _ = await _two_jobs(sc, repo, sha)
+        await mark_started(sc, job_id=1, attempt=1, token=token1)
+        async with sc.sessions() as session, session.begin():
+            job = await job_queries.get_job(session, 1, for_update=True)
+            job.lease_expires_at = time.time() - 1  # the runner stopped heartbeating
+            session.add(job)
+        await reap_expired_leases(sc, time.time())
+        assert await schedule_jobs(sc) == 1
+        fetched = await fetch_job(sc, token=runner["runner_token"], job_id=1, attempt=2)
+        token2 = fetched["job_token"]
+        stale_reports = {
+            "start": lambda: mark_started(sc, job_id=1, attempt=1, token=token1),
+            "logs": lambda: add_logs(sc, job_id=1, attempt=1, token=token1, lines=LINE),
+            "step": lambda: update_step(
+                sc, job_id=1, attempt=1, index=0, token=token1, values={"status": "success"}
+            ),
+            "complete": lambda: complete_job(
+                sc,
+                job_id=1,
+                attempt=1,
+                token=token1,
+                outcome="success",
+                reason=None,
+                metrics={"accuracy": 0.999},
+                metrics_error=None,
+            ),  # fmt: skip
+        }
+        refused = {}
+        for name, report in stale_reports.items():
+            try:
+                await report()
+            except Conflict as exc:
+                refused[name] = str(exc)
+        stale = "job 1: this token's attempt is stale, attempt 2 replaced it"
+        assert refused == dict.fromkeys(stale_reports, stale)
+        await mark_started(sc, job_id=1, attempt=2, token=token2)
+        await complete_job(
+            sc, job_id=1, attempt=2, token=token2, outcome="success", reason=None,
+            metrics={"accuracy": 0.8}, metrics_error=None,
+        )  # fmt: skip
+        with pytest.raises(Conflict, match="stale"):
+            await stale_reports["complete"]()
+        with pytest.raises(Unauthorized, match="ended"):
+            await add_logs(sc, job_id=1, attempt=2, token=token2, lines=LINE)
+        async with sc.sessions() as session:
+            job = await job_queries.get_job(session, 1)
+            metrics = await job_queries.job_metrics(session, 1)
+            lines = await job_queries.log_lines(session, job_id=1, attempt=1, limit=10)
+    assert (job.state, job.attempt, metrics, lines) == ("success", 2, {"accuracy": 0.8}, [])
 
 
 async def test_a_revoked_runner_gets_401_everywhere(tmp_path, database_url, redis_url):

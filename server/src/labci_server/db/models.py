@@ -187,6 +187,11 @@ class Job(SQLModel, table=True):
     # The current attempt's job token (minted when a runner claims the attempt, cleared
     # when it ends); indexed so that a token sent for another job is told apart (403).
     job_token_hash: str | None = Field(default=None, index=True)
+    # The tokens of this job's earlier attempts, superseded by a retry: a runner that comes
+    # back with one (paused past its lease) is told 409 "stale", not 401 "unknown" (B2).
+    stale_token_hashes: list[str] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
     lease_expires_at: float | None = None
     reason: str | None = Field(default=None, sa_column=Column(Text))
     # Set by the scheduler when it first sees the job pending (None: not indexed yet):

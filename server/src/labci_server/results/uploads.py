@@ -51,6 +51,14 @@ async def authorize_attempt(
         raise Unauthorized("a job token is required")
     owner = await job_queries.job_by_token_hash(session, hash_token(token))
     if owner is None:
+        superseded = await job_queries.get_job(session, job_id)
+        if superseded is not None and hash_token(token) in (superseded.stale_token_hashes or ()):
+            # An earlier attempt of this job, retried since (its runner was paused or cut
+            # off past its lease): 409, and nothing it sends is stored.
+            raise Conflict(
+                f"job {job_id}: this token's attempt is stale, attempt {superseded.attempt}"
+                " replaced it"
+            )
         raise Unauthorized("unknown job token, or its attempt has ended")
     if owner.id != job_id:
         raise Forbidden(f"this job token belongs to another job, not job {job_id}")

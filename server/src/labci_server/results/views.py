@@ -122,7 +122,7 @@ async def run_detail(
                 )
             job_rows.append(
                 {
-                    "job": job.model_dump(exclude={"job_token_hash", "spec"}),
+                    "job": job.model_dump(exclude={"job_token_hash", "stale_token_hashes", "spec"}),
                     # The workflow jobs this one waits for: the run page draws the graph.
                     "needs": list((job.spec.get("job") or {}).get("needs") or []),
                     "runner": runner_names.get(job.runner_id or 0),

@@ -12,6 +12,10 @@ from ..results.ingest import finish_job
 
 def back_to_pending(session: AsyncSession, job: Job, *, reason: str) -> None:
     """A new attempt number fences off the old one: its uploads get 409 from now on."""
+    if job.job_token_hash is not None:
+        # Remembered, not forgotten: with only the current token known, the old attempt's
+        # runner (paused past its lease, then back) was told 401 "unknown token" (B2).
+        job.stale_token_hashes = [*(job.stale_token_hashes or []), job.job_token_hash]
     job.attempt += 1
     job.state = "pending"
     job.runner_id = None
