@@ -93,6 +93,11 @@ jobs:
 """
 
 
+def settings(database_url: str, redis_url: str):
+    # Runners stay online however long a loaded machine takes between two passes.
+    return test_settings(database_url, redis_url, lease_s=3600.0)
+
+
 class Pushes:
     """Commits pushed to a real repository, each stored and planned like a delivery."""
 
@@ -177,7 +182,7 @@ async def test_a_run_waits_for_its_group_and_a_newer_one_cancels_it(
 ):
     """Without cancel-in-progress: the second push waits for the first (though a slot is
     free), a third cancels the second, and runs once the first finishes."""
-    async with server_context(test_settings(database_url, redis_url)) as sc:
+    async with server_context(settings(database_url, redis_url)) as sc:
         await add_runner(sc, "cpu-1", slots=4)
         pushes = Pushes(sc, tmp_path, RUN_GROUP)
         first, _ = await pushes.push()
@@ -206,7 +211,7 @@ async def test_a_run_waits_for_its_group_and_a_newer_one_cancels_it(
 async def test_cancel_in_progress_as_a_condition(tmp_path, database_url, redis_url):
     """`cancel-in-progress: ${{ github.ref_name != 'main' }}`: a branch's new push cancels
     its run in progress; the default branch's waits for its own."""
-    async with server_context(test_settings(database_url, redis_url)) as sc:
+    async with server_context(settings(database_url, redis_url)) as sc:
         await add_runner(sc, "cpu-1", slots=4)
         pushes = Pushes(sc, tmp_path, CANCEL_OFF_MAIN)
         main_first, _ = await pushes.push("main")
@@ -228,7 +233,7 @@ async def test_cancel_in_progress_as_a_condition(tmp_path, database_url, redis_u
 async def test_a_group_that_renders_empty_is_no_group(tmp_path, database_url, redis_url):
     """`ci-${{ github.head_ref || github.run_id }}`: on pushes each run is its own group,
     so neither waits for nor cancels the other."""
-    async with server_context(test_settings(database_url, redis_url)) as sc:
+    async with server_context(settings(database_url, redis_url)) as sc:
         await add_runner(sc, "cpu-1", slots=4)
         pushes = Pushes(sc, tmp_path, PER_PULL_REQUEST)
         first, _ = await pushes.push()
@@ -240,7 +245,7 @@ async def test_a_group_that_renders_empty_is_no_group(tmp_path, database_url, re
 
 
 async def test_a_job_level_group_holds_only_its_jobs(tmp_path, database_url, redis_url):
-    async with server_context(test_settings(database_url, redis_url)) as sc:
+    async with server_context(settings(database_url, redis_url)) as sc:
         await add_runner(sc, "cpu-1", slots=4)
         pushes = Pushes(sc, tmp_path, JOB_GROUP)
         first, _ = await pushes.push()
@@ -262,7 +267,7 @@ async def test_a_job_level_group_holds_only_its_jobs(tmp_path, database_url, red
 
 async def test_a_matrix_sharing_a_group_runs_one_at_a_time(tmp_path, database_url, redis_url):
     """The instances of one run never cancel each other: they take turns."""
-    async with server_context(test_settings(database_url, redis_url)) as sc:
+    async with server_context(settings(database_url, redis_url)) as sc:
         await add_runner(sc, "cpu-1", slots=4)
         pushes = Pushes(sc, tmp_path, MATRIX_SHARING_A_GROUP)
         run, _ = await pushes.push()
@@ -277,7 +282,7 @@ async def test_a_matrix_sharing_a_group_runs_one_at_a_time(tmp_path, database_ur
 async def test_racing_passes_start_one_member_of_a_group(tmp_path, database_url, redis_url):
     """Two runs of a group wait, neither in progress (planned at once, say): four passes
     racing place one of them; the other waits."""
-    async with server_context(test_settings(database_url, redis_url)) as sc:
+    async with server_context(settings(database_url, redis_url)) as sc:
         await add_runner(sc, "cpu-1", slots=4)
         await add_runner(sc, "cpu-2", slots=4)
         pushes = Pushes(sc, tmp_path, RUN_GROUP)
@@ -304,7 +309,7 @@ async def test_a_waiting_jobs_status_says_why_and_then_where_it_runs(
 ):
     """Item 4: the status of a job a pass leaves waiting gives the reason and its place;
     once placed, where. A job placed at once keeps its first `queued`."""
-    async with server_context(test_settings(database_url, redis_url)) as sc:
+    async with server_context(settings(database_url, redis_url)) as sc:
         await add_runner(sc, "cpu-1", slots=1)
         pushes = Pushes(sc, tmp_path, PLAIN)
         first, _ = await pushes.push()
@@ -347,7 +352,7 @@ async def test_a_skipped_job_neither_holds_nor_cancels(tmp_path, database_url, r
     """A job its `if:` skips is no member: the run it belongs to is not in progress
     because of it (its group still waits for the run before), and it cancels no other
     run's job in its job-level group."""
-    async with server_context(test_settings(database_url, redis_url)) as sc:
+    async with server_context(settings(database_url, redis_url)) as sc:
         await add_runner(sc, "cpu-1", slots=4)
         pushes = Pushes(sc, tmp_path, SKIPPED_DEPLOY)
         on_main, _ = await pushes.push("main")
@@ -370,7 +375,7 @@ async def test_a_cancelled_member_holds_its_group_until_its_runner_stops_it(
 ):
     """cancel-in-progress: the newer run starts once the older one's runner has reported
     its interrupted step (its attempt's token given back), not while it is still running."""
-    async with server_context(test_settings(database_url, redis_url)) as sc:
+    async with server_context(settings(database_url, redis_url)) as sc:
         await add_runner(sc, "cpu-1", slots=4)
         pushes = Pushes(sc, tmp_path, CANCEL_OFF_MAIN)
         first, _ = await pushes.push("dev")

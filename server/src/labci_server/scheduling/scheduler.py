@@ -143,16 +143,23 @@ async def _place(sc: ServerContext, now: float) -> set[int]:
             for key, shape in shapes.items()
             if shape.gpus and key not in impossible
         }
-        held_runs, held_jobs = await concurrency_queries.busy_groups(
-            session, stopping_since=now - sc.settings.lease_s
-        )
+        stopping = now - sc.settings.lease_s
+        in_use = await concurrency_queries.groups_in_use(session, stopping_since=stopping)
+        held_runs: dict[tuple[int, str], int] = {}
+        held_jobs: set[tuple[int, str]] = set()
+        waiting_runs: set[int] = set()
+        if in_use:
+            held_runs, held_jobs = await concurrency_queries.busy_groups(
+                session, stopping_since=stopping
+            )
+            waiting_runs = await concurrency_queries.runs_waiting_on_groups(session, held_runs)
         candidates = await _queue_heads(
             session,
             summary,
             shapes,
             fitting,
             possible,
-            skip_runs=await concurrency_queries.runs_waiting_on_groups(session, held_runs),
+            skip_runs=waiting_runs,
             held_groups=held_jobs,
         )
         assignments: list[Assignment] = []
@@ -176,7 +183,9 @@ async def _place(sc: ServerContext, now: float) -> set[int]:
                     held_jobs,
                     await concurrency_queries.run_groups(
                         session, {c.job.run_id for c in candidates}
-                    ),
+                    )
+                    if in_use
+                    else {},
                 ),
             )
     if impossible:
@@ -249,14 +258,16 @@ async def _claim_and_enqueue(
         by_repository = await queue_queries.active_by_repository(session) if limits else {}
         # A `concurrency:` group belongs to one repository, whose row is locked: what its
         # members hold now is what concurrent passes committed.
-        held_runs, held_jobs = await concurrency_queries.busy_groups(
-            session, repos, stopping_since=now - sc.settings.lease_s
-        )
-        concurrency = Groups(
-            held_runs,
-            held_jobs,
-            await concurrency_queries.run_groups(session, {a.job.run_id for a in assignments}),
-        )
+        concurrency = Groups()
+        stopping = now - sc.settings.lease_s
+        if await concurrency_queries.groups_in_use(session, stopping_since=stopping):
+            held_runs, held_jobs = await concurrency_queries.busy_groups(
+                session, repos, stopping_since=stopping
+            )
+            run_ids = {a.job.run_id for a in assignments}
+            concurrency = Groups(
+                held_runs, held_jobs, await concurrency_queries.run_groups(session, run_ids)
+            )
         runner_ids = sorted({a.runner.id or 0 for a in assignments})
         locked = [
             r

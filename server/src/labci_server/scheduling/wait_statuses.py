@@ -4,7 +4,8 @@ place in the queue, then where it was placed.
 A context's first status says `queued` (planning). When a pass leaves one of its jobs
 waiting, the status says why (`waiting for a free runner with [gpu] (3 online); 4th in
 the queue`); when such a job is placed, it says where (`placed on lab-gpu-3`). A job
-placed in the pass that first sees it keeps its `queued`: no status is posted for it.
+whose status never said it waits (placed in the pass that first saw it, or beyond the
+per-pass bound) keeps its `queued`: no status is posted for it.
 Pending statuses not yet sent are rewritten in the outbox rather than queued anew
 (forge/outbox.py), so a wait noticed right after planning costs the forge nothing extra.
 
@@ -20,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..context import ServerContext
 from ..db.models import Job, Run
+from ..db.queries import outbox as outbox_queries
 from ..db.queries import queue as queue_queries
 from ..db.queries.runs import get_run
 from ..forge.outbox import enqueue_status
@@ -61,12 +63,18 @@ async def describe_waits(sc: ServerContext, job_ids: set[int]) -> int:
 async def describe_placed(
     sc: ServerContext, session: AsyncSession, placed: list[tuple[int, str]]
 ) -> None:
-    """`placed on <runner>` for the (job id, runner name) that waited before this pass;
-    part of the claim's transaction."""
+    """`placed on <runner>` for the (job id, runner name) whose context's status said it
+    was waiting; part of the claim's transaction. Contexts still saying `queued` keep it:
+    no forge call for a placing nobody was told to wait for."""
     for job_id, runner in placed[:MAX_PER_PASS]:
         job = await session.get(Job, job_id)
         run = await session.get(Run, job.run_id) if job is not None else None
-        if job is not None and run is not None:
+        if job is None or run is None:
+            continue
+        said = await outbox_queries.messages_for_context(
+            session, repository_id=run.repository_id, commit_sha=run.commit_sha, context=job.context
+        )
+        if said and said[-1].state == "pending" and said[-1].description.startswith("waiting"):
             await _pending(sc, session, run, job.context, f"placed on {runner}")
 
 

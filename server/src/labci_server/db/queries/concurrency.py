@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, exists, or_
+from sqlalchemy import and_, exists, literal_column, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..models import TERMINAL_JOB_STATES, Job, Run
 
 ACTIVE_JOB_STATES = ("queued", "running")
+FINISHED = literal_column("'finished'")
 
 
 def _in_progress() -> Any:
@@ -41,7 +42,7 @@ async def unfinished_runs_in_group(
         .where(
             col(Run.repository_id) == repository_id,
             col(Run.concurrency_group) == group,
-            col(Run.state) != "finished",
+            col(Run.state) != FINISHED,
             col(Run.id) < before_run,
         )
         .order_by(col(Run.id))
@@ -70,6 +71,20 @@ async def unfinished_jobs_in_group(
     return list((await session.exec(stmt)).all())
 
 
+async def groups_in_use(session: AsyncSession, *, stopping_since: float) -> bool:
+    """Whether any `concurrency:` group has an unfinished member, or one being stopped: one
+    cheap read through the partial indexes, so that a server whose workflows name no group
+    pays nothing more per scheduling pass."""
+    stmt = select(
+        or_(
+            exists().where(col(Run.concurrency_group).is_not(None), col(Run.state) != FINISHED),
+            exists().where(col(Job.concurrency_group).is_not(None), col(Job.finished_at).is_(None)),
+            exists().where(_stopping(stopping_since)),
+        )
+    )
+    return bool((await session.exec(stmt)).one())
+
+
 async def busy_groups(
     session: AsyncSession,
     repository_ids: set[int] | None = None,
@@ -85,36 +100,40 @@ async def busy_groups(
     attempt's token is still out) holds its groups too: the next member does not start
     while its step is being interrupted (as on GitHub). A runner that never reports lets
     go when the lease that was `stopping_since` ago has run out."""
+    # Each read narrow enough for an index, however long the history: unfinished runs of a
+    # group (ix_runs_concurrency_group: the literal 'finished' lets a generic plan match its
+    # predicate), jobs queued or running (ix_jobs_state), jobs whose token is still out
+    # (ix_jobs_job_token_hash). One OR across them would read the whole jobs table.
     runs = select(Run.repository_id, Run.concurrency_group, Run.id).where(
-        col(Run.concurrency_group).is_not(None), col(Run.state) != "finished", _in_progress()
+        col(Run.concurrency_group).is_not(None), col(Run.state) != FINISHED, _in_progress()
     )
-    active = col(Job.state).in_(ACTIVE_JOB_STATES)
-    if stopping_since is not None:
-        active = or_(active, _stopping(stopping_since))
-    jobs = (
-        select(Run.repository_id, Job.concurrency_group)
-        .join(Run, col(Run.id) == col(Job.run_id))
-        .where(col(Job.concurrency_group).is_not(None), active)
+    grouped_jobs = select(Run.repository_id, Job.concurrency_group).join(
+        Run, col(Run.id) == col(Job.run_id)
     )
-    stopping = None
+    reads = [grouped_jobs.where(col(Job.state).in_(ACTIVE_JOB_STATES))]
+    stopping_runs = None
     if stopping_since is not None:
-        stopping = (
+        reads.append(grouped_jobs.where(_stopping(stopping_since)))
+        stopping_runs = (
             select(Run.repository_id, Run.concurrency_group, Run.id)
             .join(Job, col(Job.run_id) == col(Run.id))
             .where(col(Run.concurrency_group).is_not(None), _stopping(stopping_since))
         )
     if repository_ids is not None:
-        runs = runs.where(col(Run.repository_id).in_(sorted(repository_ids)))
-        jobs = jobs.where(col(Run.repository_id).in_(sorted(repository_ids)))
-        if stopping is not None:
-            stopping = stopping.where(col(Run.repository_id).in_(sorted(repository_ids)))
+        within = col(Run.repository_id).in_(sorted(repository_ids))
+        runs = runs.where(within)
+        reads = [read.where(within) for read in reads]
+        stopping_runs = stopping_runs.where(within) if stopping_runs is not None else None
     found = list((await session.exec(runs)).all())
-    if stopping is not None:
-        found += list((await session.exec(stopping)).all())
+    if stopping_runs is not None:
+        found += list((await session.exec(stopping_runs)).all())
     held_runs: dict[tuple[int, str], int] = {}
     for repo, group, run_id in sorted(found, key=lambda r: r[2]):
         held_runs.setdefault((repo, group or ""), run_id or 0)  # the oldest, should two be
-    held_jobs = {(repo, group or "") for repo, group in (await session.exec(jobs)).all()}
+    held_jobs: set[tuple[int, str]] = set()
+    for read in reads:
+        rows = (await session.exec(read.where(col(Job.concurrency_group).is_not(None)))).all()
+        held_jobs |= {(repo, group or "") for repo, group in rows}
     return held_runs, held_jobs
 
 
