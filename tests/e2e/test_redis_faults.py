@@ -7,46 +7,26 @@ step appends "<job id> <attempt>" to a file, so starts are counted by what actua
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import signal
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from forge_standin import create_bare_repo, push_payload
 from helpers.redis_process import RedisProcess
+from helpers.rows import sql
 from helpers.stack import Stack
 from helpers.waiting import HANG_GUARD_S, wait_until
 
 REDIS_SETTLE_S = 2.0  # scheduling/reconciler.py SETTLE_S: a fresh queued row is left alone
 RECONNECT_MAX_S = 2.0  # redis_outage.py: the longest wait between two tries
-
-
-def sql(database_url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    """Rows from the stack's database (`$1`-style parameters)."""
-    if database_url.startswith("sqlite"):
-        for n in range(len(args), 0, -1):
-            query = query.replace(f"${n}", "?")
-        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
-            return [tuple(row) for row in db.execute(query, args)]
-
-    async def fetch() -> list[tuple[Any, ...]]:
-        conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            return [tuple(row) for row in await conn.fetch(query, *args)]
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
 
 
 def job_states(stack: Stack) -> list[tuple[int, str, int, float | None]]:

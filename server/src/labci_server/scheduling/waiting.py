@@ -39,10 +39,12 @@ async def why_waiting(
     if run.approval == "awaiting":
         return found | {job.id or 0: "waiting for a maintainer's approval" for job in pending}
     held: dict[int, str] = {}
-    for job in pending:
-        holder = await group_holder(session, job, settings=settings, run=run)
-        if holder is not None:
-            held[job.id or 0] = holder
+    if run.concurrency_group is not None or any(j.concurrency_group for j in pending):
+        busy = await _busy(session, run, settings)  # once for the run, not once a job
+        for job in pending:
+            holder = _holder(run, job, *busy)
+            if holder is not None:
+                held[job.id or 0] = holder
     found |= held
     pending = [job for job in pending if job.id not in held]
     if not pending:
@@ -82,9 +84,20 @@ async def group_holder(
     run = run or await session.get(Run, job.run_id)
     if run is None or (run.concurrency_group is None and job.concurrency_group is None):
         return None
-    held_runs, held_jobs = await concurrency_queries.busy_groups(
+    return _holder(run, job, *await _busy(session, run, settings))
+
+
+async def _busy(
+    session: AsyncSession, run: Run, settings: Settings
+) -> tuple[dict[tuple[int, str], int], set[tuple[int, str]]]:
+    return await concurrency_queries.busy_groups(
         session, {run.repository_id}, stopping_since=time.time() - settings.lease_s
     )
+
+
+def _holder(
+    run: Run, job: Job, held_runs: dict[tuple[int, str], int], held_jobs: set[tuple[int, str]]
+) -> str | None:
     group = run.concurrency_group
     if group is not None:
         holder = held_runs.get((run.repository_id, group))
