@@ -118,3 +118,40 @@ async def test_a_refusal_names_gits_reason_before_its_hints(
     with pytest.raises(CheckoutFailed, match="fatal: detected dubious ownership") as caught:
         await mirrors.checkout(str(origin.bare), sha, tmp_path / "w")
     assert len(str(caught.value)) < 500
+
+
+async def test_many_fetches_leave_the_mirror_in_a_few_packs(
+    origin: Origin, mirrors: MirrorCache, tmp_path: Path
+) -> None:
+    """Fetched objects arrive as packs, and the repack after a checkout keeps them few: a
+    local clone of a mirror full of loose objects or packs costs a directory or link per
+    file on every job."""
+    mirror = mirrors.mirror_path(str(origin.bare))
+    packs_seen = []
+    for n in range(12):
+        sha = origin.commit(f"f{n}.txt", str(n))
+        dest = tmp_path / "jobs" / f"{n}" / "src"
+        await mirrors.checkout(str(origin.bare), sha, dest)
+        assert (dest / f"f{n}.txt").read_text() == str(n)
+        await mirrors.wait_repacks()
+        packs_seen.append(len(list((mirror / "objects" / "pack").glob("*.pack"))))
+        loose = [d.name for d in (mirror / "objects").iterdir() if len(d.name) == 2]
+        # The first mirror is a local clone of an origin holding loose objects: the
+        # repack after the first checkout packs them.
+        assert loose == [], f"loose objects left after checkout {n}"
+    assert max(packs_seen) <= 5, packs_seen
+    assert git("rev-parse", "HEAD", cwd=tmp_path / "jobs" / "11" / "src") == sha
+
+
+async def test_a_checkout_waits_for_a_repack_of_its_mirror(
+    origin: Origin, mirrors: MirrorCache, tmp_path: Path
+) -> None:
+    """A repack deletes the packs it replaced; a clone running beside it would miss them."""
+    first = origin.commit("a.txt", "a")
+    await mirrors.checkout(str(origin.bare), first, tmp_path / "j1")
+    second = origin.commit("b.txt", "b")
+    # The first checkout left a repack running (the mirror was cloned from loose objects);
+    # the second starts at once and must see a whole mirror.
+    await mirrors.checkout(str(origin.bare), second, tmp_path / "j2")
+    assert (tmp_path / "j2" / "b.txt").read_text() == "b"
+    await mirrors.aclose()

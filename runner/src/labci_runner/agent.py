@@ -283,7 +283,10 @@ async def start(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         async with redis_pool(redis_settings, identity.queue_name, outage) as pool:
             worker = build_worker(settings, pool, identity.queue_name, runtime, outage=outage)
             print(f"labci-runner {settings.name}: listening on {identity.queue_name}", flush=True)
-            await _serve(settings, worker, runtime, stop)
+            try:
+                await _serve(settings, worker, runtime, stop)
+            finally:
+                await runtime.mirrors.aclose()
 
 
 def _stop_on_signals() -> asyncio.Event:

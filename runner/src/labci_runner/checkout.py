@@ -11,12 +11,24 @@ start while they run (`jobs._start_and_check_out`). The local clone hard-links t
 mirror's object files rather than pointing at them (`--shared`), so git works in the
 checkout for a job user who may not read the mirrors (`executors.job_user`), and inside
 containers; fetches still run with gc.auto=0.
+
+A mirror fetched once per new commit would otherwise collect one loose object file per new
+object, spread over up to 256 fan-out directories, and a local clone re-creates those
+directories and links every file: measured here, 80 ms for a clone after 30 small fetches
+against 10 ms from one pack. So a fetch keeps what it brings as a pack (`unpackLimit=1`),
+and once a mirror holds more than a few packs (or loose objects from an older runner) it is
+repacked geometrically (`git repack --geometric=2`: only the small packs are rewritten, so
+the cost follows what was fetched, not the repository's size) in the background, after the
+checkout that noticed it, never on a job's way to its first step. A repack deletes the packs
+it replaced, so clones take the same per-mirror lock as fetches and repacks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -24,8 +36,15 @@ from pathlib import Path
 
 from labci_runner.errors import CheckoutFailed
 
+logger = logging.getLogger(__name__)
+
 STDERR_TAIL_CHARS = 400
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+# More packs than this (or any loose object) and the mirror is repacked after the checkout.
+MAX_PACKS = 4
+LOOSE_OBJECT_DIR = re.compile(r"[0-9a-f]{2}")
+FETCH_CONFIG = ("-c", "gc.auto=0", "-c", "fetch.unpackLimit=1")
+REPACK = ("-c", "repack.writeBitmaps=false", "repack", "-d", "-q", "--geometric=2")
 
 
 def _reason(stderr: str) -> str:
@@ -44,43 +63,76 @@ class MirrorCache:
         # Never wait for a password prompt: a runner has nobody to type one.
         self.env = {**env, "GIT_TERMINAL_PROMPT": "0"}
         self._locks: dict[Path, asyncio.Lock] = {}
+        self._tidying: dict[Path, asyncio.Task[None]] = {}
 
     def mirror_path(self, clone_url: str) -> Path:
         digest = hashlib.sha256(clone_url.encode()).hexdigest()[:16]
         return self.mirrors_dir / digest
 
+    def _lock(self, mirror: Path) -> asyncio.Lock:
+        return self._locks.setdefault(mirror, asyncio.Lock())
+
     async def checkout(self, clone_url: str, commit_sha: str, dest: Path) -> None:
         """Make `dest` (must not exist) a working tree detached at `commit_sha`."""
         if not COMMIT_SHA.fullmatch(commit_sha):
             raise CheckoutFailed(f"not a full commit sha: {commit_sha[:80]!r}")
-        mirror = await self.ensure_commit(clone_url, commit_sha)
-        # No template: its sample hooks and description are files nobody reads, and
-        # copying them is a third of a local clone's time.
-        await self._git(
-            "clone",
-            "--quiet",
-            "--template=",
-            "--local",
-            "--no-checkout",
-            "--",
-            str(mirror),
-            str(dest),
-        )
+        mirror = self.mirror_path(clone_url)
+        async with self._lock(mirror):
+            await self._ensure_commit(clone_url, mirror, commit_sha)
+            # No template: its sample hooks and description are files nobody reads, and
+            # copying them is a third of a local clone's time.
+            await self._git(
+                "clone",
+                "--quiet",
+                "--template=",
+                "--local",
+                "--no-checkout",
+                "--",
+                str(mirror),
+                str(dest),
+            )
+        self._tidy_later(mirror)
         await self._git("-C", str(dest), "checkout", "--quiet", "--detach", commit_sha)
 
     async def ensure_commit(self, clone_url: str, commit_sha: str) -> Path:
         """Return the mirror of `clone_url`, cloned or fetched so that it has the commit."""
         mirror = self.mirror_path(clone_url)
-        lock = self._locks.setdefault(mirror, asyncio.Lock())
-        async with lock:
-            if not mirror.exists():
-                await self._create_mirror(clone_url, mirror)
-            if await self._has_commit(mirror, commit_sha):
-                return mirror
-            await self._git("-C", str(mirror), "-c", "gc.auto=0", "fetch", "--quiet", "--prune")
-            if await self._has_commit(mirror, commit_sha):
-                return mirror
+        async with self._lock(mirror):
+            await self._ensure_commit(clone_url, mirror, commit_sha)
+        return mirror
+
+    async def _ensure_commit(self, clone_url: str, mirror: Path, commit_sha: str) -> None:
+        if not mirror.exists():  # noqa: ASYNC240 - one stat, cheaper than a thread hop
+            await self._create_mirror(clone_url, mirror)
+        if await self._has_commit(mirror, commit_sha):
+            return
+        await self._git("-C", str(mirror), *FETCH_CONFIG, "fetch", "--quiet", "--prune")
+        if await self._has_commit(mirror, commit_sha):
+            return
         raise CheckoutFailed(f"commit {commit_sha} not found in {clone_url}")
+
+    def _tidy_later(self, mirror: Path) -> None:
+        running = self._tidying.get(mirror)
+        if (running is None or running.done()) and _untidy(mirror):
+            self._tidying[mirror] = asyncio.create_task(self._tidy(mirror))
+
+    async def _tidy(self, mirror: Path) -> None:
+        async with self._lock(mirror):
+            code, stderr = await self._run_git("-C", str(mirror), *REPACK)
+        if code != 0:
+            # Only speed is at stake: the next checkout works from the packs as they are.
+            logger.warning("repacking the mirror %s failed: %s", mirror.name, _reason(stderr))
+
+    async def wait_repacks(self) -> None:
+        """Wait for the background repacks under way (they never raise)."""
+        await asyncio.gather(*self._tidying.values())
+
+    async def aclose(self) -> None:
+        """Stop background repacks (an interrupted repack leaves the old packs in place)."""
+        tasks = [task for task in self._tidying.values() if not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _create_mirror(self, clone_url: str, mirror: Path) -> None:
         # Clone beside the final path and rename: a clone interrupted half-way must not
@@ -122,3 +174,15 @@ class MirrorCache:
             await proc.wait()
             raise
         return proc.returncode or 0, stderr.decode("utf-8", errors="replace")
+
+
+def _untidy(mirror: Path) -> bool:
+    """Whether the mirror holds loose objects or more than MAX_PACKS packs."""
+    try:
+        objects = os.listdir(mirror / "objects")
+        packs = os.listdir(mirror / "objects" / "pack")
+    except OSError:
+        return False
+    if any(LOOSE_OBJECT_DIR.fullmatch(name) for name in objects):
+        return True
+    return sum(name.endswith(".pack") for name in packs) > MAX_PACKS
