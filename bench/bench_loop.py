@@ -157,6 +157,9 @@ def one_event(
         runs = stack.runs_for_commit(sha)
         return bool(runs) and runs[0]["run"]["state"] == "finished"
 
+    # The step's stamp file first, read off the disk: asking the API every 50 ms while the
+    # job is on its way would take CPU from the server on the path being measured.
+    stamp = read_stamp(stamps / f"labci-{sha}")
     wait_until(finished, what=f"bench event {i}")
     (run,) = [stack.api(f"/api/v1/runs/{r['run']['id']}") for r in stack.runs_for_commit(sha)]
     received = run["event"]["received_at"]
@@ -173,7 +176,6 @@ def one_event(
             "finished": j["finished_at"],
         }
         print("   ", {k: round((v - received) * 1000) for k, v in marks.items()}, file=sys.stderr)
-    stamp = read_stamp(stamps / f"labci-{sha}")
     sample = LabciSample(
         recorded_s=job["steps"][0]["started_at"] - received,
         sent_to_stamp_s=stamp - sent,

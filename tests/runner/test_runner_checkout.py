@@ -155,3 +155,39 @@ async def test_a_checkout_waits_for_a_repack_of_its_mirror(
     await mirrors.checkout(str(origin.bare), second, tmp_path / "j2")
     assert (tmp_path / "j2" / "b.txt").read_text() == "b"
     await mirrors.aclose()
+
+
+async def test_the_workspace_repository_is_what_a_clone_would_be(
+    origin: Origin, mirrors: MirrorCache, tmp_path: Path
+) -> None:
+    """Jobs compare against the base branch and describe their commit from tags: the
+    workspace has the origin's branches as origin/*, its tags, a clean status, and a
+    repository git can check in full."""
+    base = origin.commit("train.py", "print('v1')\n")
+    git("tag", "-a", "v1.0", "-m", "first", cwd=origin.work)
+    git("push", "--quiet", "origin", "v1.0", cwd=origin.work)
+    # Both the packed refs and the loose ones a later fetch writes are carried over: the
+    # mirror is made (and its refs packed) before the feature branch is pushed.
+    await mirrors.checkout(str(origin.bare), base, tmp_path / "first")
+    await mirrors.wait_repacks()
+    git("checkout", "--quiet", "-b", "feature", cwd=origin.work)
+    (origin.work / "eval.py").write_text("print('eval')\n")
+    git("add", "eval.py", cwd=origin.work)
+    git("commit", "--quiet", "-m", "add eval.py", cwd=origin.work)
+    git("push", "--quiet", "origin", "HEAD:feature", cwd=origin.work)
+    head = git("rev-parse", "HEAD", cwd=origin.work)
+    dest = tmp_path / "jobs" / "1-1" / "src"
+    await mirrors.checkout(str(origin.bare), head, dest)
+    assert git("rev-parse", "HEAD", cwd=dest) == head
+    assert git("status", "--porcelain", cwd=dest) == ""
+    assert sorted(git("branch", "-r", "--format=%(refname:short)", cwd=dest).split()) == [
+        "origin/feature",
+        "origin/main",
+    ]
+    assert git("rev-parse", "origin/main", cwd=dest) == base
+    assert git("describe", "--tags", cwd=dest).startswith("v1.0-1-g")
+    assert git("diff", "--name-only", "origin/main", cwd=dest) == "eval.py"
+    git("fsck", "--no-progress", "--connectivity-only", cwd=dest)
+    # Hard links, never pointers into the mirror: a job user who cannot read the mirrors,
+    # or a container that does not see them, still has every object.
+    assert not (dest / ".git" / "objects" / "info" / "alternates").exists()
