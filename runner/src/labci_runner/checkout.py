@@ -48,7 +48,13 @@ COMMIT_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # More packs than this (or any loose object) and the mirror is repacked after the checkout.
 MAX_PACKS = 4
 LOOSE_OBJECT_DIR = re.compile(r"[0-9a-f]{2}")
-FETCH_CONFIG = ("-c", "gc.auto=0", "-c", "fetch.unpackLimit=1")
+# Config, not options, so that an older git ignores what it does not know. Besides the
+# pack: no automatic maintenance (a process per fetch that finds nothing to do), and no
+# check of which branches were force-pushed (a walk of their history nobody reads here).
+FETCH_CONFIG = (
+    *("-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "fetch.unpackLimit=1"),
+    *("-c", "fetch.showForcedUpdates=false", "-c", "advice.fetchShowForcedUpdates=false"),
+)
 REPACK = ("-c", "repack.writeBitmaps=false", "repack", "-d", "-q", "--geometric=2")
 # What a workspace's repository takes from the mirror's objects/pack (bitmaps and .keep
 # files only matter to a repository that serves fetches).
