@@ -228,6 +228,10 @@ def parse_args() -> argparse.Namespace:
         default=Path.home() / ".cache" / "labci-bench",
         help="where the throwaway Buildbot virtualenv is kept between runs",
     )
+    parser.add_argument(
+        "--database-url",
+        help="an empty PostgreSQL database to run on (postgresql+asyncpg://…); default SQLite",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     return parser.parse_args()
 
@@ -255,7 +259,7 @@ def main() -> None:
             )
         stack = Stack(
             root=root / "stack",
-            database_url=f"sqlite:///{root / 'bench.db'}",
+            database_url=args.database_url or f"sqlite:///{root / 'bench.db'}",
             redis_url=redis_url,
             github_url=github_url,
             extra_env=PRODUCTION_TIMERS,

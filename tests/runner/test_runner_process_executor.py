@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 from collections.abc import Iterator
 
@@ -189,6 +190,26 @@ async def test_steps_start_with_default_signals_whatever_the_runner_inherited(
         outcome = await executor().run(job, make_context(job_dirs, sink, recorder))
     assert outcome.outcome == "success"
     assert recorder.texts("stdout") == ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"]
+
+
+@pytest.mark.usefixtures("inherited_signals")
+def test_steps_start_with_default_signals_from_a_loop_off_the_main_thread(
+    job_dirs: JobDirs,
+) -> None:
+    """Off the main thread the runner cannot set handlers: the reset runs in the child."""
+    job = make_job("grep -E '^Sig(Ign|Blk):' /proc/self/status")
+    recorder = Recorder()
+
+    async def run() -> str:
+        async with LogSink(recorder.send, flush_interval_s=0.01) as sink:
+            outcome = await executor().run(job, make_context(job_dirs, sink, recorder))
+        return outcome.outcome
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # A new thread starts with the mask of the one that made it: SIGTERM blocked.
+        assert pool.submit(asyncio.run, run()).result() == "success"
+    assert recorder.texts("stdout") == ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"]
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # the runner's own, untouched
 
 
 @pytest.mark.usefixtures("inherited_signals")

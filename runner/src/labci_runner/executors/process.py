@@ -8,8 +8,15 @@ needs cgroups, which is the docker executor's job.)
 
 Steps start with every signal at its default disposition and none blocked, whatever the
 runner inherited: a runner started with SIGINT ignored (`nohup`, `&` in a script) must
-still interrupt a step with SIGINT, and exec keeps ignored signals ignored. The reset runs
-in the child between fork and exec (`_default_signals`): a few system calls, no locks.
+still interrupt a step with SIGINT, and exec keeps ignored signals ignored (a caught one
+is reset to its default). So before a spawn the runner gives each signal it ignores a
+handler that does nothing (it goes on ignoring it, and the step gets the default) and
+unblocks what is blocked in its event loop's thread (`_steps_inherit_defaults`); SIGPIPE
+and SIGXFSZ, which Python itself ignores, are reset in the child by Popen's
+`restore_signals`. Nothing then runs in the child between fork and exec, which lets
+Python spawn with vfork: 0.4 ms instead of 6 ms for a runner of 90 MB, measured, on the
+way to every step. Off the main thread (signal handlers can only be set there) the reset
+runs in the child instead (`_default_signals`).
 
 Steps get an environment built from an allow-list (`executors.job_env`), never the
 runner's own. Given a job user (`LABCI_RUNNER_JOB_USER`, see `executors.job_user`), they
@@ -24,6 +31,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -149,6 +157,7 @@ class ProcessExecutor:
     async def _spawn(self, argv: list[str], cwd: Path, env: dict[str, str]) -> _Step:
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[None] = loop.create_future()
+        reset = {} if _steps_inherit_defaults() else {"preexec_fn": _default_signals}
         try:
             transport, protocol = await loop.subprocess_exec(
                 lambda: _ExitAwareProtocol(exited, limit=self.max_line_bytes, loop=loop),
@@ -159,7 +168,7 @@ class ProcessExecutor:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=_default_signals,
+                **reset,
                 **self._as_job_user(),
             )
         except FileNotFoundError as exc:
@@ -264,6 +273,31 @@ def _shell_exit_code(returncode: int | None) -> int | None:
 
 # Every signal a process may catch (SIGKILL and SIGSTOP cannot be changed).
 _SETTABLE = sorted(set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP})
+
+
+# Reset to their defaults in the child by Popen (restore_signals=True): Python ignores them.
+_RESTORED_BY_POPEN = {signal.SIGPIPE, signal.SIGXFSZ}
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """The handler standing in for SIG_IGN in the runner (exec resets it for the step)."""
+
+
+def _steps_inherit_defaults() -> bool:
+    """Make the runner's ignored signals caught ones and unblock its signals, so that a
+    step exec'd from here starts with defaults; False off the main thread, where handlers
+    cannot be set."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    for sig in _SETTABLE:
+        if sig in _RESTORED_BY_POPEN:
+            continue
+        with contextlib.suppress(OSError, ValueError):  # e.g. signals reserved by libc
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                signal.signal(sig, _ignore)
+    if signal.pthread_sigmask(signal.SIG_BLOCK, ()):
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    return True
 
 
 def _default_signals() -> None:
