@@ -46,7 +46,7 @@ def test_gpu_utilisation_and_memory_per_gpu(tmp_path):
     assert got[("labci_runner_gpu_memory_total_bytes", g1)] == 24564 * MIB
     assert got[("labci_runner_gpu_healthy", g0)] == 1
     assert got[("labci_runner_gpu_healthy", g1)] == 0
-    assert got[("labci_runner_info", (("name", "box"), ("version", "0.1.0")))] == 1
+    assert got[("labci_runner_info", (("name", "box"), ("version", "0.2.0")))] == 1
 
 
 def test_health_follows_heartbeats(tmp_path):
@@ -71,7 +71,7 @@ def test_health_command_and_version(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert (healthy.value.code, shown.value.code) == (0, 0)
     assert out[0].startswith("last heartbeat ")
-    assert out[1] == "labci-runner 0.1.0"
+    assert out[1] == "labci-runner 0.2.0"
 
 
 def test_json_log_lines():

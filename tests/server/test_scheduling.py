@@ -115,6 +115,35 @@ async def test_jobs_go_to_runner_queues_up_to_slots(tmp_path, database_url, redi
     assert message["a"] == [1, 1]
 
 
+@pytest.mark.parametrize(
+    ("version", "hinted"), [("0.2.0", True), ("1.0", True), ("0.1.0", False), (None, False)]
+)
+async def test_runners_that_take_it_get_a_prefetch_hint_with_the_job(
+    tmp_path, database_url, redis_url, version, hinted
+):
+    """The commit comes with the job's message, so the runner fetches it while it fetches
+    the job; a runner too old for the argument gets the message as it always was."""
+    repo = make_repo(tmp_path)
+    sha = repo.commit({".labci/many.yml": WORKFLOW})
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        token = await create_registration_token(sc)
+        runner = await register_runner(
+            sc, registration_token=token, name="r", labels=["cpu"], slots=1
+        )
+        await heartbeat(
+            sc, token=runner["runner_token"], running=[], slots=1, labels=["cpu"], version=version
+        )
+        await plan_event(sc, await store_event(sc, push_event(repo.bare, sha, "d")) or 0)
+        assert await schedule_jobs(sc) == 1
+        (queued,) = await sc.redis.zrange(runner["queue_name"], 0, -1)
+        message = json.loads(await sc.redis.get(f"arq:job:{queued.decode()}"))
+    assert message["a"] == [1, 1]
+    if hinted:
+        assert message["k"] == {"prefetch": {"clone_url": str(repo.bare), "commit_sha": sha}}
+    else:
+        assert message["k"] == {}
+
+
 async def test_reconciler_reenqueues_jobs_redis_lost(tmp_path, database_url, redis_url):
     repo = make_repo(tmp_path)
     sha = repo.commit({".labci/many.yml": WORKFLOW})

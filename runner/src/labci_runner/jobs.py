@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ import pydantic
 
 from labci_runner.artifacts import keep_artifacts
 from labci_runner.cache import RunnerCache
-from labci_runner.checkout import MirrorCache
+from labci_runner.checkout import COMMIT_SHA, MirrorCache
 from labci_runner.client import Assignment, AttemptChannel, ServerClient
 from labci_runner.errors import (
     CheckoutFailed,
@@ -149,8 +150,56 @@ class _Released(Exception):
     """The attempt cannot start here; the server gives it back to the scheduler."""
 
 
-async def execute_job(rt: JobRuntime, job_id: int, attempt: int) -> str:
+@dataclass(frozen=True)
+class Prefetch:
+    """What the server says the job will check out, sent with the job's message so that
+    the commit is fetched into the mirror while the job itself is fetched: the two round
+    trips overlap on the way to the first step. Only a hint: the fetched job decides what
+    is checked out, and a wrong or failed prefetch costs a fetch, nothing else."""
+
+    clone_url: str
+    commit_sha: str
+
+
+# What a server's clone URL looks like: a URL of these schemes, a local forge's absolute
+# path, or ssh's scp-like `user@host:path`. Anything else in a hint (an option, git's
+# `transport::address` form) is not fetched.
+PREFETCH_URL = re.compile(r"(https?|ssh|git|file)://[^\s]+|/[^\s]*|[\w.-]+@[\w.-]+:[^\s:]+")
+
+
+def prefetch_of(hint: object) -> Prefetch | None:
+    """The hint from a job's message, if it is one worth acting on."""
+    if not isinstance(hint, dict):
+        return None
+    url, sha = hint.get("clone_url"), hint.get("commit_sha")
+    if not (isinstance(url, str) and isinstance(sha, str) and COMMIT_SHA.fullmatch(sha)):
+        return None
+    return Prefetch(url, sha) if PREFETCH_URL.fullmatch(url) else None
+
+
+async def _prefetch(rt: JobRuntime, hint: Prefetch) -> None:
+    try:
+        await rt.mirrors.ensure_commit(hint.clone_url, hint.commit_sha)
+    except CheckoutFailed as exc:  # the checkout tries again and reports what fails
+        logger.info("prefetch of %s failed: %s", hint.commit_sha[:12], exc)
+
+
+async def execute_job(
+    rt: JobRuntime, job_id: int, attempt: int, prefetch: Prefetch | None = None
+) -> str:
     """Run one attempt end to end; return its outcome ("stale" when dropped on a 409)."""
+    fetching = asyncio.create_task(_prefetch(rt, prefetch)) if prefetch else None
+    try:
+        return await _execute_job(rt, job_id, attempt)
+    finally:
+        if fetching is not None and not fetching.done():
+            # The attempt ended before its checkout waited for the prefetch (stale,
+            # cancelled): a fetch left running would outlive it.
+            fetching.cancel()
+            await asyncio.gather(fetching, return_exceptions=True)
+
+
+async def _execute_job(rt: JobRuntime, job_id: int, attempt: int) -> str:
     with rt.running.track(job_id, attempt) as entry:
         try:
             assignment = await rt.client.fetch_job(job_id, attempt)

@@ -24,7 +24,7 @@ from arq.connections import ArqRedis, create_pool
 from arq.worker import func
 
 from labci_runner.errors import ConfigError
-from labci_runner.jobs import JobRuntime, execute_job
+from labci_runner.jobs import JobRuntime, execute_job, prefetch_of
 from labci_runner.redis_outage import Outage, OutlastingWorker, with_outage
 from labci_runner.settings import Settings
 from labci_spec.model import MAX_TIMEOUT_MINUTES
@@ -33,9 +33,10 @@ RUN_JOB_TIMEOUT_S = MAX_TIMEOUT_MINUTES * 60 + 600
 KEEP_RESULT_S = 60
 
 
-async def run_job(ctx: dict[str, Any], job_id: int, attempt: int) -> str:
+async def run_job(ctx: dict[str, Any], job_id: int, attempt: int, prefetch: object = None) -> str:
+    """`prefetch`: the server's hint of what the job checks out (`jobs.prefetch_of`)."""
     runtime: JobRuntime = ctx["runtime"]
-    return await execute_job(runtime, int(job_id), int(attempt))
+    return await execute_job(runtime, int(job_id), int(attempt), prefetch_of(prefetch))
 
 
 def _serialize(data: dict[str, Any]) -> bytes:

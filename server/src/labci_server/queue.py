@@ -67,6 +67,7 @@ async def enqueue(
     job_id: str | None = None,
     queue_name: str = SERVER_QUEUE,
     expires_s: float | None = None,
+    kwargs: dict[str, Any] | None = None,
 ) -> bool:
     """arq's `ArqRedis.enqueue_job` (0.28), with a wake mark pushed in the same transaction:
     a worker blocked on the queue's wake list starts the job at once, and neither can be
@@ -82,7 +83,9 @@ async def enqueue(
             return False
         now_ms = timestamp_ms()
         expires_ms = int(expires_s * 1000) if expires_s else redis.expires_extra_ms
-        job = serialize_job(function, args, {}, None, now_ms, serializer=redis.job_serializer)
+        job = serialize_job(
+            function, args, kwargs or {}, None, now_ms, serializer=redis.job_serializer
+        )
         pipe.multi()
         pipe.psetex(job_key, expires_ms, job)
         pipe.zadd(queue_name, {job_id: now_ms})
@@ -99,7 +102,17 @@ async def enqueue_plan(redis: ArqRedis, event_id: int) -> None:
     await enqueue(redis, "plan_event", event_id, job_id=f"plan-{event_id}")
 
 
-async def enqueue_run_job(redis: ArqRedis, *, job_id: int, attempt: int, queue_name: str) -> None:
+async def enqueue_run_job(
+    redis: ArqRedis,
+    *,
+    job_id: int,
+    attempt: int,
+    queue_name: str,
+    prefetch: dict[str, str] | None = None,
+) -> None:
+    """`prefetch` ({clone_url, commit_sha}, for runners that take it: see
+    scheduling.runners.takes_prefetch) lets the runner fetch the commit into its mirror
+    while it fetches the job; the job it fetches still decides what is checked out."""
     await enqueue(
         redis,
         "run_job",
@@ -108,6 +121,7 @@ async def enqueue_run_job(redis: ArqRedis, *, job_id: int, attempt: int, queue_n
         job_id=run_job_id(job_id, attempt, queue_name),
         queue_name=queue_name,
         expires_s=QUEUED_JOB_EXPIRES_S,
+        kwargs={"prefetch": prefetch} if prefetch else None,
     )
 
 

@@ -36,6 +36,21 @@ from .runner_acl import create_runner_user, drop_runner_users
 RUNNER_QUEUE_PREFIX = "labci:runner:"
 
 
+# labci-runner takes a prefetch hint with its job message (queue.enqueue_run_job) from
+# this version on; an older one would fail the job on the argument it does not know.
+PREFETCH_SINCE = (0, 2)
+
+
+def takes_prefetch(runner: Runner) -> bool:
+    """Whether the runner's last heartbeat named a version that takes a prefetch hint."""
+    numbers = []
+    for part in (runner.version or "").split(".")[:2]:
+        if not part.isdigit():
+            return False
+        numbers.append(int(part))
+    return tuple(numbers) >= PREFETCH_SINCE
+
+
 async def create_registration_token(sc: ServerContext) -> str:
     token = new_token(REGISTRATION_TOKEN_PREFIX)
     async with sc.sessions() as session, session.begin():

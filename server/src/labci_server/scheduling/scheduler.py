@@ -51,6 +51,7 @@ from .order import (
     plan_assignments,
 )
 from .placement import Room, can_run, could_ever_run, held_from_rows, never_placeable, rooms
+from .runners import takes_prefetch
 from .shapes import Shape, max_parallel_of, shape_of
 from .wait_statuses import describe_placed, describe_waits
 from .waiting import group_holder, repository_load, why_waiting
@@ -311,9 +312,16 @@ async def _claim_and_enqueue(
             if job.pending_since is not None and job.pending_since < now
         ]
         await describe_placed(sc, session, waited)
+        hinted = {job.run_id for job, runner in claimed if takes_prefetch(runner)}
+        checkouts = await queue_queries.checkouts_of_runs(session, hinted)
     for job, runner in claimed:
+        checkout = checkouts.get(job.run_id) if takes_prefetch(runner) else None
         await enqueue_run_job(
-            sc.redis, job_id=job.id or 0, attempt=job.attempt, queue_name=runner.queue_name
+            sc.redis,
+            job_id=job.id or 0,
+            attempt=job.attempt,
+            queue_name=runner.queue_name,
+            prefetch={"clone_url": checkout[0], "commit_sha": checkout[1]} if checkout else None,
         )
     if waited:
         await kick_outbox(sc.redis)

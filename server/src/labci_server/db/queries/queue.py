@@ -289,6 +289,18 @@ async def lock_runs(session: AsyncSession, ids: set[int]) -> None:
         await session.exec(stmt.with_for_update())
 
 
+async def checkouts_of_runs(session: AsyncSession, ids: set[int]) -> dict[int, tuple[str, str]]:
+    """Per run: its repository's clone URL and its commit (a runner's prefetch hint)."""
+    if not ids:
+        return {}
+    stmt = (
+        select(Run.id, Repository.clone_url, Run.commit_sha)
+        .join(Repository, col(Repository.id) == col(Run.repository_id))
+        .where(col(Run.id).in_(sorted(ids)))
+    )
+    return {run_id or 0: (url, sha) for run_id, url, sha in (await session.exec(stmt)).all()}
+
+
 async def lock_repositories(session: AsyncSession, ids: set[int]) -> None:
     """Lock the repositories' rows (in id order) for a claim: two passes placing jobs of a
     limited repository at once would each count the other's as not there yet."""
