@@ -16,7 +16,7 @@ from labci_server.db.queries.runners import all_runners
 from labci_server.queue import SCHEDULE_WAKE_KEY, kick_scheduler
 from labci_server.scheduling.scheduler import end_long_waits, schedule_jobs
 from labci_server.scheduling.waiting import why_waiting
-from labci_server.workers import scheduler_loop
+from labci_server.workers import SchedulingPasses, scheduler_loop
 from labci_spec import Job as JobSpec
 from labci_spec import JobInstance
 
@@ -247,7 +247,7 @@ async def test_kicks_coalesce_into_one_pending_pass(tmp_path, database_url, redi
         repo = await add_repo(sc, "octo/app")
         await add_runner(sc, "cpu-1")
         (job_id,) = await add_jobs(sc, repo, 1)
-        loop = asyncio.create_task(scheduler_loop(sc))
+        loop = asyncio.create_task(scheduler_loop(SchedulingPasses(sc)))
         try:
             await kick_scheduler(sc.redis)
             for _ in range(2400):  # the hang guard: 120 s
@@ -351,3 +351,27 @@ async def test_queue_heads_of_hundreds_of_shapes_and_repositories(
     assert [(key, [j.id for j in jobs]) for key, jobs in heads.items()] == [
         ((shape, repo), [job_id])
     ]
+
+
+async def test_a_plan_places_its_jobs_itself_or_leaves_them_to_the_pass_under_way(
+    database_url, redis_url
+):
+    """With no pass under way in the worker, a plan's pass places its jobs at once, without
+    a kick; with one under way, the plan kicks the loop (that pass may have read the queue
+    before the plan's jobs were in it) and the kick is not lost."""
+    async with server_context(test_settings(database_url, redis_url)) as sc:
+        await sc.redis.delete(SCHEDULE_WAKE_KEY)
+        repo = await add_repo(sc, "octo/app")
+        await add_runner(sc, "cpu-1", slots=2)
+        passes = SchedulingPasses(sc)
+        (first,) = await add_jobs(sc, repo, 1)
+        await passes.now_or_kick()
+        assert (await states(sc, [first]))[first] == ("queued", 1)
+        assert await sc.redis.llen(SCHEDULE_WAKE_KEY) == 0  # placed here, nothing to wake
+        (second,) = await add_jobs(sc, repo, 1)
+        async with passes._running:  # a pass under way in this worker
+            await passes.now_or_kick()
+            assert (await states(sc, [second]))[second][0] == "pending"
+        assert await sc.redis.llen(SCHEDULE_WAKE_KEY) == 1
+        assert await passes.run() == 1  # the pass the kick asks for
+        assert (await states(sc, [second]))[second] == ("queued", 1)

@@ -33,7 +33,7 @@ from labci_server.errors import ForgeRejected
 from labci_server.forge.facts import RepositoryFacts
 from labci_server.forge.github import GitHubForge
 from labci_server.forge.github_app import InstallationTokens
-from labci_server.workers import plan_event_task
+from labci_server.workers import SchedulingPasses, plan_event_task
 
 WORKFLOW = (
     "name: t\non: [push, pull_request]\njobs:\n  a:\n    runs-on: cpu\n    steps: [{run: 'true'}]\n"
@@ -62,7 +62,8 @@ class Subject:
         return found
 
     async def plan(self, event_id: int, job_try: int = 1) -> int:
-        return await plan_event_task({"labci": self.sc, "job_try": job_try}, event_id)
+        ctx = {"labci": self.sc, "job_try": job_try, "passes": SchedulingPasses(self.sc)}
+        return await plan_event_task(ctx, event_id)
 
     async def event_state(self, event_id: int) -> str:
         async with self.sc.sessions() as session:

@@ -82,15 +82,39 @@ async def check_worker(settings: Settings) -> tuple[bool, str]:
     return True, f"worker alive: {record.decode(errors='replace')}"
 
 
-async def scheduler_loop(sc: ServerContext) -> None:
+class SchedulingPasses:
+    """This worker's scheduling passes, one at a time: the loop's, and the one a plan runs
+    itself when no pass is under way here. A plan that finds a pass under way kicks the
+    loop instead (that pass may have read the queue before the plan's jobs were in it), so
+    a burst of plans costs one more pass, not one each. Running the pass in the plan's own
+    task saves the hop through Redis, and the plan's statuses go to the outbox after it,
+    not while it runs: both are on the way from webhook to first step."""
+
+    def __init__(self, sc: ServerContext) -> None:
+        self.sc = sc
+        self._running = asyncio.Lock()
+
+    async def run(self) -> int:
+        async with self._running:
+            return await schedule_jobs(self.sc)
+
+    async def now_or_kick(self) -> None:
+        if self._running.locked():
+            await kick_scheduler(self.sc.redis)
+        else:
+            await self.run()
+
+
+async def scheduler_loop(passes: SchedulingPasses) -> None:
     """Scheduling passes, each woken by a kick (queue.kick_scheduler: a job pending, a
     slot freed, a runner joined), else every reaper interval as a safety net. Kicks during
     a pass cost one more pass, never one each: 200 idle runners heartbeating cannot queue
     up passes faster than they run."""
+    sc = passes.sc
     while True:
         try:
             await wait_for_scheduler_kick(sc.redis, timeout_s=sc.settings.reaper_interval_s)
-            await schedule_jobs(sc)
+            await passes.run()
         except REDIS_DOWN as exc:  # rare: the worker's pools wait for Redis (redis_outage.py)
             log.warning("scheduling pass stopped: Redis unreachable (%s)", exc)
             await asyncio.sleep(1.0)
@@ -113,7 +137,11 @@ async def plan_event_task(ctx: dict[str, Any], event_id: int) -> int:
             await mark_event(session, event_id, from_state="received", to_state="failed")
         return 0
     if run_ids:
-        await kick_scheduler(sc.redis)
+        try:
+            await ctx["passes"].now_or_kick()
+        except Exception:  # noqa: BLE001 — the plan stands; the loop's next pass places it
+            log.exception("scheduling pass after planning event %s failed", event_id)
+            await kick_scheduler(sc.redis)
         await kick_outbox(sc.redis)
     return len(run_ids)
 
@@ -158,13 +186,14 @@ def make_worker(settings: Settings, *, burst: bool = False) -> OutlastingWorker:
         redis = await connect(settings.redis_url or "", outage=outage)
         sc = ServerContext(settings, sessions, redis, build_forges(settings, sessions, http))
         ctx.update(labci=sc, engine=engine, http=http, labci_redis=redis)
+        ctx["passes"] = passes = SchedulingPasses(sc)
         if taken := await take_back_plans(redis):
             log.warning("planning %d event(s) a stopped worker left in progress", taken)
         if await take_back_bisections(redis):  # the reconciler queues the next pass
             log.warning("took back the bisection pass a stopped worker left in progress")
         if not burst:
             ctx["loops"] = [
-                asyncio.create_task(scheduler_loop(sc)),
+                asyncio.create_task(scheduler_loop(passes)),
                 asyncio.create_task(
                     _every(CHECK_INTERVAL_S, lambda: fire_due_schedules(sc), "schedules")
                 ),
