@@ -12,6 +12,7 @@ import os
 import signal
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import docker
 import pytest
@@ -72,6 +73,39 @@ def test_killed_runner_loses_its_job_to_a_second_attempt(stack, github, tmp_path
         "rescuer",
     )
     assert "finished on attempt 2" in [line["text"] for line in final["logs"]]
+
+
+def test_killed_runner_kills_its_orphaned_step_when_it_restarts(stack, github, tmp_path):
+    """I4 for the process executor: attempt 1's step (its own process group) outlives the
+    `kill -9`; the runner, started again by its service manager, kills it before anything
+    else, then runs attempt 2."""
+    pid_file = tmp_path / "step.pid"
+    sha = start_and_push(stack, github, WORKFLOW.replace("PIDFILE", str(pid_file)))
+    stack.start_runner("doomed")
+    step_pid = 0
+    try:
+        running_job(stack, sha)
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the pid")
+        step_pid = int(pid_file.read_text())
+        stack.stop("doomed", signal.SIGKILL)
+        assert alive(step_pid)  # orphaned: nothing stopped it
+        stack.restart_runner("doomed")
+        wait_until(lambda: not alive(step_pid), what="the leftover step killed")
+        assert f"killed the leftover steps' process groups {step_pid}" in stack.log("doomed")
+        final = finished_once(stack, github, sha)
+    finally:
+        if step_pid and alive(step_pid):
+            os.kill(step_pid, signal.SIGKILL)
+    assert (final["job"]["state"], final["job"]["attempt"]) == ("success", 2)
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_killed_docker_runner_removes_its_container_when_it_restarts(

@@ -43,6 +43,7 @@ from labci_runner.executors.job_user import (
     unreachable_ancestor,
 )
 from labci_runner.executors.process import ProcessExecutor
+from labci_runner.executors.step_ledger import StepLedger
 from labci_runner.gpus import RunnerGpus, discover
 from labci_runner.jobs import JobRuntime, RunningJobs
 from labci_runner.redis_outage import Outage, OutlastingWorker
@@ -219,12 +220,24 @@ def build_executor(
         pass_env=settings.job_env,
         job_user=job_user,
         grace_s=settings.kill_grace_s,
+        ledger=step_ledger(settings),
     )
     return ExecutorChoice(process=process, docker_executor=docker_executor, containers_only=False)
 
 
+def step_ledger(settings: Settings) -> StepLedger:
+    return StepLedger(settings.workdir / "steps")
+
+
 async def remove_own_leftovers(settings: Settings) -> None:
-    """Containers a crashed run of this runner left behind (found by its label) go first."""
+    """What a crashed run of this runner left behind goes first: the process groups of its
+    host steps (executors.step_ledger), its containers (found by their label)."""
+    if killed := await asyncio.to_thread(step_ledger(settings).kill_leftovers):
+        pids = ", ".join(map(str, killed))
+        print(
+            f"labci-runner {settings.name}: killed the leftover steps' process groups {pids}",
+            flush=True,
+        )
 
     engine = DockerEngine(settings.docker_url)
 
@@ -244,7 +257,10 @@ async def remove_own_leftovers(settings: Settings) -> None:
 
     removed = await asyncio.to_thread(sweep)
     if removed:
-        print(f"labci-runner {settings.name}: removed leftover containers {', '.join(removed)}")
+        print(
+            f"labci-runner {settings.name}: removed leftover containers {', '.join(removed)}",
+            flush=True,
+        )
 
 
 async def start(settings: Settings, *, stop: asyncio.Event | None = None) -> None:

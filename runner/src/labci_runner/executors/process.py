@@ -42,6 +42,7 @@ from labci_runner.executors.base import ExecutionContext, JobOutcome
 from labci_runner.executors.job_env import HostJob, host_step_env, runner_values
 from labci_runner.executors.job_user import JobUser, hand_over, own_user_name
 from labci_runner.executors.lines import LineSplitter
+from labci_runner.executors.step_ledger import StepLedger
 from labci_runner.logs import LogSink, forwarded
 from labci_runner.steps import Started, StepPlan, StepRun, run_steps
 from labci_spec import JobInstance, shell_command
@@ -92,9 +93,12 @@ class ProcessExecutor:
         job_user: JobUser | None = None,
         grace_s: float = 10.0,
         max_line_bytes: int = MAX_LINE_BYTES,
+        ledger: StepLedger | None = None,
     ) -> None:
         """`base_env` is the runner's environment: steps get only what `job_env` allows of
-        it, and the names in `pass_env` (LABCI_RUNNER_JOB_ENV)."""
+        it, and the names in `pass_env` (LABCI_RUNNER_JOB_ENV). `ledger` records the
+        running steps for a restarted runner to kill (`executors.step_ledger`)."""
+        self.ledger = ledger
         self.runner_env = runner_values(base_env, pass_env)
         self.job_user = job_user
         self.user_name = job_user.name if job_user else own_user_name()
@@ -127,6 +131,8 @@ class ProcessExecutor:
             raise ExecutorError(f"cannot write step {plan.index + 1}'s script: {exc}") from exc
         argv = shell_command(plan.shell, os.fspath(script))
         running = await self._spawn(argv, cwd, self.step_env(plan, ctx))
+        if self.ledger is not None:
+            self.ledger.record(running.proc.pid)
         pumps = [
             asyncio.create_task(self._pump(running.proc.stdout, ctx, plan.index, "stdout")),
             asyncio.create_task(self._pump(running.proc.stderr, ctx, plan.index, "stderr")),
@@ -138,6 +144,8 @@ class ProcessExecutor:
             # On success, failure, timeout and cancellation alike: nothing the step
             # started may outlive it.
             await self._stop_group(running, ctx, plan.index)
+            if self.ledger is not None:
+                self.ledger.forget(running.proc.pid)
             await _finish(pumps, ctx.logs)
             run.exit_code = _shell_exit_code(running.proc.returncode)
 
