@@ -19,7 +19,9 @@ from labci_server.db.queries import outbox as outbox_queries
 from labci_server.db.queries.runs import jobs_of_run, runs_for_event
 from labci_server.planning.planner import plan_event
 from labci_server.results.ingest import finish_job
-from labci_server.scheduling.scheduler import schedule_jobs
+from labci_server.scheduling.order import Assignment
+from labci_server.scheduling.scheduler import _claim_and_enqueue, index_new_pending, schedule_jobs
+from labci_server.scheduling.shapes import Shape
 from labci_server.scheduling.waiting import why_waiting
 from labci_server.webhooks.github import NewEvent
 from labci_server.webhooks.ingest import store_event
@@ -388,3 +390,25 @@ async def test_a_cancelled_member_holds_its_group_until_its_runner_stops_it(
             session.add(job)
         assert await schedule_jobs(sc) == 1
         assert await states(sc, second) == ["queued"]
+
+
+async def test_the_claim_checks_the_group_again_under_its_lock(tmp_path, database_url, redis_url):
+    """Two passes that each read the group free, from snapshots taken before either
+    claimed, chose a member each (two instances of a matrix sharing a group, on two
+    runners): the claim, which re-reads the group with the repository's row locked, lets
+    the second pass place nothing. The plan-level check alone would let both through."""
+    async with server_context(settings(database_url, redis_url)) as sc:
+        runner_ids = [await add_runner(sc, f"cpu-{n}", slots=1) for n in (1, 2)]
+        pushes = Pushes(sc, tmp_path, MATRIX_SHARING_A_GROUP)
+        run, _ = await pushes.push()
+        await index_new_pending(sc, time.time())  # shapes, as a pass indexes them
+        async with sc.sessions() as session:
+            first, second, _ = await jobs_of_run(session, run)
+            runners = [await session.get(Runner, r) for r in runner_ids]
+        snapshots = [
+            Assignment(job=job, shape=Shape.from_key(job.shape or ""), runner=runner, gpu_ids=[])
+            for job, runner in ((first, runners[0]), (second, runners[1]))
+        ]
+        assert await _claim_and_enqueue(sc, snapshots[:1], time.time()) == {first.id}
+        assert await _claim_and_enqueue(sc, snapshots[1:], time.time()) == set()
+        assert (await states(sc, run)).count("queued") == 1
