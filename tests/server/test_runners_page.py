@@ -4,6 +4,7 @@ a repository the reader cannot read is held by "a job you cannot see"."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -53,7 +54,9 @@ async def add_job(session, runner: Runner, *, private: bool, gpus: list[str]) ->
 
 async def test_runners_their_jobs_and_gpus(database_url, redis_url):
     await upgrade(database_url)
-    app = create_app(test_settings(database_url, redis_url))
+    # A lease of 10 minutes: the box that beat 3 s ago stays online however long a loaded
+    # machine takes to set up the reader and render the page.
+    app = create_app(test_settings(database_url, redis_url, lease_s=600.0))
     now = time.time()
     async with app.router.lifespan_context(app):
         sessions = app.state.context.sessions
@@ -103,7 +106,10 @@ async def test_runners_their_jobs_and_gpus(database_url, redis_url):
         return [" ".join(td.get_text(" ", strip=True).split()) for td in rows[name].find_all("td")]
 
     name, state, labels, executors, slots, jobs, gpus = cells("lab-gpu-1")
-    assert state == "online last heartbeat 3 s ago"
+    # 3 s when written; more if this loaded machine took its time to render the page.
+    ago = re.fullmatch(r"online last heartbeat (\d+) s ago", state)
+    assert ago is not None, state
+    assert 3 <= int(ago.group(1)) < 60, state
     assert (labels, executors, slots) == ("self-hosted, gpu", "docker, process", "2 / 2")
     assert jobs == "fit (octo/open) running a job you cannot see running"
     assert name == "lab-gpu-1 labci-runner 0.1.0"

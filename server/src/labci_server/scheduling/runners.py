@@ -169,16 +169,20 @@ async def heartbeat(
     async with sc.sessions() as session, session.begin():
         runner = await authenticate_runner(session, token)
         before = _placement_facts(runner, now, sc.settings.lease_s)
-        runner.slots = max(1, slots)
-        runner.labels = labels or runner.labels
-        if capabilities is not None:
-            runner.capabilities = capabilities
-        if gpus is not None:
-            runner.gpus = gpus
-        if version is not None:
-            runner.version = version
-        if resources is not None:
-            runner.resources = resources
+        # Only what changed is written: an assignment marks a JSON column dirty even when
+        # equal, and 200 idle runners' beats (100 a second) would rewrite and re-serialise
+        # every GPU inventory each time, where the row's heartbeat time is all that moved.
+        reported = {
+            "slots": max(1, slots),
+            "labels": labels or runner.labels,
+            "capabilities": capabilities,
+            "gpus": gpus,
+            "version": version,
+            "resources": resources,
+        }
+        for name, value in reported.items():
+            if value is not None and getattr(runner, name) != value:
+                setattr(runner, name, value)
         runner.last_heartbeat_at = None if draining else now
         # A pass is asked for only when the runner has news for the scheduler (it came
         # online, or changed what it can take): jobs finishing kick one already, and an
