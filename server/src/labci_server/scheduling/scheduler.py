@@ -249,8 +249,7 @@ async def _claim_and_enqueue(
         capped_runs = {a.job.run_id for a in assignments if a.job.max_parallel}
         groups = await job_queries.active_jobs_by_group(session, capped_runs)
         repos = {a.job.repository_id or 0 for a in assignments}
-        await queue_queries.lock_repositories(session, repos)
-        limits = await queue_queries.repository_limits(session, repos)
+        limits = await queue_queries.lock_repositories(session, repos)
         limits = {
             repo: effective_limit(limit, sc.settings.repository_max_jobs)
             for repo, limit in limits.items()

@@ -301,16 +301,17 @@ async def checkouts_of_runs(session: AsyncSession, ids: set[int]) -> dict[int, t
     return {run_id or 0: (url, sha) for run_id, url, sha in (await session.exec(stmt)).all()}
 
 
-async def lock_repositories(session: AsyncSession, ids: set[int]) -> None:
+async def lock_repositories(session: AsyncSession, ids: set[int]) -> dict[int, int | None]:
     """Lock the repositories' rows (in id order) for a claim: two passes placing jobs of a
-    limited repository at once would each count the other's as not there yet."""
+    limited repository at once would each count the other's as not there yet. Returns each
+    one's own job limit (None: the server's), read under the lock."""
     stmt = (
-        select(Repository.id)
+        select(Repository.id, Repository.max_jobs)
         .where(col(Repository.id).in_(sorted(ids)))
         .order_by(col(Repository.id))
         .with_for_update()
     )
-    await session.exec(stmt)
+    return {repo or 0: limit for repo, limit in (await session.exec(stmt)).all()}
 
 
 async def queue_order(
