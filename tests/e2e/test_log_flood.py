@@ -14,8 +14,13 @@ import sqlite3
 
 import asyncpg
 import httpx
+import pytest
 
 from forge_standin import create_bare_repo, push_payload
+
+# A flood of lines through the whole loop: 110 s on this 2-core machine while another suite
+# ran beside it, and past pytest's 180 s default at a load average of 9.
+pytestmark = pytest.mark.timeout(600)
 
 FLOOD = """\
 name: flood

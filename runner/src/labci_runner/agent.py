@@ -384,7 +384,14 @@ async def _capabilities(runtime: JobRuntime) -> dict[str, bool] | None:
 
 
 async def heartbeat_loop(settings: Settings, runtime: JobRuntime) -> None:
-    """Renew the running jobs' leases and stop the ones the server cancelled; never crash."""
+    """Renew the running jobs' leases and stop the ones the server cancelled; never crash.
+
+    Beats at a fixed rate, not an interval after each answer: the lease counts from the
+    last renewal, and a server slow to answer (a busy start-up, 200 runners beating at
+    once) would otherwise push every renewal later by its answer time, eating into the
+    lease. A beat that is late already goes at once, without a burst to catch up."""
+    clock = asyncio.get_running_loop()
+    next_at = clock.time()
     while True:
         try:
             capabilities = await _capabilities(runtime)
@@ -409,4 +416,5 @@ async def heartbeat_loop(settings: Settings, runtime: JobRuntime) -> None:
             for key in cancel:
                 if runtime.running.stop(key, "cancelled"):
                     print(f"job {key[0]} attempt {key[1]}: cancel requested", flush=True)
-        await asyncio.sleep(settings.heartbeat_interval_s)
+        next_at = max(next_at + settings.heartbeat_interval_s, clock.time())
+        await asyncio.sleep(next_at - clock.time())
