@@ -384,6 +384,7 @@ def f1_figures(
         "heartbeats": fleet.beats, "heartbeats_retried": fleet.retried,
         "heartbeat_ms_p50": ms(fleet.latencies_s, 0.5),
         "heartbeat_ms_p95": ms(fleet.latencies_s, 0.95),
+        "idle_fleet_cpu_s": round(fleet.cpu_s, 1),
     }  # fmt: skip
 
 
@@ -422,6 +423,9 @@ def run_capacity(bench: Bench) -> dict[str, Any]:
         "planned_per_s": round((len(planned) - 1) / span, 1) if span else None,
         "planned_per_s_peak_1s": rate_windows(planned, 1.0),
         "heartbeats": fleet.report.beats if fleet.report else 0,
+        "heartbeat_ms_p50": ms(fleet.report.latencies_s, 0.5) if fleet.report else None,
+        "heartbeat_ms_p95": ms(fleet.report.latencies_s, 0.95) if fleet.report else None,
+        "idle_fleet_cpu_s": round(fleet.report.cpu_s, 1) if fleet.report else None,
         # Where the time went while planning: each process's CPU seconds over the wall time.
         "planning_wall_s": round(wall, 2),
         "cpu_s_while_planning": {
@@ -449,6 +453,7 @@ def main() -> None:
     parser.add_argument("--worker-processes", type=int, default=1, help="`labci worker`s")
     parser.add_argument("--timeout-s", type=float, default=900.0)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--logs", help="write the stack's logs to this file at the end")
     parser.add_argument("--profile-worker", help="capacity: cProfile `labci worker` into this file")
     args = parser.parse_args()
     args.events = args.events or (1000 if args.mode == "f1" else 500)
@@ -470,6 +475,8 @@ def main() -> None:
             sys.exit(f"F1 CHECK FAILED: {exc}")
         finally:
             bench.stop()
+            if args.logs and bench.stack is not None:
+                Path(args.logs).write_text(bench.stack.dump_logs())
             asyncio.run(drop_database(base_url, name))
     figures["loadavg_before"] = [round(x, 2) for x in load]
     figures["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -10,6 +10,7 @@ from test_outbox import github_context, queue, successful_posts
 
 from helpers.server import server_context, test_settings
 from helpers.waiting import HANG_GUARD_S
+from labci_server.db.queries import outbox as outbox_queries
 from labci_server.queue import OUTBOX_WAKE_KEY, SERVER_QUEUE, kick_outbox
 from labci_server.workers import on_kicks, outbox_loop
 
@@ -74,7 +75,7 @@ async def test_kicks_during_a_pass_cost_one_more_pass_and_none_is_lost(database_
             arq_jobs = await sc.redis.zcard(SERVER_QUEUE)
             count = len(passes.started)
         finally:
-            loop.cancel()
+            await stop(loop)
     assert marks_during_pass == 1
     assert marks_during_second == 0
     assert (marks_after, count) == (0, 3)
@@ -90,12 +91,22 @@ async def test_a_kick_wakes_the_worker_outbox_loop_to_post(github, database_url,
         try:
             await queue(sc, "labci/train/small", "pending")
             await kick_outbox(sc.redis)
-            await asyncio.wait_for(posted(github, 1), HANG_GUARD_S)
+            # Until the pass has recorded the message sent: a loop stopped mid-transaction
+            # would leave its connection to a database the test is about to drop.
+            await asyncio.wait_for(recorded_sent(sc, 1), HANG_GUARD_S)
         finally:
-            loop.cancel()
+            await stop(loop)
     assert successful_posts(github) == {(sc.test_sha, "labci/train/small", "pending"): 1}
 
 
-async def posted(github, count: int) -> None:
-    while len(github.standin.status_posts(status=201)) < count:
+async def recorded_sent(sc, count: int) -> None:
+    while True:
+        async with sc.sessions() as session:
+            if len(await outbox_queries.messages_by_status(session, "sent")) >= count:
+                return
         await asyncio.sleep(0.02)
+
+
+async def stop(loop: asyncio.Task) -> None:
+    loop.cancel()
+    await asyncio.gather(loop, return_exceptions=True)

@@ -147,10 +147,11 @@ SCHEDULE_WAKE_KEY = "labci:wake:schedule"
 OUTBOX_WAKE_KEY = "labci:wake:outbox"
 
 
-async def _kick(redis: ArqRedis, wake_key: str) -> None:
+async def _kick(redis: ArqRedis, *wake_keys: str) -> None:
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.lpush(wake_key, b"1")
-        pipe.ltrim(wake_key, 0, 0)
+        for wake_key in wake_keys:
+            pipe.lpush(wake_key, b"1")
+            pipe.ltrim(wake_key, 0, 0)
         await pipe.execute()
 
 
@@ -162,6 +163,12 @@ async def kick_scheduler(redis: ArqRedis) -> None:
 async def kick_outbox(redis: ArqRedis) -> None:
     with unless_redis_is_down("outbox kick"):
         await _kick(redis, OUTBOX_WAKE_KEY)
+
+
+async def kick_scheduler_and_outbox(redis: ArqRedis) -> None:
+    """Both kicks in one round trip to Redis: what a new run or a finished job asks for."""
+    with unless_redis_is_down("scheduler and outbox kick"):
+        await _kick(redis, SCHEDULE_WAKE_KEY, OUTBOX_WAKE_KEY)
 
 
 async def wait_for_kick(redis: ArqRedis, wake_key: str, *, timeout_s: float) -> bool:

@@ -25,11 +25,11 @@ from .context import ServerContext
 from .db.engine import make_engine, make_sessionmaker
 from .db.queries.events import mark_event
 from .errors import ForgeRejected, ForgeUnavailable, PlanError
-from .forge.facts import refresh_facts_of_event
+from .forge.facts import refresh_facts
 from .forge.outbox import deliver_due
 from .forge.registry import build_forges
 from .planning.orphans import take_back_bisections, take_back_plans
-from .planning.planner import plan_event
+from .planning.planner import load_event, plan_event
 from .queue import (
     OUTBOX_WAKE_KEY,
     SCHEDULE_WAKE_KEY,
@@ -38,6 +38,7 @@ from .queue import (
     deserialize,
     kick_outbox,
     kick_scheduler,
+    kick_scheduler_and_outbox,
     serialize,
     wait_for_kick,
 )
@@ -141,9 +142,13 @@ async def outbox_loop(sc: ServerContext, *, interval_s: float = OUTBOX_INTERVAL_
 async def plan_event_task(ctx: dict[str, Any], event_id: int) -> int:
     sc: ServerContext = ctx["labci"]
     try:
+        loaded = await load_event(sc, event_id)
+        if loaded is None:
+            return 0
         # Clone URL, visibility and installation come from the forge's API, never a delivery.
-        await refresh_facts_of_event(sc, event_id)
-        run_ids = await plan_event(sc, event_id)
+        if await refresh_facts(sc, loaded[1]):
+            loaded = await load_event(sc, event_id)  # with the facts just stored
+        run_ids = await plan_event(sc, event_id, loaded=loaded) if loaded else []
     except ForgeUnavailable as exc:
         raise Retry(defer=exc.retry_after_s or 2 * ctx["job_try"]) from exc
     except (ForgeRejected, PlanError) as exc:
@@ -152,8 +157,7 @@ async def plan_event_task(ctx: dict[str, Any], event_id: int) -> int:
             await mark_event(session, event_id, from_state="received", to_state="failed")
         return 0
     if run_ids:
-        await kick_scheduler(sc.redis)
-        await kick_outbox(sc.redis)
+        await kick_scheduler_and_outbox(sc.redis)
     return len(run_ids)
 
 
