@@ -200,9 +200,24 @@ def cpu_s(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """cpu_s of `pid` and of its live descendants (`labci serve --workers N` serves from
+    children), each counted once: a child is in its parent's figure only once waited for."""
+    try:
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+        return cpu_s(pid) + sum(tree_cpu_s(child) for child in children)
+    except FileNotFoundError:  # it ended meanwhile
+        return 0.0
+
+
 def cpu_by_process(stack: Stack) -> dict[str, float]:
-    """CPU seconds so far of each process of the stack, and of this one (the stand-in)."""
-    used = {name: cpu_s(proc.pid) for name, proc in stack.procs.items() if proc.poll() is None}
+    """CPU seconds so far of each process of the stack (with its children), and of this one
+    (the stand-in)."""
+    used = {name: tree_cpu_s(proc.pid) for name, proc in stack.procs.items() if proc.poll() is None}
     used["bench+standin"] = cpu_s(os.getpid())
     return used
 
@@ -269,7 +284,7 @@ def check_standin(standin: Any) -> float:
 
 
 JOBS_SQL = """
-SELECT j.id, j.state, j.attempt, j.finished_at, e.received_at, e.commit_sha,
+SELECT j.id, j.state, j.attempt, j.reason, j.finished_at, e.received_at, e.commit_sha,
        j.record IS NOT NULL AS has_record,
        (SELECT count(*) FROM steps s WHERE s.job_id = j.id) AS steps,
        (SELECT count(*) FROM steps s WHERE s.job_id = j.id AND s.status = 'success') AS ok_steps
@@ -384,6 +399,7 @@ def f1_figures(
         "heartbeats": fleet.beats, "heartbeats_retried": fleet.retried,
         "heartbeat_ms_p50": ms(fleet.latencies_s, 0.5),
         "heartbeat_ms_p95": ms(fleet.latencies_s, 0.95),
+        "idle_fleet_cpu_s": round(fleet.cpu_s, 1),
     }  # fmt: skip
 
 
@@ -422,6 +438,9 @@ def run_capacity(bench: Bench) -> dict[str, Any]:
         "planned_per_s": round((len(planned) - 1) / span, 1) if span else None,
         "planned_per_s_peak_1s": rate_windows(planned, 1.0),
         "heartbeats": fleet.report.beats if fleet.report else 0,
+        "heartbeat_ms_p50": ms(fleet.report.latencies_s, 0.5) if fleet.report else None,
+        "heartbeat_ms_p95": ms(fleet.report.latencies_s, 0.95) if fleet.report else None,
+        "idle_fleet_cpu_s": round(fleet.report.cpu_s, 1) if fleet.report else None,
         # Where the time went while planning: each process's CPU seconds over the wall time.
         "planning_wall_s": round(wall, 2),
         "cpu_s_while_planning": {
@@ -449,6 +468,7 @@ def main() -> None:
     parser.add_argument("--worker-processes", type=int, default=1, help="`labci worker`s")
     parser.add_argument("--timeout-s", type=float, default=900.0)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--logs", help="write the stack's logs to this file at the end")
     parser.add_argument("--profile-worker", help="capacity: cProfile `labci worker` into this file")
     args = parser.parse_args()
     args.events = args.events or (1000 if args.mode == "f1" else 500)
@@ -470,6 +490,11 @@ def main() -> None:
             sys.exit(f"F1 CHECK FAILED: {exc}")
         finally:
             bench.stop()
+            if args.logs and bench.stack is not None:  # whole logs: dump_logs keeps tails
+                logs = sorted((bench.root / "stack").glob("*.log"))
+                Path(args.logs).write_text(
+                    "\n".join(f"===== {log.stem} =====\n{log.read_text()}" for log in logs)
+                )
             asyncio.run(drop_database(base_url, name))
     figures["loadavg_before"] = [round(x, 2) for x in load]
     figures["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]

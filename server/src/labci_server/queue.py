@@ -142,34 +142,51 @@ def unless_redis_is_down(what: str) -> Iterator[None]:
         log.debug("%s skipped, Redis unreachable (%s): the worker catches up", what, exc)
 
 
-async def kick_outbox(redis: ArqRedis) -> None:
-    with unless_redis_is_down("outbox kick"):
-        await enqueue(redis, "deliver_outbox")
-
-
 async def kick_bisections(redis: ArqRedis) -> None:
     """One pass over the bisections under way; while one is queued, more kicks are no-ops."""
     with unless_redis_is_down("bisections kick"):
         await enqueue(redis, "advance_bisections", job_id=BISECTIONS_JOB_ID)
 
 
-# Scheduling passes are coalesced: a kick leaves one mark on this list (never more), and a
-# worker's scheduler loop, blocked on it, runs one pass per mark it takes. However many
-# kicks arrive during a pass, one more pass follows it; none is lost, none piles up.
+# Scheduling and outbox passes are coalesced: a kick leaves one mark on the pass's wake list
+# (never more), and a loop in each worker, blocked on it, runs one pass per mark it takes.
+# The mark is taken before the pass starts, so a kick during a pass leaves a new one: however
+# many kicks arrive meanwhile, one more pass follows, none is lost, none piles up. A pass
+# covers everything due, whoever kicked: 200 idle runners heartbeating, or 1,000 plans and
+# job completions each asking for their statuses to go out, cost a pass at a time.
 SCHEDULE_WAKE_KEY = "labci:wake:schedule"
+# The outbox was an arq job per kick: each walked the same due list at the pacing interval
+# for many seconds, and under load twenty of them held every job slot of the worker, so
+# plans waited in arq's queue. A wake list takes no slot and cannot pile up.
+OUTBOX_WAKE_KEY = "labci:wake:outbox"
+
+
+async def _kick(redis: ArqRedis, *wake_keys: str) -> None:
+    async with redis.pipeline(transaction=True) as pipe:
+        for wake_key in wake_keys:
+            pipe.lpush(wake_key, b"1")
+            pipe.ltrim(wake_key, 0, 0)
+        await pipe.execute()
 
 
 async def kick_scheduler(redis: ArqRedis) -> None:
     with unless_redis_is_down("scheduler kick"):
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(SCHEDULE_WAKE_KEY, b"1")
-            pipe.ltrim(SCHEDULE_WAKE_KEY, 0, 0)
-            await pipe.execute()
+        await _kick(redis, SCHEDULE_WAKE_KEY)
+
+
+async def kick_outbox(redis: ArqRedis) -> None:
+    with unless_redis_is_down("outbox kick"):
+        await _kick(redis, OUTBOX_WAKE_KEY)
+
+
+async def wait_for_kick(redis: ArqRedis, wake_key: str, *, timeout_s: float) -> bool:
+    """Block until a kick on `wake_key` (True, the mark taken) or `timeout_s` (False)."""
+    return await redis.blpop([wake_key], timeout=timeout_s) is not None
 
 
 async def wait_for_scheduler_kick(redis: ArqRedis, *, timeout_s: float) -> bool:
     """Block until a kick (True) or `timeout_s` (False): the scheduler loop's wait."""
-    return await redis.blpop([SCHEDULE_WAKE_KEY], timeout=timeout_s) is not None
+    return await wait_for_kick(redis, SCHEDULE_WAKE_KEY, timeout_s=timeout_s)
 
 
 async def withdraw_run_job(redis: ArqRedis, *, job_id: int, attempt: int, queue_name: str) -> None:

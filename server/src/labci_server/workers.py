@@ -1,9 +1,10 @@
 """The server's arq worker (`labci worker`): planning, scheduling, outbox delivery, repair.
 
 Worker functions are thin: load arguments, call a stage function, return.
-Besides queued work, three loops run while the worker lives: the reconciler (every
-`reaper_interval_s`), its SQL-only lease repairs on their own (the same interval, so
-that they go on while Redis is away) and outbox delivery (every second, and on demand).
+Besides queued work, loops run while the worker lives: scheduling and outbox delivery (on
+kicks, coalesced, and at an interval), the reconciler (every `reaper_interval_s`), its
+SQL-only lease repairs on their own (the same interval, so that they go on while Redis is
+away) and scheduled runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 from arq import Retry, func
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from .bisection.advance import advance_bisections
@@ -23,19 +25,21 @@ from .context import ServerContext
 from .db.engine import make_engine, make_sessionmaker
 from .db.queries.events import mark_event
 from .errors import ForgeRejected, ForgeUnavailable, PlanError
-from .forge.facts import refresh_facts_of_event
+from .forge.facts import refresh_facts
 from .forge.outbox import deliver_due
 from .forge.registry import build_forges
 from .planning.orphans import take_back_bisections, take_back_plans
-from .planning.planner import plan_event
+from .planning.planner import load_event, plan_event
 from .queue import (
+    OUTBOX_WAKE_KEY,
+    SCHEDULE_WAKE_KEY,
     SERVER_QUEUE,
     connect,
     deserialize,
     kick_outbox,
     kick_scheduler,
     serialize,
-    wait_for_scheduler_kick,
+    wait_for_kick,
 )
 from .redis_outage import REDIS_DOWN, Outage, OutlastingWorker, with_outage
 from .scheduling.cron_runs import CHECK_INTERVAL_S, fire_due_schedules
@@ -105,30 +109,68 @@ class SchedulingPasses:
             await self.run()
 
 
-async def scheduler_loop(passes: SchedulingPasses) -> None:
-    """Scheduling passes, each woken by a kick (queue.kick_scheduler: a job pending, a
-    slot freed, a runner joined), else every reaper interval as a safety net. Kicks during
-    a pass cost one more pass, never one each: 200 idle runners heartbeating cannot queue
-    up passes faster than they run."""
-    sc = passes.sc
+async def on_kicks(
+    redis: ArqRedis,
+    wake_key: str,
+    action: Callable[[], Awaitable[Any]],
+    *,
+    interval_s: float,
+    name: str,
+) -> None:
+    """Run `action` once per kick on `wake_key` (queue.py: kicks coalesce into one mark),
+    else every `interval_s` as a safety net, one pass at a time, for as long as the worker
+    lives. Kicks during a pass cost one more pass, never one each."""
     while True:
         try:
-            await wait_for_scheduler_kick(sc.redis, timeout_s=sc.settings.reaper_interval_s)
-            await passes.run()
+            await wait_for_kick(redis, wake_key, timeout_s=interval_s)
+            await action()
         except REDIS_DOWN as exc:  # rare: the worker's pools wait for Redis (redis_outage.py)
-            log.warning("scheduling pass stopped: Redis unreachable (%s)", exc)
+            log.warning("%s pass stopped: Redis unreachable (%s)", name, exc)
             await asyncio.sleep(1.0)
         except Exception:  # noqa: BLE001 — a failed pass is logged; the next one retries
-            log.exception("scheduling pass failed")
+            log.exception("%s pass failed", name)
             await asyncio.sleep(1.0)
+
+
+async def scheduler_loop(passes: SchedulingPasses) -> None:
+    """Scheduling passes, each woken by a kick (queue.kick_scheduler: a job pending, a
+    slot freed, a runner joined), else every reaper interval as a safety net: 200 idle
+    runners heartbeating cannot queue up passes faster than they run."""
+    await on_kicks(
+        passes.sc.redis,
+        SCHEDULE_WAKE_KEY,
+        passes.run,
+        interval_s=passes.sc.settings.reaper_interval_s,
+        name="scheduling",
+    )
+
+
+async def outbox_loop(sc: ServerContext, *, interval_s: float = OUTBOX_INTERVAL_S) -> None:
+    """Outbox passes, each woken by a kick (queue.kick_outbox: statuses stored by a plan,
+    a finished job, a cancel), else every `interval_s` for retries coming due.
+
+    One loop per worker rather than an arq job per kick: a pass walks every due message at
+    the pacing interval, often for seconds, so passes queued per kick each walked the same
+    list again and, under load, held all of the worker's job slots while plans waited."""
+    await on_kicks(
+        sc.redis,
+        OUTBOX_WAKE_KEY,
+        lambda: deliver_due(sc.sessions, sc.forges, sc.outbox_policy, sc.pacer),
+        interval_s=interval_s,
+        name="outbox",
+    )
 
 
 async def plan_event_task(ctx: dict[str, Any], event_id: int) -> int:
     sc: ServerContext = ctx["labci"]
     try:
+        loaded = await load_event(sc, event_id)
+        if loaded is None:
+            return 0
         # Clone URL, visibility and installation come from the forge's API, never a delivery.
-        await refresh_facts_of_event(sc, event_id)
-        run_ids = await plan_event(sc, event_id)
+        if await refresh_facts(sc, loaded[1]):
+            loaded = await load_event(sc, event_id)  # with the facts just stored
+        run_ids = await plan_event(sc, event_id, loaded=loaded) if loaded else []
     except ForgeUnavailable as exc:
         raise Retry(defer=exc.retry_after_s or 2 * ctx["job_try"]) from exc
     except (ForgeRejected, PlanError) as exc:
@@ -157,8 +199,9 @@ async def advance_bisections_task(ctx: dict[str, Any]) -> int:
 
 
 async def deliver_outbox_task(ctx: dict[str, Any]) -> int:
-    sc: ServerContext = ctx["labci"]
-    return await deliver_due(sc.sessions, sc.forges, sc.outbox_policy, sc.pacer)
+    """An outbox pass queued by an older server: now a kick of the outbox loop."""
+    await kick_outbox(ctx["labci"].redis)
+    return 0
 
 
 async def _every(interval_s: float, action: Callable[[], Awaitable[Any]], name: str) -> None:
@@ -203,13 +246,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> OutlastingWorker:
                 asyncio.create_task(
                     _every(settings.reaper_interval_s, lambda: repair_leases(sc), "leases")
                 ),
-                asyncio.create_task(
-                    _every(
-                        OUTBOX_INTERVAL_S,
-                        lambda: deliver_due(sessions, sc.forges, sc.outbox_policy, sc.pacer),
-                        "outbox",
-                    )
-                ),
+                asyncio.create_task(outbox_loop(sc)),
             ]
 
     async def shutdown(ctx: dict[str, Any]) -> None:

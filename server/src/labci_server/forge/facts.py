@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..db.models import Repository
-from ..db.queries.events import get_event
 from ..db.queries.repositories import (
     find_repository,
-    get_repository,
     mark_facts_stale,
     record_facts,
 )
@@ -72,15 +70,6 @@ async def refresh_facts(sc: ServerContext, repo: Repository, *, force: bool = Fa
             checked_at=now,
         )
     return True
-
-
-async def refresh_facts_of_event(sc: ServerContext, event_id: int) -> None:
-    """Before planning: the event's repository's facts, read again if they are due."""
-    async with sc.sessions() as session:
-        event = await get_event(session, event_id)
-        repo = await get_repository(session, event.repository_id) if event else None
-    if event is not None and repo is not None and event.state == "received":
-        await refresh_facts(sc, repo)
 
 
 async def refresh_named(sc: ServerContext, provider: str, full_names: list[str]) -> list[str]:

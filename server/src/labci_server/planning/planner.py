@@ -68,14 +68,27 @@ def job_context(workflow_name: str, group: str) -> str:
     return f"labci/{workflow_name}/{group}"
 
 
-async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
-    """Plan one event; returns the ids of the runs it created (empty if it was planned
-    already, or if every run it names exists)."""
+async def load_event(sc: ServerContext, event_id: int) -> tuple[Event, Repository] | None:
+    """The event and its repository, when the event is still to be planned."""
     async with sc.sessions() as session:
         event = await get_event(session, event_id)
         repo = await get_repository(session, event.repository_id) if event else None
     if event is None or repo is None or event.state != "received":
+        return None
+    return event, repo
+
+
+async def plan_event(
+    sc: ServerContext, event_id: int, *, loaded: tuple[Event, Repository] | None = None
+) -> list[int]:
+    """Plan one event; returns the ids of the runs it created (empty if it was planned
+    already, or if every run it names exists). `loaded`: what `load_event` just read, so
+    that it is not read again (the worker reads it first to refresh the repository's
+    facts)."""
+    loaded = loaded or await load_event(sc, event_id)
+    if loaded is None:
         return []
+    event, repo = loaded
     if event.kind == KIND_SEEDS:
         return await plan_seeds(sc, event)
     if await _overtaken(sc, event):
@@ -91,6 +104,11 @@ async def plan_event(sc: ServerContext, event_id: int) -> list[int]:
     async with sc.sessions() as session, session.begin():
         if not await mark_event(session, event_id, from_state="received", to_state="planned"):
             return []
+        # The rows read above, known to this session without reading them again (enqueue_status
+        # and settle_run look them up by id): two statements fewer per plan. Copies, so that
+        # the caller's objects stay as they were.
+        event = await session.merge(event, load=False)
+        repo = await session.merge(repo, load=False)
         hold = await held_for_approval(session, repo, event)
         created = [await _create_run(sc, session, event, repo, plan, hold) for plan in planned]
         created += [await _record_broken(sc, session, event, bad) for bad in broken]

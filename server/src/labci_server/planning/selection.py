@@ -10,6 +10,7 @@ line and column of its first problem.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -82,14 +83,37 @@ def load_workflows(
     for path, text in listing.files.items():
         if only not in (None, path):
             continue
-        try:
-            workflows.append(load_workflow(text, path))
-        except SpecErrors as exc:
-            broken.append(BrokenFile(path, exc.errors))
+        loaded = _load_small(path, text) if len(text) <= CACHED_FILE_MAX_BYTES else None
+        if loaded is None:
+            loaded = _load(path, text)
+        if isinstance(loaded, Workflow):
+            workflows.append(loaded)
+        else:
+            broken.append(BrokenFile(path, list(loaded)))
     if only is not None and not workflows and not broken:
         message = f"no workflow file {only} at this commit"
         broken.append(BrokenFile(only, [SpecError(only, 1, 1, message)]))
     return workflows, broken
+
+
+# A repository's workflow files change far less often than events arrive: most pushes leave
+# `.labci/` alone, and parsing and validating a file cost more CPU than the rest of its plan
+# on the database. Parsed files are kept by their bytes (the forge's blob cache hands out
+# the same ones), small files only so that the cache stays small: 256 × 64 KiB at most.
+# Nothing downstream modifies a Workflow, so one may serve many plans.
+CACHED_FILE_MAX_BYTES = 64 * 1024
+
+
+def _load(path: str, text: bytes) -> Workflow | tuple[SpecError, ...]:
+    """The workflow, or what is wrong with the file (errors, not the exception: a kept
+    exception would keep its traceback's frames)."""
+    try:
+        return load_workflow(text, path)
+    except SpecErrors as exc:
+        return tuple(exc.errors)
+
+
+_load_small = lru_cache(maxsize=256)(_load)
 
 
 def github_event_name(kind: str) -> str:
