@@ -102,13 +102,15 @@ async def plan_event(
     selection = await _select(sc, event, repo)
     planned, broken = selection.planned, selection.broken
     async with sc.sessions() as session, session.begin():
-        if not await mark_event(session, event_id, from_state="received", to_state="planned"):
-            return []
         # The rows read above, known to this session without reading them again (enqueue_status
         # and settle_run look them up by id): two statements fewer per plan. Copies, so that
-        # the caller's objects stay as they were.
+        # the caller's objects stay as they were. Merged before the event is marked: the
+        # ORM update then brings the session's copy to `planned` too, where a copy merged
+        # after it would say `received` to everything in this transaction that reads it.
         event = await session.merge(event, load=False)
         repo = await session.merge(repo, load=False)
+        if not await mark_event(session, event_id, from_state="received", to_state="planned"):
+            return []
         hold = await held_for_approval(session, repo, event)
         created = [await _create_run(sc, session, event, repo, plan, hold) for plan in planned]
         created += [await _record_broken(sc, session, event, bad) for bad in broken]
