@@ -12,12 +12,12 @@ import os
 import signal
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import docker
 import pytest
 
 from forge_standin import create_bare_repo, push_payload
+from helpers.processes import pid_alive
 from helpers.rows import sql
 from helpers.stack import Stack, wait_for_statuses
 from helpers.waiting import wait_until
@@ -88,24 +88,15 @@ def test_killed_runner_kills_its_orphaned_step_when_it_restarts(stack, github, t
         wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the pid")
         step_pid = int(pid_file.read_text())
         stack.stop("doomed", signal.SIGKILL)
-        assert alive(step_pid)  # orphaned: nothing stopped it
+        assert pid_alive(step_pid)  # orphaned: nothing stopped it
         stack.restart_runner("doomed")
-        wait_until(lambda: not alive(step_pid), what="the leftover step killed")
+        wait_until(lambda: not pid_alive(step_pid), what="the leftover step killed")
         assert f"killed the leftover steps' process groups {step_pid}" in stack.log("doomed")
         final = finished_once(stack, github, sha)
     finally:
-        if step_pid and alive(step_pid):
+        if step_pid and pid_alive(step_pid):
             os.kill(step_pid, signal.SIGKILL)
     assert (final["job"]["state"], final["job"]["attempt"]) == ("success", 2)
-
-
-def alive(pid: int) -> bool:
-    """Whether the process runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_killed_docker_runner_removes_its_container_when_it_restarts(

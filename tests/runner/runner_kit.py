@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpers.processes import pid_alive
 from labci_runner.executors.base import ExecutionContext, StepResult
 from labci_runner.logs import LogSink
 from labci_spec import Job, JobInstance
@@ -84,15 +85,6 @@ def make_context(
         report_step=recorder.report_step,
         github=github or {},
     )
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` is a live process (a zombie counts as dead)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def wait_gone(pid: int, within_s: float = 2.0) -> bool:
